@@ -1,0 +1,3 @@
+from zhouyi.cli import main
+
+raise SystemExit(main())

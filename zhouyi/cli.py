@@ -1,0 +1,244 @@
+"""`zhouyi` command line: one small function per verb (parse, call, print, exit code).
+
+SPEC is a spec file path or a packaged preset name everywhere. User errors exit 2 with a message
+that names the field or file; a launched llamafactory-cli's exit code is passed through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from zhouyi import __version__
+from zhouyi.errors import UserError
+
+
+def _load(ref: str):
+    from zhouyi.spec import parse_spec, read_spec_source
+
+    text, where = read_spec_source(ref)
+    return parse_spec(text, where), text, where
+
+
+def _ctx(run_dir: Path):
+    from zhouyi.render import RenderContext
+
+    return RenderContext(Path.cwd(), run_dir)
+
+
+# ------------------------------------------------------------------ verbs
+
+
+def cmd_presets(args) -> int:
+    from zhouyi.spec import load_spec, preset_names
+
+    for name in preset_names():
+        print(f"{name:16} {load_spec(name).description}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from zhouyi.spec import spec_to_yaml
+
+    spec, _, _ = _load(args.spec)
+    print(spec_to_yaml(spec), end="")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from zhouyi.spec import JobSpec
+
+    print(json.dumps(JobSpec.model_json_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_render(args) -> int:
+    from zhouyi.render import render
+    from zhouyi.runs import write_files
+
+    spec, _, _ = _load(args.spec)
+    out = Path(args.output or Path("rendered") / spec.name).resolve()
+    files = render(spec, _ctx(out))
+    write_files(out, files)
+    for name in files:
+        print(out / name)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from zhouyi.validate import validate_specs
+
+    reports = validate_specs(args.specs, Path.cwd())
+    if args.json:
+        print(json.dumps([r.to_json() for r in reports], indent=2, ensure_ascii=False))
+    else:
+        for report in reports:
+            print(f"{'ok  ' if report.ok else 'FAIL'} {report.spec}")
+            for p in report.problems:
+                print(f"  {p.level}: {p.where}: {p.message}")
+    return 0 if all(r.ok for r in reports) else 2
+
+
+def cmd_register(args) -> int:
+    spec, _, _ = _load(args.spec)
+    _register(spec, args.force)
+    return 0
+
+
+def _register(spec, force: bool) -> None:
+    from zhouyi.registry import merge_entries
+    from zhouyi.render import DATASET_INFO, dataset_entries
+
+    path = _ctx(Path.cwd()).resolve(spec.data.dataset_dir) / DATASET_INFO
+    result = merge_entries(path, dataset_entries(spec), force=force)
+    what = ", ".join(f"{k}: {', '.join(v)}" for k, v in
+                     (("added", result.added), ("updated", result.updated), ("unchanged", result.unchanged)) if v)
+    print(f"registry {path}: {what or 'nothing to register'}")
+
+
+def cmd_tiny_model(args) -> int:
+    from zhouyi.tiny import build_tiny_model, corpus_from_alpaca
+
+    corpus_file = Path(args.corpus)
+    corpus = corpus_from_alpaca(corpus_file) if corpus_file.is_file() else None
+    out = build_tiny_model(Path(args.dir), corpus, seed=args.seed)
+    print(f"tiny model written to {out} (corpus: {corpus_file if corpus else 'built-in'})")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from zhouyi import launch
+    from zhouyi.render import TRAIN_DIR, render
+    from zhouyi.runs import new_run_dir, write_files, write_manifest
+
+    spec, text, where = _load(args.spec)
+    if args.dry_run:
+        print("dry run: the registry is left as it is")
+    else:
+        _register(spec, args.force)
+    run_dir = new_run_dir(spec, Path.cwd())
+    ctx = _ctx(run_dir)
+    files = render(spec, ctx)
+    write_files(run_dir, files)
+    cmd = launch.build(spec, "train", run_dir, node_rank=args.node_rank)
+    write_manifest(run_dir, spec, text, where, ctx, files, cmd)
+    if args.dry_run:
+        print(f"dry run: rendered files in {run_dir}\nrun: {cmd.shell()}")
+        return 0
+    code = launch.run(cmd)
+    print(f"{'trained' if code == 0 else f'training failed (exit {code})'}: {run_dir / TRAIN_DIR}")
+    return code
+
+
+def _run_for(args) -> tuple[object, Path]:
+    """The spec recorded in --run DIR, or the latest finished run of SPEC."""
+    from zhouyi.runs import check_run, latest_trained_run, read_manifest
+    from zhouyi.spec import spec_from_dict
+
+    if args.run:
+        run_dir = check_run(Path(args.run))
+    else:
+        spec, _, _ = _load(args.spec)
+        run_dir = latest_trained_run(spec, Path.cwd())
+    return spec_from_dict(read_manifest(run_dir)["spec"], str(run_dir)), run_dir
+
+
+def cmd_chat(args) -> int:
+    from zhouyi import launch
+
+    spec, run_dir = _run_for(args)
+    cmd = launch.build(spec, "chat", run_dir)
+    if args.dry_run:
+        print(f"run: {cmd.shell()}")
+        return 0
+    for message in args.message or []:
+        if not message.strip():
+            raise UserError("--message is empty; say what the dream was, e.g. -m '梦见蛇是什么意思'")
+    stdin = "".join(m.replace("\n", " ") + "\n" for m in args.message) + "exit\n" if args.message else None
+    return launch.run(cmd, stdin_text=stdin)
+
+
+def cmd_export(args) -> int:
+    from zhouyi import launch
+    from zhouyi.runs import ensure_empty_target
+
+    spec, run_dir = _run_for(args)
+    cmd = launch.build(spec, "export", run_dir)
+    if args.dry_run:
+        print(f"run: {cmd.shell()}")
+        return 0
+    target = run_dir / spec.export.export_dir
+    ensure_empty_target(target, args.force)
+    code = launch.run(cmd)
+    print(f"{'exported' if code == 0 else f'export failed (exit {code})'}: {target}")
+    return code
+
+
+# ------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zhouyi",
+        description="Typed specs -> LLaMA-Factory configs -> llamafactory-cli. SPEC is a spec file or a preset name.",
+    )
+    parser.add_argument("--version", action="version", version=f"zhouyi {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name, func, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    verb("presets", cmd_presets, "list the packaged specs")
+    verb("show", cmd_show, "print the resolved spec (every default filled in)").add_argument("spec")
+    verb("schema", cmd_schema, "print the spec's JSON Schema (for editors)")
+
+    p = verb("render", cmd_render, "write the LLaMA-Factory files for SPEC")
+    p.add_argument("spec")
+    p.add_argument("-o", "--output", help="folder to write into (default: rendered/<name>)")
+
+    p = verb("validate", cmd_validate, "check specs, their rendered configs (llamafactory's parser) and data")
+    p.add_argument("specs", nargs="+", metavar="spec")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+
+    p = verb("register", cmd_register, "merge the spec's datasets into <dataset_dir>/dataset_info.json")
+    p.add_argument("spec")
+    p.add_argument("--force", action="store_true", help="repoint an existing entry of the same name")
+
+    p = verb("tiny-model", cmd_tiny_model, "build the tiny random Qwen2 model used by the demo and tests")
+    p.add_argument("dir")
+    p.add_argument("--corpus", default="data/zhougong_demo.json", help="alpaca JSON to train the tokenizer on")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = verb("train", cmd_train, "train SPEC in a new run directory with llamafactory-cli train")
+    p.add_argument("spec")
+    p.add_argument("--dry-run", action="store_true", help="render and print the command; run nothing")
+    p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
+    p.add_argument("--node-rank", type=int, default=None, help="this node's rank in a multi-node job")
+
+    p = verb("chat", cmd_chat, "chat with a trained run (llamafactory-cli chat)")
+    p.add_argument("spec")
+    p.add_argument("--run", help="run directory (default: the latest finished run of SPEC)")
+    p.add_argument("-m", "--message", action="append", help="send this message and exit (repeatable)")
+    p.add_argument("--dry-run", action="store_true")
+
+    p = verb("export", cmd_export, "merge a run's adapter into full weights (llamafactory-cli export)")
+    p.add_argument("spec")
+    p.add_argument("--run", help="run directory (default: the latest finished run of SPEC)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty export folder")
+    p.add_argument("--dry-run", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"zhouyi: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,21 @@
+"""User-facing errors: one exception type the CLI turns into a clear message and exit code 2."""
+
+from __future__ import annotations
+
+USER_ERROR_EXIT = 2
+
+
+class UserError(Exception):
+    """Something the user can fix (bad spec, missing file, refused overwrite): exit 2, no traceback."""
+
+    exit_code = USER_ERROR_EXIT
+
+
+class SpecError(UserError):
+    """Every problem found in one spec, each as (field path, message), reported together."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        lines = [f"spec error at '{path}': {msg}" if path else f"spec error: {msg}" for path, msg in problems]
+        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join("  " + line for line in lines))

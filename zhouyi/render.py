@@ -1,0 +1,145 @@
+"""Spec -> rendered LLaMA-Factory files ({file name: text}). Pure: no I/O beyond reading templates.
+
+Every path in the output is absolute (relative spec paths resolve against `base_dir`, run outputs
+land in `run_dir`), so a rendered file works from any working directory.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from zhouyi.spec import DatasetEntry, JobSpec
+from zhouyi.yamlsafe import yaml_value
+
+TRAIN_DIR = "train"  # inside the run dir: LLaMA-Factory's output_dir (adapter, checkpoints, logs)
+PREDICT_DIR = "predict"
+DATASET_INFO = "dataset_info.json"
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    base_dir: Path  # what relative spec paths (model, dataset_dir) are relative to
+    run_dir: Path  # where this run's outputs go
+
+    def resolve(self, path: str) -> Path:
+        return (self.base_dir / path) if not Path(path).is_absolute() else Path(path)
+
+
+def templates_dir() -> Path:
+    """Templates ship inside the wheel (zhouyi/templates); a source checkout keeps them at the top level."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "templates"
+    return packaged if packaged.is_dir() else here.parent / "templates"
+
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["y"] = yaml_value
+    return env
+
+
+def model_path(spec: JobSpec, ctx: RenderContext) -> str:
+    if spec.model.source == "local":
+        return str(ctx.resolve(spec.model.model_name_or_path))
+    return spec.model.model_name_or_path
+
+
+def method_keys(spec: JobSpec) -> dict[str, object]:
+    """The LLaMA-Factory method keys (qlora is LoRA plus model-side quantization keys)."""
+    m = spec.method
+    if m.finetuning_type in ("lora", "qlora"):
+        keys = {"finetuning_type": "lora", "lora_rank": m.lora_rank}
+        if m.lora_alpha is not None:
+            keys["lora_alpha"] = m.lora_alpha
+        return {**keys, "lora_dropout": m.lora_dropout, "lora_target": m.lora_target}
+    if m.finetuning_type == "freeze":
+        return {
+            "finetuning_type": "freeze",
+            "freeze_trainable_layers": m.freeze_trainable_layers,
+            "freeze_trainable_modules": m.freeze_trainable_modules,
+        }
+    return {"finetuning_type": "full"}
+
+
+def dataset_entry(entry: DatasetEntry) -> dict[str, object]:
+    """A dataset_info.json entry with the *whole* column map (a partial map nulls the rest).
+
+    `file_name` stays as the spec gives it: LLaMA-Factory joins it onto `dataset_dir`.
+    """
+    cols = {k: v for k, v in entry.resolved_columns.model_dump().items() if v is not None}
+    return {"file_name": entry.file_name, "formatting": entry.formatting, "columns": cols}
+
+
+def dataset_entries(spec: JobSpec) -> dict[str, dict[str, object]]:
+    """The entries this spec registers: those that name a file (the rest must be registered already)."""
+    return {d.name: dataset_entry(d) for d in spec.data.datasets if d.file_name is not None}
+
+
+def deepspeed_file_name(spec: JobSpec) -> str | None:
+    stage = spec.launch.deepspeed
+    return None if stage == "none" else f"ds_{stage}.json"
+
+
+def render(spec: JobSpec, ctx: RenderContext) -> dict[str, str]:
+    """All files for one run: train/predict/infer/export YAML, DeepSpeed JSON, dataset_info entries."""
+    run = ctx.run_dir
+    adapter = str(run / TRAIN_DIR) if spec.method.finetuning_type in ("lora", "qlora") else None
+    ds_name = deepspeed_file_name(spec)
+    values = {
+        "spec": spec,
+        "model": spec.model,
+        "train": spec.train,
+        "infer": spec.infer,
+        "export": spec.export,
+        "overrides": spec.overrides,
+        "method_keys": method_keys(spec),
+        "quantization": (
+            {"bit": spec.method.quantization_bit, "method": spec.method.quantization_method}
+            if spec.method.finetuning_type == "qlora"
+            else None
+        ),
+        "train_datasets": ",".join(spec.data.names("train")),
+        "eval_datasets": ",".join(spec.data.names("eval")),
+        "dataset_dir": str(ctx.resolve(spec.data.dataset_dir)),
+        "train_dir": str(run / TRAIN_DIR),
+        "predict_dir": str(run / PREDICT_DIR),
+        "export_dir": str(run / spec.export.export_dir),
+        "deepspeed_file": str(run / ds_name) if ds_name else None,
+    }
+    base = {**values, "model_path": model_path(spec, ctx), "adapter_dir": None}
+    # Later verbs load the tuned model: base + adapter, or for full/freeze tuning the saved weights.
+    tuned = {**base, "adapter_dir": adapter} if adapter else {**base, "model_path": str(run / TRAIN_DIR)}
+    files = {
+        "train.yaml": _render_yaml("train.yaml.j2", base),
+        "infer.yaml": _render_yaml("infer.yaml.j2", tuned),
+        "export.yaml": _render_yaml("export.yaml.j2", tuned),
+    }
+    if values["eval_datasets"]:
+        files["predict.yaml"] = _render_yaml("predict.yaml.j2", tuned)
+    if ds_name:
+        stage = spec.launch.deepspeed.split("_")[0]
+        text = _env().get_template(f"deepspeed/ds_{stage}.json.j2").render(offload="offload" in spec.launch.deepspeed)
+        files[ds_name] = json.dumps(json.loads(text), indent=2) + "\n"
+    entries = dataset_entries(spec)
+    if entries:
+        files[DATASET_INFO] = json.dumps(entries, ensure_ascii=False, indent=2) + "\n"
+    return files
+
+
+def _render_yaml(template: str, values: dict[str, object]) -> str:
+    text = _env().get_template(template).render(**values)
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"

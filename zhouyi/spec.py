@@ -1,0 +1,385 @@
+"""The typed job spec: one YAML file (or a packaged preset) describing a whole fine-tuning job.
+
+Key names follow LLaMA-Factory's wherever one exists, so a user who knows LLaMA-Factory reads a
+spec without a dictionary. Extra keys are forbidden and types are strict, because LLaMA-Factory
+itself does not type-check YAML values (``lora_rank: "eight"`` would pass its parser).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import types
+import typing
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from zhouyi.errors import SpecError, UserError
+from zhouyi.yamlio import load_yaml_text
+
+Scalar = Union[str, int, float, bool, None]
+OverrideValue = Union[Scalar, list[Scalar], dict[str, Scalar]]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+DEEPSPEED_STAGES = ("none", "zero0", "zero2", "zero3", "zero2_offload", "zero3_offload")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ModelSpec(Strict):
+    """Which base model, where it comes from, and how its chat turns are formatted."""
+
+    model_name_or_path: str = Field(min_length=1)
+    source: Literal["modelscope", "huggingface", "local"] = "modelscope"
+    model_revision: str = "main"
+    template: str = Field(min_length=1, description="LLaMA-Factory chat template; `qwen` for Qwen2.5-Instruct")
+    default_system: str | None = Field(None, description="the persona: system prompt used when a row has none")
+    trust_remote_code: bool = True
+
+
+class Columns(Strict):
+    """LLaMA-Factory's column map. zhouyi always writes the whole map (a partial one drops defaults)."""
+
+    prompt: str | None = None
+    query: str | None = None
+    response: str | None = None
+    history: str | None = None
+    system: str | None = None
+    messages: str | None = None
+    tools: str | None = None
+
+
+ALPACA_COLUMNS = Columns(prompt="instruction", query="input", response="output")
+SHAREGPT_COLUMNS = Columns(messages="conversations", system="system", tools="tools")
+
+
+class DatasetEntry(Strict):
+    """One dataset. With ``file_name`` zhouyi registers it; without, it must already be registered."""
+
+    name: Name
+    file_name: str | None = None
+    formatting: Literal["alpaca", "sharegpt"] = "alpaca"
+    columns: Columns | None = None
+    split: Literal["train", "eval"] = "train"
+
+    @model_validator(mode="after")
+    def _columns_fit_formatting(self) -> DatasetEntry:
+        cols = self.resolved_columns
+        needed = ("prompt", "response") if self.formatting == "alpaca" else ("messages",)
+        missing = [c for c in needed if getattr(cols, c) is None]
+        if missing:
+            raise ValueError(f"{self.formatting} data needs columns {missing} mapped")
+        return self
+
+    @property
+    def resolved_columns(self) -> Columns:
+        if self.columns is not None:
+            return self.columns
+        return ALPACA_COLUMNS if self.formatting == "alpaca" else SHAREGPT_COLUMNS
+
+
+class DataSpec(Strict):
+    dataset_dir: str = "data"
+    datasets: list[DatasetEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_and_trainable(self) -> DataSpec:
+        names = [d.name for d in self.datasets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"dataset names must be unique; repeated: {dupes}")
+        if not any(d.split == "train" for d in self.datasets):
+            raise ValueError("at least one dataset needs split: train")
+        return self
+
+    def names(self, split: str) -> list[str]:
+        return [d.name for d in self.datasets if d.split == split]
+
+
+class LoraMethod(Strict):
+    finetuning_type: Literal["lora"] = "lora"
+    lora_rank: Annotated[int, Field(gt=0)] = 8
+    lora_alpha: Annotated[int, Field(gt=0)] | None = None
+    lora_dropout: Fraction = 0.0
+    lora_target: str = "all"
+
+
+class QLoraMethod(LoraMethod):
+    """LoRA on a quantized base model (rendered as ``finetuning_type: lora`` + ``quantization_bit``)."""
+
+    finetuning_type: Literal["qlora"] = "qlora"  # type: ignore[assignment]
+    quantization_bit: Literal[4, 8] = 4
+    quantization_method: Literal["bnb", "hqq", "eetq"] = "bnb"
+
+
+class FullMethod(Strict):
+    finetuning_type: Literal["full"] = "full"
+
+
+class FreezeMethod(Strict):
+    finetuning_type: Literal["freeze"] = "freeze"
+    freeze_trainable_layers: int = 2
+    freeze_trainable_modules: str = "all"
+
+
+Method = Annotated[
+    Union[LoraMethod, QLoraMethod, FullMethod, FreezeMethod], Field(discriminator="finetuning_type")
+]
+
+
+class TrainSpec(Strict):
+    stage: Literal["sft"] = "sft"
+    num_train_epochs: Annotated[float, Field(gt=0)] = 3.0
+    max_steps: Annotated[int, Field(gt=0)] | None = None
+    learning_rate: Annotated[float, Field(gt=0, lt=1)] = 1.0e-4
+    lr_scheduler_type: Literal[
+        "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+        "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay",
+    ] = "cosine"
+    warmup_ratio: Fraction = 0.1
+    cutoff_len: Annotated[int, Field(gt=0)] = 1024
+    per_device_train_batch_size: Annotated[int, Field(gt=0)] = 1
+    gradient_accumulation_steps: Annotated[int, Field(gt=0)] = 8
+    precision: Literal["bf16", "fp16", "fp32"] = "bf16"
+    logging_steps: Annotated[int, Field(gt=0)] = 10
+    save_steps: Annotated[int, Field(gt=0)] = 500
+    val_size: Fraction = 0.0
+    per_device_eval_batch_size: Annotated[int, Field(gt=0)] = 1
+    seed: int = 42
+    max_samples: Annotated[int, Field(gt=0)] | None = None
+    preprocessing_num_workers: Annotated[int, Field(gt=0)] | None = None
+    plot_loss: bool = True
+    report_to: Literal["none", "tensorboard", "wandb", "swanlab"] = "none"
+
+
+class InferSpec(Strict):
+    infer_backend: Literal["huggingface", "vllm", "sglang"] = "huggingface"
+    max_new_tokens: Annotated[int, Field(gt=0)] = 512
+    do_sample: bool = True
+    temperature: Annotated[float, Field(gt=0)] = 0.95
+    top_p: Annotated[float, Field(gt=0, le=1)] = 0.7
+    top_k: Annotated[int, Field(gt=0)] = 50
+    repetition_penalty: Annotated[float, Field(gt=0)] = 1.0
+
+
+class ExportSpec(Strict):
+    export_dir: str = Field("merged", description="relative paths land inside the run directory")
+    export_size: Annotated[int, Field(gt=0)] = 2
+    export_device: Literal["cpu", "auto"] = "cpu"
+    export_legacy_format: bool = False
+
+
+class LaunchSpec(Strict):
+    """Where training runs. Multi-node details grow in a later issue; the fields exist now."""
+
+    device: Literal["cuda", "cpu"] = "cuda"
+    gpus: list[Annotated[int, Field(ge=0)]] | None = None
+    nproc_per_node: Annotated[int, Field(gt=0)] | None = None
+    nnodes: Annotated[int, Field(gt=0)] = 1
+    node_rank: Annotated[int, Field(ge=0)] = 0
+    master_addr: str | None = None
+    master_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    deepspeed: Literal[DEEPSPEED_STAGES] = "none"  # type: ignore[valid-type]
+    force_torchrun: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LaunchSpec:
+        if self.device == "cpu" and self.gpus:
+            raise ValueError("gpus listed but device is cpu")
+        if self.gpus is not None and len(set(self.gpus)) != len(self.gpus):
+            raise ValueError(f"gpus has repeated ids: {self.gpus}")
+        if self.gpus and self.nproc_per_node and self.nproc_per_node > len(self.gpus):
+            raise ValueError(f"nproc_per_node={self.nproc_per_node} is more than the {len(self.gpus)} gpus listed")
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank={self.node_rank} must be below nnodes={self.nnodes}")
+        if self.nnodes > 1 and (self.master_addr is None or self.master_port is None):
+            raise ValueError("nnodes > 1 needs master_addr and a fixed master_port")
+        return self
+
+    @property
+    def processes_per_node(self) -> int:
+        return self.nproc_per_node or (len(self.gpus) if self.gpus else 1)
+
+    @property
+    def distributed(self) -> bool:
+        return self.force_torchrun or self.deepspeed != "none" or self.processes_per_node > 1 or self.nnodes > 1
+
+
+class OutputSpec(Strict):
+    runs_dir: str = "runs"
+    run_name: Name | None = None
+
+
+class JobSpec(Strict):
+    """A whole job: model, data, method, training, inference, export, launch and output."""
+
+    name: Name
+    description: str = ""
+    model: ModelSpec
+    data: DataSpec
+    method: Method = Field(default_factory=LoraMethod)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    infer: InferSpec = Field(default_factory=InferSpec)
+    export: ExportSpec = Field(default_factory=ExportSpec)
+    launch: LaunchSpec = Field(default_factory=LaunchSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    overrides: dict[str, OverrideValue] = Field(
+        default_factory=dict, description="any other LLaMA-Factory key, validated by its own parser"
+    )
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> JobSpec:
+        if self.launch.device == "cpu" and self.train.precision != "fp32":
+            raise ValueError(f"train.precision: {self.train.precision} needs a GPU but launch.device is cpu; use fp32")
+        taken = {key: managed_keys()[key] for key in self.overrides if key in managed_keys()}
+        if taken:
+            where = ", ".join(f"'{k}' (set it with {v})" for k, v in taken.items())
+            raise ValueError(f"overrides may not set keys zhouyi renders from the spec: {where}")
+        return self
+
+    @property
+    def run_name(self) -> str:
+        return self.output.run_name or self.name
+
+
+_SECTIONS = {"model": ModelSpec, "train": TrainSpec, "infer": InferSpec, "export": ExportSpec,
+             "method": QLoraMethod, "freeze": FreezeMethod}
+_OTHER_MANAGED = {
+    "dataset": "data.datasets", "eval_dataset": "data.datasets", "dataset_dir": "data.dataset_dir",
+    "output_dir": "output.runs_dir", "do_train": "the verb", "do_predict": "the verb", "bf16": "train.precision",
+    "fp16": "train.precision", "deepspeed": "launch.deepspeed", "adapter_name_or_path": "--run",
+    "overwrite_output_dir": "the run directory", "predict_with_generate": "the verb",
+}
+
+
+@functools.cache
+def managed_keys() -> dict[str, str]:
+    """LLaMA-Factory keys zhouyi renders from spec fields, each with the spec field that sets it."""
+    keys = {f: f"{sec if sec != 'freeze' else 'method'}.{f}" for sec, cls in _SECTIONS.items() for f in cls.model_fields}
+    return {**keys, **_OTHER_MANAGED}
+
+
+# ---------------------------------------------------------------- loading
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[: -len(".yaml")] for p in _presets_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def _presets_dir():
+    return resources.files("zhouyi") / "presets"
+
+
+def read_spec_source(ref: str) -> tuple[str, str]:
+    """Return (text, where) for a spec file path or a packaged preset name."""
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") or path.exists() or "/" in ref:
+        if not path.is_file():
+            hint = f"; packaged presets: {', '.join(preset_names())}"
+            raise UserError(f"spec file not found: {ref}{hint}")
+        return path.read_text(encoding="utf-8"), str(path)
+    preset = _presets_dir() / f"{ref}.yaml"
+    if not preset.is_file():
+        close = difflib.get_close_matches(ref, preset_names(), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UserError(f"no spec file or preset named '{ref}'{hint}; presets: {', '.join(preset_names())}")
+    return preset.read_text(encoding="utf-8"), f"preset:{ref}"
+
+
+def load_spec(ref: str) -> JobSpec:
+    text, where = read_spec_source(ref)
+    return parse_spec(text, where)
+
+
+def parse_spec(text: str, where: str = "<spec>") -> JobSpec:
+    try:
+        data = load_yaml_text(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{where}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError(where, [("", f"the spec must be a YAML mapping, got {type(data).__name__}")])
+    return spec_from_dict(data, where)
+
+
+def spec_from_dict(data: dict[str, Any], where: str = "<spec>") -> JobSpec:
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(where, [_describe(err) for err in exc.errors()]) from None
+
+
+_METHOD_TAGS = ("lora", "qlora", "full", "freeze")
+
+
+def _describe(err: dict[str, Any]) -> tuple[str, str]:
+    loc = [part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-after"))]
+    shown = [p for i, p in enumerate(loc) if not (i == 1 and loc[0] == "method" and p in _METHOD_TAGS)]
+    path = ".".join(str(p) for p in shown)
+    if err["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        known = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        home = managed_keys().get(key)
+        if close:
+            hint = f"; did you mean '{close[0]}'?"
+        elif home and "." in home:
+            hint = f"; '{key}' belongs at '{home}'"
+        else:
+            hint = f"; known keys: {', '.join(known)}" if known else ""
+        return path, f"unknown key{hint}"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] in ("literal_error", "union_tag_invalid") or "input" not in err:
+        return path, msg
+    return path, f"{msg} (got {err['input']!r})"
+
+
+def _fields_at(loc: list[Any]) -> list[str]:
+    """Field names of the model found by walking `loc` from JobSpec (for did-you-mean hints)."""
+    model: Any = JobSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        model = _unwrap(model)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(part)
+            if field is None:
+                return []
+            model = field.annotation
+        else:  # a discriminated union: the loc names the chosen member's tag
+            members = [m for m in typing.get_args(model) if isinstance(m, type) and issubclass(m, BaseModel)]
+            model = next((m for m in members if m.model_fields["finetuning_type"].default == part), None)
+    model = _unwrap(model)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin is list:
+            tp = typing.get_args(tp)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        else:
+            return tp
+
+
+def spec_to_yaml(spec: JobSpec) -> str:
+    """The resolved spec (every default filled in) as YAML, for `zhouyi show` and manifests."""
+    return yaml.safe_dump(
+        spec.model_dump(mode="json"), allow_unicode=True, sort_keys=False, default_flow_style=False, width=100
+    )
+

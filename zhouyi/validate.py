@@ -1,0 +1,169 @@
+"""`zhouyi validate`: the spec, the rendered configs (by llamafactory's own parser) and the data, all at once.
+
+No GPU and no model download: configs are parsed in one subprocess (see lf_check.py) for all specs
+together, so llamafactory is imported once and the files are parsed in parallel.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from zhouyi.errors import SpecError, UserError
+from zhouyi.registry import read_registry
+from zhouyi.render import DATASET_INFO, RenderContext, dataset_entries, render
+from zhouyi.spec import JobSpec, load_spec
+
+PARSE_KINDS = {"train.yaml": "train", "predict.yaml": "train", "infer.yaml": "infer", "export.yaml": "infer"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str  # a spec field path, a rendered file, or a data file
+    message: str
+    level: str = "error"  # or "warning": reported, does not fail validation
+
+
+@dataclass
+class Report:
+    spec: str
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.level == "error" for p in self.problems)
+
+    def to_json(self) -> dict:
+        return {"spec": self.spec, "ok": self.ok, "problems": [asdict(p) for p in self.problems]}
+
+
+def validate_specs(refs: list[str], base_dir: Path) -> list[Report]:
+    reports: list[Report] = []
+    jobs: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="zhouyi-validate-") as tmp:
+        for i, ref in enumerate(refs):
+            report = Report(ref, [])
+            reports.append(report)
+            try:
+                spec = load_spec(ref)
+            except SpecError as exc:
+                report.problems += [Problem(path or "spec", msg) for path, msg in exc.problems]
+                continue
+            except UserError as exc:
+                report.problems.append(Problem("spec", str(exc)))
+                continue
+            run_dir = Path(tmp) / str(i)
+            run_dir.mkdir()
+            files = render(spec, RenderContext(base_dir, run_dir))
+            for name, text in files.items():
+                (run_dir / name).write_text(text, encoding="utf-8")
+                if name in PARSE_KINDS:
+                    jobs.append({"id": f"{i}/{name}", "kind": PARSE_KINDS[name], "path": str(run_dir / name)})
+            report.problems += check_data(spec, base_dir)
+            report.problems += check_deepspeed(files)
+        if jobs:
+            for job_id, errors in parse_with_llamafactory(jobs).items():
+                index, name = job_id.split("/", 1)
+                reports[int(index)].problems += [Problem(f"{name} (llamafactory)", e) for e in errors]
+    return reports
+
+
+def parse_with_llamafactory(jobs: list[dict]) -> dict[str, list[str]]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "zhouyi.lf_check"],
+        input=json.dumps(jobs), capture_output=True, text=True, timeout=600,
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        tail = (proc.stderr or "").strip().splitlines()[-5:]
+        raise UserError("could not run llamafactory's parser (is llamafactory installed?):\n  " + "\n  ".join(tail))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def check_deepspeed(files: dict[str, str]) -> list[Problem]:
+    problems = []
+    for name, text in files.items():
+        if name.startswith("ds_"):
+            config = json.loads(text)
+            if "zero_optimization" not in config:
+                problems.append(Problem(name, "DeepSpeed config has no zero_optimization section"))
+    return problems
+
+
+def check_data(spec: JobSpec, base_dir: Path) -> list[Problem]:
+    """Every dataset registered (or registrable), its file present and parseable, its columns present."""
+    ctx = RenderContext(base_dir, base_dir)
+    dataset_dir = ctx.resolve(spec.data.dataset_dir)
+    registry_path = dataset_dir / DATASET_INFO
+    try:
+        registry = read_registry(registry_path)
+    except UserError as exc:
+        return [Problem(str(registry_path), str(exc))]
+    ours = dataset_entries(spec)
+    problems = []
+    for entry in spec.data.datasets:
+        where = f"data.datasets[{entry.name}]"
+        registered = registry.get(entry.name)
+        if entry.name in ours:
+            if registered and registered.get("file_name") != entry.file_name:
+                problems.append(Problem(where, f"{registry_path} already maps '{entry.name}' to "
+                                        f"{registered.get('file_name')!r}; rename it or register with --force"))
+            info = ours[entry.name]
+        elif registered is None:
+            problems.append(Problem(where, f"dataset '{entry.name}' is not registered in {registry_path} and the spec "
+                                    "gives no file_name; add file_name to the spec or register it"))
+            continue
+        else:
+            info = registered
+        if "file_name" not in info:
+            continue  # a hub dataset: nothing local to check
+        problems += check_rows(dataset_dir / info["file_name"], info)
+    return problems
+
+
+def check_rows(path: Path, info: dict) -> list[Problem]:
+    """Parse an alpaca/sharegpt JSON or JSONL file and check that the mapped columns are in its rows."""
+    if not path.is_file():
+        return [Problem(str(path), "data file not found; create it (e.g. `make data`) or fix file_name")]
+    try:
+        rows = load_rows(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return [Problem(str(path), f"cannot read rows: {exc}")]
+    if not rows:
+        return [Problem(str(path), "no rows")]
+    columns = info.get("columns") or {}
+    formatting = info.get("formatting", "alpaca")
+    problems = []
+    for role, column in columns.items():
+        missing = [i for i, row in enumerate(rows) if not isinstance(row, dict) or column not in row]
+        if missing:
+            problems.append(Problem(str(path), f"column '{column}' ({role}) missing in {len(missing)} of {len(rows)} "
+                                    f"rows (first: row {missing[0]}); fix the rows or the spec's columns map"))
+    if formatting == "alpaca" and columns.get("response"):
+        empty = sum(1 for row in rows if isinstance(row, dict) and not str(row.get(columns["response"]) or "").strip())
+        if empty:
+            problems.append(Problem(str(path), f"{empty} of {len(rows)} rows have an empty response", "warning"))
+    return problems
+
+
+def load_rows(path: Path) -> list:
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix == ".jsonl":
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"line {n}: not valid JSON ({exc.msg})") from None
+        return rows
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"line {exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, list):
+        raise ValueError(f"expected a JSON list of rows, got {type(data).__name__}")
+    return data

@@ -1,0 +1,32 @@
+"""Render any value as one YAML flow node that reads back identical, whatever characters it holds."""
+
+from __future__ import annotations
+
+import math
+
+import yaml
+
+_INF = float("inf")
+
+
+def yaml_value(value) -> str:
+    """A single-line YAML node for `value` (plain when that is safe, double-quoted otherwise).
+
+    Strings with `: `, `#`, quotes, newlines, `{{`, leading indicators, `yes`/`no`/`null`-alikes or
+    non-ASCII all come back unchanged through `yaml.safe_load` and OmegaConf (what LLaMA-Factory uses).
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"cannot render non-finite number {value!r}")
+    if isinstance(value, str):
+        plain = _dump(value, style=None)
+        if "\n" not in plain and yaml.safe_load(plain) == value:
+            return plain
+        return _dump(value, style='"')
+    return _dump(value, style=None)
+
+
+def _dump(value, style) -> str:
+    text = yaml.safe_dump(
+        value, default_style=style, default_flow_style=True, allow_unicode=True, width=_INF, sort_keys=False
+    )
+    return text.removesuffix("\n...\n").removesuffix("\n")
