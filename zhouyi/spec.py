@@ -234,16 +234,6 @@ class JobSpec(Strict):
         default_factory=dict, description="any other LLaMA-Factory key, validated by its own parser"
     )
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> JobSpec:
-        if self.launch.device == "cpu" and self.train.precision != "fp32":
-            raise ValueError(f"train.precision: {self.train.precision} needs a GPU but launch.device is cpu; use fp32")
-        taken = {key: managed_keys()[key] for key in self.overrides if key in managed_keys()}
-        if taken:
-            where = ", ".join(f"'{k}' (set it with {v})" for k, v in taken.items())
-            raise ValueError(f"overrides may not set keys zhouyi renders from the spec: {where}")
-        return self
-
     @property
     def run_name(self) -> str:
         return self.output.run_name or self.name
@@ -310,9 +300,24 @@ def parse_spec(text: str, where: str = "<spec>") -> JobSpec:
 
 def spec_from_dict(data: dict[str, Any], where: str = "<spec>") -> JobSpec:
     try:
-        return JobSpec.model_validate(data)
+        spec = JobSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(where, [_describe(err) for err in exc.errors()]) from None
+    problems = cross_field_problems(spec)
+    if problems:
+        raise SpecError(where, problems)
+    return spec
+
+
+def cross_field_problems(spec: JobSpec) -> list[tuple[str, str]]:
+    """Rules that span sections, each reported at the field to change."""
+    problems = []
+    if spec.launch.device == "cpu" and spec.train.precision != "fp32":
+        problems.append(("train.precision", f"{spec.train.precision} needs a GPU but launch.device is cpu; use fp32"))
+    for key in spec.overrides:
+        if key in managed_keys():
+            problems.append((f"overrides.{key}", f"zhouyi renders this key from the spec; set {managed_keys()[key]}"))
+    return problems
 
 
 _METHOD_TAGS = ("lora", "qlora", "full", "freeze")
@@ -335,7 +340,7 @@ def _describe(err: dict[str, Any]) -> tuple[str, str]:
             hint = f"; known keys: {', '.join(known)}" if known else ""
         return path, f"unknown key{hint}"
     msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] in ("literal_error", "union_tag_invalid") or "input" not in err:
+    if err["type"] in ("literal_error", "union_tag_invalid") or isinstance(err.get("input", {}), (dict, list)):
         return path, msg
     return path, f"{msg} (got {err['input']!r})"
 

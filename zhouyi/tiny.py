@@ -71,6 +71,7 @@ def build_tiny_model(out_dir: Path, corpus: list[str] | None = None, seed: int =
         num_key_value_heads=2,
         max_position_embeddings=4096,
         tie_word_embeddings=True,
+        initializer_range=0.2,  # larger than real models: LoRA can move its logits in a few steps
         bos_token_id=None,
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),

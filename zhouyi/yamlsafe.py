@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 
 import yaml
 
 _INF = float("inf")
+_NUMBER_LIKE = re.compile(r"^\s*[-+.0-9]")
 
 
 def yaml_value(value) -> str:
@@ -19,7 +21,8 @@ def yaml_value(value) -> str:
         raise ValueError(f"cannot render non-finite number {value!r}")
     if isinstance(value, str):
         plain = _dump(value, style=None)
-        if "\n" not in plain and yaml.safe_load(plain) == value:
+        # Number-like text is quoted: loaders disagree on it (OmegaConf reads `0E0` as a float).
+        if "\n" not in plain and not _NUMBER_LIKE.match(value) and yaml.safe_load(plain) == value:
             return plain
         return _dump(value, style='"')
     return _dump(value, style=None)

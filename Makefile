@@ -1,0 +1,54 @@
+# zhouyi: `make install` once, then `make demo` (whole pipeline on a tiny CPU model) and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+ZHOUYI := $(VENV)/bin/zhouyi
+SPEC   ?= zhougong-lora
+TINY   := models/tiny-qwen2
+ASK    ?= 梦见蛇是什么意思？
+
+.PHONY: install demo test test-fast lint validate register train chat export bench clean
+
+install:
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+
+$(TINY):
+	$(ZHOUYI) tiny-model $(TINY)
+
+## The tutorial's whole job on the tiny model: build it, register data, LoRA-train, export, chat once.
+demo: $(TINY)
+	$(ZHOUYI) train tiny-cpu
+	$(ZHOUYI) export tiny-cpu --force
+	$(ZHOUYI) chat tiny-cpu -m '$(ASK)'
+	@echo; echo "demo done: model $(TINY), runs in runs/ (adapter in train/, merged weights in merged/)"
+
+test:
+	$(PY) -m pytest -n 2 -q
+
+test-fast:
+	$(PY) -m pytest -q -m 'not slow'
+
+lint:
+	$(VENV)/bin/ruff check zhouyi tests bench
+
+validate:
+	$(ZHOUYI) validate tiny-cpu $(SPEC)
+
+register:
+	$(ZHOUYI) register $(SPEC)
+
+train:
+	$(ZHOUYI) train $(SPEC)
+
+chat:
+	$(ZHOUYI) chat $(SPEC)
+
+export:
+	$(ZHOUYI) export $(SPEC)
+
+bench: $(TINY)
+	$(PY) bench/bench_cli.py
+
+clean:
+	rm -rf runs rendered build dist *.egg-info

@@ -1,0 +1,106 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf
+
+from zhouyi.render import RenderContext, render
+from zhouyi.spec import load_spec, parse_spec, preset_names
+from zhouyi.yamlsafe import yaml_value
+
+GOLDEN = Path(__file__).parent / "golden"
+CTX = RenderContext(Path("/project"), Path("/project/runs/job-1"))
+UPDATE = os.environ.get("ZHOUYI_UPDATE_GOLDENS") == "1"
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_rendered_files_match_goldens(preset):
+    files = render(load_spec(preset), CTX)
+    folder = GOLDEN / preset
+    if UPDATE:
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            old.unlink()
+        for name, text in files.items():
+            (folder / name).write_text(text, encoding="utf-8")
+    assert sorted(files) == sorted(p.name for p in folder.iterdir()), "set ZHOUYI_UPDATE_GOLDENS=1 to refresh"
+    for name, text in files.items():
+        assert text == (folder / name).read_text(encoding="utf-8"), f"{preset}/{name} differs from its golden"
+
+
+def test_rendered_yaml_is_what_the_spec_says():
+    spec = load_spec("zhougong-lora")
+    files = render(spec, CTX)
+    train = yaml.safe_load(files["train.yaml"])
+    assert train["learning_rate"] == spec.train.learning_rate
+    assert train["dataset"] == "zhougong" and train["dataset_dir"] == "/project/data"
+    assert train["output_dir"] == "/project/runs/job-1/train" and train["bf16"] is True
+    assert train["default_system"] == spec.model.default_system
+    infer = yaml.safe_load(files["infer.yaml"])
+    assert infer["adapter_name_or_path"] == "/project/runs/job-1/train"
+    export = yaml.safe_load(files["export.yaml"])
+    assert export["export_dir"] == "/project/runs/job-1/merged"
+    info = json.loads(files["dataset_info.json"])
+    assert info["zhougong"]["columns"] == {"prompt": "instruction", "query": "input", "response": "output"}
+
+
+BASE = """
+name: t
+model: {model_name_or_path: m, template: qwen}
+data: {datasets: [{name: d, file_name: d.json}, {name: e, file_name: e.json, split: eval}]}
+"""
+
+
+def test_method_variants_render_lf_keys():
+    qlora = yaml.safe_load(render(parse_spec(BASE + "method: {finetuning_type: qlora}\n"), CTX)["train.yaml"])
+    assert qlora["finetuning_type"] == "lora" and qlora["quantization_bit"] == 4
+    full = render(parse_spec(BASE + "method: {finetuning_type: full}\n"), CTX)
+    infer = yaml.safe_load(full["infer.yaml"])
+    assert infer["model_name_or_path"] == "/project/runs/job-1/train" and "adapter_name_or_path" not in infer
+    freeze = yaml.safe_load(render(parse_spec(BASE + "method: {finetuning_type: freeze}\n"), CTX)["train.yaml"])
+    assert freeze["freeze_trainable_layers"] == 2
+
+
+def test_eval_split_gives_predict_yaml_and_deepspeed_gives_json():
+    files = render(parse_spec(BASE + "launch: {deepspeed: zero3_offload, gpus: [0, 1]}\n"), CTX)
+    predict = yaml.safe_load(files["predict.yaml"])
+    assert predict["eval_dataset"] == "e" and predict["predict_with_generate"] is True
+    train = yaml.safe_load(files["train.yaml"])
+    assert train["dataset"] == "d" and train["eval_dataset"] == "e"
+    assert train["deepspeed"] == "/project/runs/job-1/ds_zero3_offload.json"
+    ds = json.loads(files["ds_zero3_offload.json"])
+    assert ds["zero_optimization"]["stage"] == 3 and ds["zero_optimization"]["offload_param"]["device"] == "cpu"
+    assert ds["train_micro_batch_size_per_gpu"] == "auto"
+
+
+def test_overrides_are_rendered_last_and_typed():
+    files = render(parse_spec(BASE + "overrides: {neftune_noise_alpha: 5, enable_liger_kernel: true}\n"), CTX)
+    train = yaml.safe_load(files["train.yaml"])
+    assert train["neftune_noise_alpha"] == 5 and train["enable_liger_kernel"] is True
+
+
+TRICKY = st.one_of(
+    st.text(),
+    st.sampled_from(["a: b", "#c", "'q'", '"q"', "x\ny", "{{ t }}", "-", "- x", "*a", "&a", "!t", "yes", "No",
+                     "null", "~", "1e3", "0x1F", "  pad  ", "周文王：梦见", "???", "${x}", "|", ">", "@", "`", "%"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(TRICKY)
+def test_yaml_safe_filter_round_trips_any_string(value):
+    doc = f"key: {yaml_value(value)}  # comment\nnext: 1\n"
+    assert yaml.safe_load(doc) == {"key": value, "next": 1}
+    assert OmegaConf.to_container(OmegaConf.create(doc))["key"] == value  # how llamafactory reads it
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(min_size=1))
+def test_persona_with_any_text_renders_to_valid_yaml(persona):
+    spec = parse_spec(BASE).model_copy(update={"model": parse_spec(BASE).model.model_copy(update={"default_system": persona})})
+    for name in ("train.yaml", "infer.yaml", "export.yaml", "predict.yaml"):
+        assert yaml.safe_load(render(spec, CTX)[name])["default_system"] == persona

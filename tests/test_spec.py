@@ -1,0 +1,103 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from zhouyi.errors import SpecError, UserError
+from zhouyi.spec import JobSpec, load_spec, parse_spec, preset_names, spec_to_yaml
+
+MINIMAL = """
+name: t
+model: {model_name_or_path: m, template: qwen}
+data: {datasets: [{name: d, file_name: d.json}]}
+"""
+
+
+def problems(text: str) -> dict[str, str]:
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    return dict(info.value.problems)
+
+
+def test_presets_load_and_the_tutorial_job_is_exact():
+    assert {"zhougong-lora", "tiny-cpu"} <= set(preset_names())
+    spec = load_spec("zhougong-lora")
+    assert spec.model.model_name_or_path == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert (spec.model.source, spec.model.template) == ("modelscope", "qwen")
+    assert spec.data.names("train") == ["zhougong"]
+    assert spec.method.finetuning_type == "lora"
+    assert spec.launch.gpus == [0, 1, 2, 3] and spec.train.precision == "bf16"
+    tiny = load_spec("tiny-cpu")
+    assert tiny.launch.device == "cpu" and tiny.model.source == "local"
+
+
+def test_resolved_spec_round_trips():
+    spec = load_spec("zhougong-lora")
+    assert JobSpec.model_validate(yaml.safe_load(spec_to_yaml(spec))) == spec
+
+
+def test_minimal_spec_gets_lf_defaults():
+    spec = parse_spec(MINIMAL)
+    assert spec.method.finetuning_type == "lora" and spec.method.lora_rank == 8
+    assert spec.data.datasets[0].resolved_columns.prompt == "instruction"
+
+
+def test_exponent_floats_are_numbers():
+    spec = parse_spec(MINIMAL + "train: {learning_rate: 1e-4}\n")
+    assert spec.train.learning_rate == pytest.approx(1e-4)
+
+
+def test_every_problem_reported_at_once_with_paths_and_suggestions():
+    found = problems("""
+name: t
+model: {model_name_or_path: m, template: qwen, tempalte: x}
+data: {datasets: [{name: d, file_name: d.json}]}
+method: {finetuning_type: lora, lora_rank: 0, lora_rnak: 3}
+train: {learning_rate: -1, lora_alpha: 3, num_train_epochs: fast}
+""")
+    assert "did you mean 'template'" in found["model.tempalte"]
+    assert "did you mean 'lora_rank'" in found["method.lora_rnak"]
+    assert "greater than 0" in found["method.lora_rank"]
+    assert "greater than 0" in found["train.learning_rate"]
+    assert "'method.lora_alpha'" in found["train.lora_alpha"]
+    assert "fast" in found["train.num_train_epochs"]
+
+
+def test_wrong_types_are_refused_not_coerced():
+    found = problems(MINIMAL + "method: {finetuning_type: lora, lora_rank: '8'}\n")
+    assert "method.lora_rank" in found
+
+
+def test_bf16_on_a_cpu_only_spec_is_an_error():
+    found = problems(MINIMAL + "launch: {device: cpu}\n")
+    assert "bf16 needs a GPU" in found["train.precision"]
+
+
+def test_overrides_may_not_shadow_spec_fields():
+    found = problems(MINIMAL + "overrides: {learning_rate: 0.1, neftune_noise_alpha: 5}\n")
+    assert list(found) == ["overrides.learning_rate"]
+    assert "set train.learning_rate" in found["overrides.learning_rate"]
+
+
+def test_launch_consistency():
+    found = problems(MINIMAL + "launch: {gpus: [0, 1], nproc_per_node: 4, nnodes: 2, node_rank: 2}\n")
+    assert "launch" in found
+
+
+def test_unknown_finetuning_type_and_deepspeed_stage():
+    found = problems(MINIMAL + "method: {finetuning_type: lorra}\nlaunch: {deepspeed: zero4}\n")
+    assert "method" in found and "launch.deepspeed" in found
+
+
+def test_missing_spec_file_and_unknown_preset(tmp_path: Path):
+    with pytest.raises(UserError, match="spec file not found"):
+        load_spec(str(tmp_path / "nope.yaml"))
+    with pytest.raises(UserError, match="did you mean 'tiny-cpu'"):
+        load_spec("tiny-cpy")
+
+
+def test_not_yaml_and_not_a_mapping():
+    with pytest.raises(UserError, match="not valid YAML"):
+        parse_spec("name: [unclosed")
+    with pytest.raises(SpecError, match="must be a YAML mapping"):
+        parse_spec("- a\n- b\n")
