@@ -24,7 +24,7 @@ demo: $(TINY)
 	@echo; echo "demo done: model $(TINY), runs in runs/ (adapter in train/, merged weights in merged/)"
 
 test:
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -q
 
 test-fast:
 	$(PY) -m pytest -q -m 'not slow'

@@ -101,6 +101,7 @@ def test_yaml_safe_filter_round_trips_any_string(value):
 @settings(max_examples=100, deadline=None)
 @given(st.text(min_size=1))
 def test_persona_with_any_text_renders_to_valid_yaml(persona):
-    spec = parse_spec(BASE).model_copy(update={"model": parse_spec(BASE).model.model_copy(update={"default_system": persona})})
+    base = parse_spec(BASE)
+    spec = base.model_copy(update={"model": base.model.model_copy(update={"default_system": persona})})
     for name in ("train.yaml", "infer.yaml", "export.yaml", "predict.yaml"):
         assert yaml.safe_load(render(spec, CTX)[name])["default_system"] == persona

@@ -19,10 +19,9 @@ HARDWARE_KEYS = ("bf16", "fp16", "pure_bf16", "deepspeed")
 
 
 def _parse(job: dict) -> tuple[str, list[str]]:
-    from omegaconf import OmegaConf
-
     from llamafactory.data.template import TEMPLATES
     from llamafactory.hparams.parser import get_infer_args, get_train_args
+    from omegaconf import OmegaConf
 
     errors: list[str] = []
     try:

@@ -119,7 +119,9 @@ def latest_trained_run(spec: JobSpec, base_dir: Path) -> Path:
         key=lambda p: p.stat().st_mtime,
     ) if parent.is_dir() else []
     if not candidates:
-        raise UserError(f"no finished run of '{spec.run_name}' under {parent}; train first (zhouyi train) or pass --run DIR")
+        raise UserError(
+            f"no finished run of '{spec.run_name}' under {parent}; train first (zhouyi train) or pass --run DIR"
+        )
     return candidates[-1]
 
 

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from zhouyi.errors import SpecError, UserError
 from zhouyi.yamlio import load_yaml_text
 
-Scalar = Union[str, int, float, bool, None]
-OverrideValue = Union[Scalar, list[Scalar], dict[str, Scalar]]
+Scalar = str | int | float | bool | None
+OverrideValue = Scalar | list[Scalar] | dict[str, Scalar]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
@@ -130,7 +130,7 @@ class FreezeMethod(Strict):
 
 
 Method = Annotated[
-    Union[LoraMethod, QLoraMethod, FullMethod, FreezeMethod], Field(discriminator="finetuning_type")
+    LoraMethod | QLoraMethod | FullMethod | FreezeMethod, Field(discriminator="finetuning_type")
 ]
 
 
@@ -252,7 +252,11 @@ _OTHER_MANAGED = {
 @functools.cache
 def managed_keys() -> dict[str, str]:
     """LLaMA-Factory keys zhouyi renders from spec fields, each with the spec field that sets it."""
-    keys = {f: f"{sec if sec != 'freeze' else 'method'}.{f}" for sec, cls in _SECTIONS.items() for f in cls.model_fields}
+    keys = {
+        field: f"{'method' if section == 'freeze' else section}.{field}"
+        for section, cls in _SECTIONS.items()
+        for field in cls.model_fields
+    }
     return {**keys, **_OTHER_MANAGED}
 
 

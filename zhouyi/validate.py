@@ -63,6 +63,7 @@ def validate_specs(refs: list[str], base_dir: Path) -> list[Report]:
                 (run_dir / name).write_text(text, encoding="utf-8")
                 if name in PARSE_KINDS:
                     jobs.append({"id": f"{i}/{name}", "kind": PARSE_KINDS[name], "path": str(run_dir / name)})
+            report.problems += check_model(spec, base_dir)
             report.problems += check_data(spec, base_dir)
             report.problems += check_deepspeed(files)
         if jobs:
@@ -91,6 +92,15 @@ def check_deepspeed(files: dict[str, str]) -> list[Problem]:
             if "zero_optimization" not in config:
                 problems.append(Problem(name, "DeepSpeed config has no zero_optimization section"))
     return problems
+
+
+def check_model(spec: JobSpec, base_dir: Path) -> list[Problem]:
+    """A local model must exist before training; validation only warns (CI checks configs without weights)."""
+    path = RenderContext(base_dir, base_dir).resolve(spec.model.model_name_or_path)
+    if spec.model.source == "local" and not (path / "config.json").is_file():
+        return [Problem("model.model_name_or_path", f"{path} holds no model yet (config.json missing); build or "
+                        "download it before training (zhouyi tiny-model DIR for the tiny model)", "warning")]
+    return []
 
 
 def check_data(spec: JobSpec, base_dir: Path) -> list[Problem]:

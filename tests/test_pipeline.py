@@ -1,0 +1,69 @@
+"""The tutorial's whole job on the tiny model through the real llamafactory-cli: train -> export -> chat."""
+
+import json
+
+import pytest
+from safetensors import safe_open
+
+from tests.conftest import zhouyi
+
+pytestmark = pytest.mark.slow
+PERSONA = "你是周文王"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model):
+    project = tmp_path_factory.mktemp("pipeline")
+    (project / "data").mkdir()
+    from tests.conftest import REPO
+
+    (project / "data" / "zhougong_demo.json").write_bytes((REPO / "data" / "zhougong_demo.json").read_bytes())
+    (project / "models").mkdir()
+    (project / "models" / "tiny-qwen2").symlink_to(tiny_model)
+    result = zhouyi("train", "tiny-cpu", cwd=project)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run,) = (project / "runs").iterdir()
+    return project, run, result
+
+
+def test_train_registers_data_and_saves_an_adapter(trained):
+    project, run, result = trained
+    registry = json.loads((project / "data" / "dataset_info.json").read_text())
+    assert registry["zhougong_demo"]["columns"]["response"] == "output"
+    adapter = json.loads((run / "train" / "adapter_config.json").read_text())
+    assert adapter["r"] == 8 and adapter["peft_type"] == "LORA"
+    log = [json.loads(line) for line in (run / "train" / "trainer_log.jsonl").read_text().splitlines()]
+    assert log[-1]["current_steps"] == log[-1]["total_steps"] > 0
+    losses = [entry["loss"] for entry in log if "loss" in entry]
+    assert losses[-1] < losses[0], "the tiny model learns something"
+
+
+def test_manifest_records_the_run(trained):
+    project, run, _ = trained
+    manifest = json.loads((run / "manifest.json").read_text())
+    data_file = str(project / "data" / "zhougong_demo.json")
+    assert len(manifest["data"][data_file]) == 64
+    assert set(manifest["rendered"]) >= {"train.yaml", "infer.yaml", "export.yaml"}
+    assert manifest["versions"]["torch"] and manifest["spec"]["model"]["template"] == "qwen"
+    assert (run / "spec.yaml").read_text().startswith("# The tutorial's job on the tiny local model")
+
+
+def test_export_merges_weights_and_refuses_to_overwrite(trained):
+    project, run, _ = trained
+    result = zhouyi("export", "tiny-cpu", "--run", str(run), cwd=project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    merged = run / "merged"
+    with safe_open(merged / "model.safetensors", "pt") as weights:
+        assert not any("lora" in key for key in weights.keys()), "adapter merged into the base weights"
+    modelfile = (merged / "Modelfile").read_text()
+    assert PERSONA in modelfile, "the persona travels into the Ollama Modelfile"
+    again = zhouyi("export", "tiny-cpu", "--run", str(run), cwd=project)
+    assert again.returncode == 2 and "not empty; pass --force" in again.stderr
+
+
+def test_chat_answers_one_message(trained):
+    project, run, _ = trained
+    result = zhouyi("chat", "tiny-cpu", "-m", "梦见蛇是什么意思？", cwd=project, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = result.stdout.split("Assistant:", 1)[1].split("User:", 1)[0].strip()
+    assert answer, "the model said something"
