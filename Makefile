@@ -6,7 +6,9 @@ SPEC   ?= zhougong-lora
 TINY   := models/tiny-qwen2
 ASK    ?= 梦见蛇是什么意思？
 
-.PHONY: install demo test test-fast lint validate register train chat export bench clean
+SCRAPED ?= ../shared/data/zgjm
+
+.PHONY: install demo data test test-fast lint validate register train chat export bench clean
 
 install:
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,6 +24,11 @@ demo: $(TINY)
 	$(ZHOUYI) export tiny-cpu --force
 	$(ZHOUYI) chat tiny-cpu -m '$(ASK)'
 	@echo; echo "demo done: model $(TINY), runs in runs/ (adapter in train/, merged weights in merged/)"
+
+## Clean the scraped dream data into data/zhougong.json (+ _eval split), report in out/data-report.
+data:
+	$(ZHOUYI) data clean $(SCRAPED)/jingle1267_zgjm.jsonl $(SCRAPED)/leochan2017_zgjm.json \
+	  $(SCRAPED)/maxsherry_jiemeng_classical.txt -o data/zhougong.json --report out/data-report
 
 test:
 	$(PY) -m pytest -q

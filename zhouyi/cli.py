@@ -176,6 +176,19 @@ def cmd_export(args) -> int:
     return code
 
 
+def cmd_data_clean(args) -> int:
+    from zhouyi.data.clean import CleanOptions
+    from zhouyi.data.pipeline import eval_path, run_clean
+
+    opts = CleanOptions(min_han=args.min_han, persona_as=args.persona_as, eval_ratio=args.eval_ratio, seed=args.seed)
+    result = run_clean([Path(p) for p in args.inputs], Path(args.output), Path(args.report) if args.report else None,
+                       opts, fmt=args.format, register=not args.no_register)
+    r = result.report
+    print(f"{r['rows_in']} rows in, {r['rows_out']} out: {args.output} ({r['train_rows']} train), "
+          f"{eval_path(Path(args.output))} ({r['eval_rows']} eval); drops: {r['drops']}")
+    return 0
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -230,6 +243,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="run directory (default: the latest finished run of SPEC)")
     p.add_argument("--force", action="store_true", help="replace a non-empty export folder")
     p.add_argument("--dry-run", action="store_true")
+
+    data = sub.add_parser("data", help="clean scraped dream data into an alpaca dataset")
+    data_sub = data.add_subparsers(dest="data_verb", required=True, metavar="DATA_VERB")
+    p = data_sub.add_parser("clean", help="clean, dedup and split INPUT files into an alpaca dataset, with a report")
+    p.set_defaults(func=cmd_data_clean)
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("-o", "--output", required=True, help="train file (the eval split goes beside it as *_eval.json)")
+    p.add_argument("--report", help="folder for report.json and report.md")
+    p.add_argument("--format", choices=["alpaca", "records", "classical"], help="default: from the file")
+    p.add_argument("--min-han", type=int, default=20, help="drop outputs with fewer Han characters")
+    p.add_argument("--persona-as", choices=["system", "instruction"], default="system")
+    p.add_argument("--eval-ratio", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--no-register", action="store_true", help="leave dataset_info.json alone")
     return parser
 
 

@@ -1,0 +1,121 @@
+"""The data pipeline on fixtures written here, and the quality bar on the shared scraped data."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHARED_DATA, write_json, zhouyi
+from zhouyi.data.clean import CleanOptions, clean, han_count, keyword, question
+from zhouyi.data.readers import Record, read_file
+from zhouyi.data.rules import DEFAULT_RULES, apply_rules
+
+BODY = "梦见蛇缠身，预示近日有意外之财。若被蛇咬，宜防小人暗算，言行须谨慎。"
+INTRO = ("梦见蛇有现实的影响和反应，也有梦者的主观想象，请看下面由(周公解梦官网)小编帮你整理的梦见蛇的详细解说吧。")
+FOOTER = "【大师特色梦境分析】　　以上解梦为通用解释，如需知晓具体事宜，可请大师结合您的生辰八字及做梦时的情景解梦："
+
+
+def cleaned(text: str) -> str:
+    out, _ = apply_rules(text, DEFAULT_RULES)
+    return out
+
+
+def test_site_intro_and_advert_footer_vanish_and_the_interpretation_stays():
+    out = cleaned(f"{INTRO}\n　　{BODY}\n\n\n{FOOTER}八字测算 http://example.com")
+    assert out == BODY
+
+
+def test_noise_rules_each_remove_their_noise():
+    assert cleaned(f"{BODY}（来自周公解梦官网）") == BODY
+    assert cleaned(f"<p>{BODY}</p>&nbsp;") == BODY
+    assert cleaned(f"梦见梦见{BODY[2:]}") == BODY
+    assert cleaned("梦见大水,主财源广进?水清者吉") == "梦见大水，主财源广进？水清者吉"
+    assert cleaned("梦见大水， 主财源广进。 水清者吉。") == "梦见大水，主财源广进。水清者吉。"
+    assert cleaned(f"{BODY}\n\n梦见蛇的吉凶：一时盛运，而可成功发展之吉兆。\n\n【中吉】") == BODY
+    classical = cleaned(f"{BODY}\n原版周公解梦：梦蛇入怀，生贵子。\n《周公解梦》")
+    assert classical == f"{BODY}\n梦蛇入怀，生贵子。《周公解梦》"
+    assert cleaned("梦境描述：我梦见一条蛇。梦境解析：压力大。") == ""
+
+
+def test_mojibake_rows_are_dropped():
+    out, fired = apply_rules("丈夫梦见离婚，æ¢¦è§ç¦»å©š", DEFAULT_RULES)
+    assert out is None and fired == ["mojibake"]
+
+
+def test_questions_are_deterministic_and_use_the_keyword():
+    assert keyword("蛇上身什么意思") == "蛇上身" and keyword("梦见大水") == "大水"
+    assert question("蛇上身什么意思", 1) == question("蛇上身什么意思", 1)
+    assert "蛇上身" in question("蛇上身什么意思", 1)
+
+
+def test_duplicates_merge_filters_apply_and_persona_goes_to_system():
+    records = [Record("a#0", "蛇", BODY), Record("a#1", "梦见一条蛇", BODY + " "), Record("a#2", "短", "梦见蛇。"),
+               Record("a#3", "断", BODY[:-1] + "，然后")]
+    result = clean(records, [], CleanOptions(eval_ratio=0.0))
+    (row,) = result.train
+    assert row["output"] == BODY and row["system"].startswith("你是周文王") and "蛇" in row["instruction"]
+    assert result.report["drops"]["exact duplicate text"] == 1
+    assert result.report["drops"]["cut mid-sentence"] == 1
+    tutorial = clean(records, [], CleanOptions(eval_ratio=0.0, persona_as="instruction")).train[0]
+    assert tutorial["instruction"].startswith("你是周文王") and "system" not in tutorial
+
+
+def test_cli_writes_registers_and_refuses_bad_input(tmp_path: Path):
+    rows = [{"title": f"蛇{i}", "text": BODY.replace("蛇", f"蛇{i}")} for i in range(40)]
+    src = write_json(tmp_path / "pages.json", rows)
+    result = zhouyi("data", "clean", str(src), "-o", "data/zhougong.json", "--report", "rep", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    train = json.loads((tmp_path / "data" / "zhougong.json").read_text())
+    evals = json.loads((tmp_path / "data" / "zhougong_eval.json").read_text()) if (
+        tmp_path / "data" / "zhougong_eval.json").exists() else []
+    assert len(train) + len(evals) == 40
+    registry = json.loads((tmp_path / "data" / "dataset_info.json").read_text())
+    assert registry["zhougong"]["columns"]["system"] == "system"
+    assert "# Data cleaning report" in (tmp_path / "rep" / "report.md").read_text()
+    (tmp_path / "empty.json").write_text("")
+    tiny = write_json(tmp_path / "tiny.json", [{"title": "蛇", "text": "梦见蛇。"}])
+    for args, expected in [((str(tmp_path / "empty.json"),), "empty"), ((str(tiny),), "every row was filtered out"),
+                           (("data/zhougong.json",), "is one of the inputs")]:
+        bad = zhouyi("data", "clean", *args, "-o", "data/zhougong.json", cwd=tmp_path)
+        assert bad.returncode == 2 and expected in bad.stderr, bad.stderr
+    assert json.loads((tmp_path / "data" / "zhougong.json").read_text()) == train, "nothing overwritten on error"
+
+
+def test_undecodable_and_binary_files_name_the_problem(tmp_path: Path):
+    (tmp_path / "bin.json").write_bytes(b"\x00\x01\x02")
+    with pytest.raises(Exception, match="binary"):
+        read_file(tmp_path / "bin.json")
+    (tmp_path / "bad.json").write_bytes(b'[{"title": "\xff\xfe\xff"}]')
+    with pytest.raises(Exception, match="offset"):
+        read_file(tmp_path / "bad.json")
+
+
+needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"scraped data not here: {SHARED_DATA}")
+FILES = {"jingle1267_zgjm.jsonl": 10638, "leochan2017_zgjm.json": 1789, "maxsherry_jiemeng_classical.txt": 27}
+
+
+@needs_shared
+def test_shared_quality_bar():
+    records, skipped = [], []
+    for name, expected in FILES.items():
+        read = read_file(SHARED_DATA / name)
+        assert len(read.records) == expected, name
+        records += read.records
+        skipped += read.skipped
+    opts = CleanOptions()
+    result = clean(records, skipped, opts)
+    rows = result.train + result.eval
+    deleting = [r for r in DEFAULT_RULES if r.action in ("delete", "truncate_from", "drop_row")]
+    for rule in deleting:
+        hits = [row["output"] for row in rows if rule.compiled().search(row["output"])]
+        assert not hits, f"{rule.name} still matches: {hits[:1]}"
+    assert min(han_count(r["output"]) for r in rows) >= opts.min_han
+    outputs = [re.sub(r"[^\w]", "", r["output"]) for r in rows]
+    assert len(outputs) == len(set(outputs)), "no exact duplicate outputs"
+    assert 0 < len(result.eval) < len(result.train)
+    # rows where no rule fired lose no Han text
+    for rec in records[:3000]:
+        out, fired = apply_rules(rec.text, DEFAULT_RULES)
+        if not fired:
+            assert re.findall(r"[\u4e00-\u9fff]", out) == re.findall(r"[\u4e00-\u9fff]", rec.text)

@@ -1,0 +1,128 @@
+"""Records -> cleaned, filtered, deduplicated alpaca rows, split into train/eval, with a report."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from zhouyi.data.readers import Record
+from zhouyi.data.rules import DEFAULT_RULES, Rule, apply_rules
+
+PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
+QUESTIONS = (
+    "梦见{k}是什么意思？", "梦到{k}预示着什么？", "做梦梦见{k}好不好？",
+    "梦见{k}是吉是凶？", "请帮我解一下这个梦：梦见{k}。",
+)
+_QUERY_TAIL = re.compile(r"(?:是)?(?:什么意思|预示着什么|预示什么|好不好|是吉是凶|怎么回事|代表什么|什么预兆)[？?]?$")
+_SENTENCE_END = "。！？」』）》…"
+
+
+@dataclass(frozen=True)
+class CleanOptions:
+    min_han: int = 20
+    max_han: int = 1500
+    persona: str = PERSONA
+    persona_as: str = "system"  # or "instruction", as the tutorial did
+    eval_ratio: float = 0.05
+    seed: int = 42
+    rules: tuple[Rule, ...] = DEFAULT_RULES
+
+
+@dataclass
+class CleanResult:
+    train: list[dict] = field(default_factory=list)
+    eval: list[dict] = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+
+
+def han_count(text: str) -> int:
+    return len(re.findall(r"[\u4e00-\u9fff]", text))
+
+
+def dedup_key(text: str) -> str:
+    """Text with punctuation and spaces removed: two outputs equal on this are exact duplicates."""
+    return re.sub(r"[^\w]", "", text)
+
+
+def keyword(title: str) -> str:
+    """`蛇上身什么意思` -> `蛇上身`; `梦见大水` -> `大水`: the dream itself, for the question templates."""
+    title = _QUERY_TAIL.sub("", title.strip())
+    return re.sub(r"^(?:做梦)?(?:梦见|梦到)", "", title).strip(" 、，,") or title
+
+
+def _stable_int(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+def question(title: str, seed: int) -> str:
+    k = keyword(title)
+    return QUESTIONS[_stable_int(seed, k) % len(QUESTIONS)].format(k=k)
+
+
+def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOptions) -> CleanResult:
+    drops: Counter = Counter({"unreadable row": len(skipped)})
+    hits: Counter = Counter()
+    examples: dict[str, list[dict]] = defaultdict(list)
+    kept: list[tuple[Record, str]] = []
+    for rec in records:
+        text, fired = apply_rules(rec.text, opts.rules)
+        hits.update(fired)
+        for name in fired:
+            if len(examples[name]) < 3:
+                examples[name].append({"source": rec.source, "before": rec.text.strip()[:300],
+                                       "after": (text or "")[:300]})
+        if text is None:
+            drops[f"rule {fired[-1]}"] += 1
+            continue
+        n = han_count(text)
+        if n < opts.min_han:
+            drops[f"shorter than {opts.min_han} Han characters"] += 1
+        elif n > opts.max_han:
+            drops[f"longer than {opts.max_han} Han characters"] += 1
+        elif text[-1] not in _SENTENCE_END:
+            drops["cut mid-sentence"] += 1
+        else:
+            kept.append((rec, text))
+
+    # Exact duplicates (reworded titles sharing one text) become one row under the shortest title.
+    groups: dict[str, list[tuple[Record, str]]] = {}
+    for rec, text in kept:
+        groups.setdefault(dedup_key(text), []).append((rec, text))
+    drops["exact duplicate text"] = sum(len(g) - 1 for g in groups.values())
+
+    result = CleanResult()
+    for key, group in groups.items():
+        rec, text = min(group, key=lambda rt: (len(rt[0].title), rt[0].source))
+        q = rec.question or question(rec.title, opts.seed)
+        if opts.persona_as == "instruction":
+            row = {"instruction": opts.persona, "input": q, "output": text}
+        else:
+            row = {"instruction": q, "input": "", "output": text, "system": opts.persona}
+        is_eval = _stable_int(opts.seed, "split", key) % 10_000 < opts.eval_ratio * 10_000
+        (result.eval if is_eval else result.train).append(row)
+
+    lengths_in = [han_count(r.text) for r in records]
+    lengths_out = [han_count(r["output"]) for r in result.train + result.eval]
+    result.report = {
+        "rows_in": len(records) + len(skipped),
+        "rows_out": len(lengths_out),
+        "train_rows": len(result.train),
+        "eval_rows": len(result.eval),
+        "drops": {k: v for k, v in drops.most_common() if v},
+        "rule_hits": {rule.name: hits.get(rule.name, 0) for rule in opts.rules},
+        "han_length_before": _stats(lengths_in),
+        "han_length_after": _stats(lengths_out),
+        "examples": dict(examples),
+        "skipped_rows": [{"source": s, "why": w} for s, w in skipped[:50]],
+    }
+    return result
+
+
+def _stats(values: list[int]) -> dict:
+    if not values:
+        return {"count": 0}
+    return {"count": len(values), "min": min(values), "median": statistics.median(values), "max": max(values),
+            "mean": round(statistics.fmean(values), 1)}

@@ -1,0 +1,68 @@
+"""`zhouyi data clean`: read inputs, clean, write train/eval alpaca files and the report, register them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from zhouyi.data.clean import CleanOptions, CleanResult, clean
+from zhouyi.data.readers import read_file
+from zhouyi.errors import UserError
+from zhouyi.registry import merge_entries
+from zhouyi.yamlio import atomic_write
+
+
+def eval_path(output: Path) -> Path:
+    return output.with_name(f"{output.stem}_eval{output.suffix}")
+
+
+def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: CleanOptions,
+              fmt: str | None = None, register: bool = True) -> CleanResult:
+    output = Path(output).resolve()
+    if any(Path(i).resolve() in (output, eval_path(output)) for i in inputs):
+        raise UserError(f"output {output} is one of the inputs; write the cleaned data elsewhere")
+    records, skipped = [], []
+    for path in inputs:
+        read = read_file(Path(path), fmt)
+        records += read.records
+        skipped += read.skipped
+    result = clean(records, skipped, opts)
+    if not result.train:
+        raise UserError(f"every row was filtered out ({result.report['drops']}); nothing written or registered")
+    atomic_write(output, json.dumps(result.train, ensure_ascii=False, indent=1) + "\n")
+    if result.eval:
+        atomic_write(eval_path(output), json.dumps(result.eval, ensure_ascii=False, indent=1) + "\n")
+    if report_dir:
+        write_report(Path(report_dir), result.report)
+    if register:
+        columns = {"prompt": "instruction", "query": "input", "response": "output"}
+        if opts.persona_as == "system":
+            columns["system"] = "system"
+        entries = {output.stem: {"file_name": output.name, "formatting": "alpaca", "columns": columns}}
+        if result.eval:
+            entries[f"{output.stem}_eval"] = {**entries[output.stem], "file_name": eval_path(output).name}
+        merge_entries(output.parent / "dataset_info.json", entries)
+    return result
+
+
+def write_report(folder: Path, report: dict) -> None:
+    atomic_write(folder / "report.json", json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    lines = ["# Data cleaning report", "",
+             f"Rows in: {report['rows_in']}; rows out: {report['rows_out']} "
+             f"(train {report['train_rows']}, eval {report['eval_rows']}).", "",
+             "## Drops", "", "| reason | rows |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in report["drops"].items()]
+    lines += ["", "## Rule hits", "", "| rule | rows |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in report["rule_hits"].items()]
+    lines += ["", "## Length in Han characters", "", "| | count | min | median | max | mean |",
+              "|---|---|---|---|---|---|"]
+    for label in ("han_length_before", "han_length_after"):
+        s = report[label]
+        lines.append(f"| {label.split('_')[-1]} | " + " | ".join(str(s.get(k, "")) for k in
+                                                               ("count", "min", "median", "max", "mean")) + " |")
+    lines += ["", "## Examples", ""]
+    for rule, examples in report["examples"].items():
+        for ex in examples[:2]:
+            lines += [f"**{rule}** ({ex['source']})", "", "before: " + ex["before"].replace("\n", " / "),
+                      "", "after: " + (ex["after"].replace("\n", " / ") or "(dropped)"), ""]
+    atomic_write(folder / "report.md", "\n".join(lines) + "\n")

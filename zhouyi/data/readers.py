@@ -1,0 +1,157 @@
+"""Readers: scraped dream data in its several shapes -> `Record`s (title, text, optional question).
+
+One bad row is skipped and reported, never a crash; undecodable input is an error naming file and byte.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zhouyi.errors import UserError
+
+TITLE_FIELDS = ("title", "name", "keyword")
+TEXT_FIELDS = ("text", "detail", "content", "body")
+ENCODINGS = ("utf-8-sig", "gb18030")
+
+
+@dataclass(frozen=True)
+class Record:
+    source: str  # file name and row number, for the report and `explain`
+    title: str  # the dream keyword or page title
+    text: str  # the interpretation
+    question: str | None = None  # an alpaca row's own question, kept as it was
+
+
+@dataclass
+class ReadResult:
+    records: list[Record] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
+
+
+def decode(path: Path) -> str:
+    raw = path.read_bytes()
+    if b"\x00" in raw[:4096]:
+        raise UserError(f"{path}: looks like a binary file (NUL bytes), not text data")
+    first_error = None
+    for encoding in ENCODINGS:
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            first_error = first_error or exc
+    raise UserError(f"{path}: cannot decode as UTF-8 or GB18030 (first bad byte at offset {first_error.start})")
+
+
+def detect_format(path: Path, text: str) -> str:
+    if path.suffix == ".txt":
+        return "classical"
+    sample = _first_object(text)
+    if sample is not None and "output" in sample and "instruction" in sample:
+        return "alpaca"
+    return "records"
+
+
+def _first_object(text: str) -> dict | None:
+    stripped = text.lstrip()
+    try:
+        if stripped.startswith("["):
+            data = json.loads(stripped)
+            return data[0] if data and isinstance(data[0], dict) else None
+        line = stripped.split("\n", 1)[0]
+        obj = json.loads(line) if line else None
+        return obj if isinstance(obj, dict) else None
+    except json.JSONDecodeError:
+        return None
+
+
+def read_file(path: Path, fmt: str | None = None) -> ReadResult:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: input file not found")
+    text = decode(path)
+    if not text.strip():
+        raise UserError(f"{path}: the file is empty")
+    fmt = fmt or detect_format(path, text)
+    if fmt == "classical":
+        return _read_classical(path, text)
+    rows = _json_rows(path, text)
+    return _from_rows(path, rows, alpaca=(fmt == "alpaca"))
+
+
+def _json_rows(path: Path, text: str) -> list:
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
+    if stripped.startswith("{") and "\n" in stripped:
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    rows.append(_BadLine(n))
+        return rows
+    raise UserError(f"{path}: expected a JSON list of rows or JSON objects one per line")
+
+
+@dataclass(frozen=True)
+class _BadLine:
+    line: int
+
+
+def _from_rows(path: Path, rows: list, alpaca: bool) -> ReadResult:
+    result = ReadResult()
+    for i, row in enumerate(rows):
+        source = f"{path.name}#{i}"
+        if isinstance(row, _BadLine):
+            result.skipped.append((source, f"line {row.line} is not valid JSON"))
+            continue
+        if not isinstance(row, dict):
+            result.skipped.append((source, "row is not a JSON object"))
+            continue
+        if alpaca:
+            question = "\n".join(str(row.get(k) or "").strip() for k in ("instruction", "input")).strip()
+            text = row.get("output")
+            title = str(row.get("input") or row.get("instruction") or "")
+        else:
+            title = next((row[k] for k in TITLE_FIELDS if isinstance(row.get(k), str)), None)
+            text = next((row[k] for k in TEXT_FIELDS if isinstance(row.get(k), str)), None)
+            question = None
+        if not isinstance(text, str) or not text.strip() or title is None:
+            result.skipped.append((source, f"missing title or text (fields {TITLE_FIELDS} / {TEXT_FIELDS})"))
+            continue
+        result.records.append(Record(source, str(title).strip(), text, question if alpaca else None))
+    return result
+
+
+_VERSE = re.compile(r"^(?P<verse>[^《》]+?)[。．.]?《(?P<book>[^》]+)》\s*$")
+
+
+def _read_classical(path: Path, text: str) -> ReadResult:
+    """Section headers (`天地 日月 星辰`) followed by `verse。《book》` lines: one record per section."""
+    result = ReadResult()
+    header, verses, start = None, [], 0
+
+    def flush():
+        if header and verses:
+            result.records.append(Record(f"{path.name}#{start}", header, "\n".join(verses)))
+
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        match = _VERSE.match(line)
+        if match:
+            verses.append(f"{match['verse']}。《{match['book']}》")
+        elif "《" in line or "。" in line:
+            result.skipped.append((f"{path.name}#{n}", "line is neither a section header nor a verse"))
+        else:
+            flush()
+            header, verses, start = line, [], n
+    flush()
+    return result

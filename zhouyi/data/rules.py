@@ -1,0 +1,92 @@
+"""Cleaning rules as data: an ordered list, each with a name, what it matches and what it does.
+
+Actions: `delete` the match, `truncate_from` the match to the end, `replace` it, or `drop_row`.
+Users disable rules by name or add their own regex rules in the spec. Chinese text is never NFKC'd
+(that would turn ，：；！？ into ASCII).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Action = Literal["delete", "truncate_from", "replace", "drop_row"]
+HAN = r"\u4e00-\u9fff"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    pattern: str
+    action: Action
+    replacement: str = ""
+
+    def compiled(self) -> re.Pattern:
+        return _compile(self.pattern)
+
+
+_CACHE: dict[str, re.Pattern] = {}
+
+
+def _compile(pattern: str) -> re.Pattern:
+    if pattern not in _CACHE:
+        _CACHE[pattern] = re.compile(pattern, re.S | re.M)  # `$` is a line end; `\Z` the text's end
+    return _CACHE[pattern]
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule("mojibake", "GBK text decoded as Latin-1/UTF-8 (e.g. 'æ¢¦è§'): the row is lost, drop it",
+         r"[\u00c0-\u00ff][\u0080-\u00bf]{1,2}[\u00c0-\u00ff]|\ufffd", "drop_row"),
+    Rule("advert_footer", "the site's paid-reading advert and everything after it",
+         r"【大师特色梦境分析】.*|以上解梦为通用解释.*", "truncate_from"),
+    Rule("site_intro", "the dream site's intro template before the real text",
+         r"梦见[^，。\n]{1,30}有现实的影响和反应，也有梦者的主观想象，请看下面由[(（]?[^)）]{0,20}[)）]?小编帮你整理的"
+         r"梦见[^，。\n]{1,30}的详细解说吧。", "delete"),
+    Rule("html", "HTML tags and entities left by the scraper", r"<[^<>\n]{1,200}>|&(?:nbsp|amp|lt|gt|quot|#\d+);",
+         "replace", " "),
+    Rule("url", "web addresses", r"https?://\S+|www\.[A-Za-z0-9.-]+\.[a-z]{2,}\S*", "delete"),
+    Rule("attribution", "site attribution in the middle of text", r"[（(]?来自周公解梦官网[)）]?", "delete"),
+    Rule("editor_phrases", "editor and SEO phrases",
+         r"[^。\n]*(?:小编|转载请注明|本文来源|更多解梦|点击查看|相关推荐)[^。\n]*[。！]?", "delete"),
+    Rule("navigation", "navigation lines (上一篇/下一篇/返回首页)", r"^.*(?:上一篇|下一篇|返回首页|首页\s*>)[^\n]*$", "delete"),
+    Rule("horoscope_filler", "a pasted daily-horoscope template: `梦见X意味着：…今天的你…` up to the next paragraph",
+         r"梦见[^，。\n]{1,30}意味着：.*?(?=\n\s*\n|\Z)", "delete"),
+    Rule("numerology_filler", "name-numerology filler: `…的吉凶：…`, `凶数` lines and `【中吉】` tags",
+         r"梦见[^，。\n]{1,30}的吉凶：.*?(?=\n\s*\n|\Z)|^[^\n]*(?:人、地两格|凶数)[^\n]*$|【(?:大吉|中吉|小吉|吉|凶|大凶|半吉)】",
+         "delete"),
+    Rule("case_studies", "readers' case studies (`梦境描述：… 梦境解析：…`), dropped",
+         r"梦境描述：.*?(?=梦境描述：|\Z)", "delete"),
+    Rule("classical_header", "the `原版周公解梦：` header; the classical quotes after it stay", r"原版周公解梦：", "delete"),
+    Rule("doubled_mengjian", "doubled 梦见梦见", r"(梦见)(?:梦见)+", "replace", r"\1"),
+    Rule("halfwidth_punct", "half-width ,;:?!() between Han characters made full-width",
+         rf"(?<=[{HAN}])[,;:?!](?=[{HAN}])", "replace", "<fullwidth>"),
+    Rule("space_after_punct", "spaces after Chinese punctuation", r"(?<=[，。；：！？、）」』》])[ \t\u3000\u00a0]+", "delete"),
+    Rule("odd_spaces", "full-width spaces and NBSP", r"[\u3000\u00a0]+", "replace", " "),
+    Rule("space_runs", "runs of spaces and spaces at line ends", r"[ \t]{2,}|[ \t]+$|^[ \t]+", "replace", ""),
+    Rule("blank_lines", "runs of blank lines", r"\n{2,}", "replace", "\n"),
+    Rule("citation_reattach", "a book citation that landed at the start of the next line goes back on its sentence",
+         r"\n(《[^》\n]{2,10}》)", "replace", r"\1\n"),
+)
+
+_FULLWIDTH = str.maketrans({",": "，", ";": "；", ":": "：", "?": "？", "!": "！", "(": "（", ")": "）"})
+
+
+def apply_rules(text: str, rules: tuple[Rule, ...] | list[Rule]) -> tuple[str | None, list[str]]:
+    """Apply `rules` in order. Returns (cleaned text, or None if a drop_row rule fired; names that fired)."""
+    fired = []
+    for rule in rules:
+        regex = rule.compiled()
+        if not regex.search(text):
+            continue
+        fired.append(rule.name)
+        if rule.action == "drop_row":
+            return None, fired
+        if rule.action == "truncate_from":
+            text = text[: regex.search(text).start()]
+        elif rule.replacement == "<fullwidth>":
+            text = regex.sub(lambda m: m.group(0).translate(_FULLWIDTH), text)
+        else:
+            text = regex.sub(rule.replacement, text)
+    return text.strip(), fired
