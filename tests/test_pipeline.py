@@ -1,11 +1,12 @@
 """The tutorial's whole job on the tiny model through the real llamafactory-cli: train -> export -> chat."""
 
 import json
+import shutil
 
 import pytest
 from safetensors import safe_open
 
-from tests.conftest import zhouyi
+from tests.conftest import REPO, zhouyi
 
 pytestmark = pytest.mark.slow
 PERSONA = "你是周文王"
@@ -15,9 +16,7 @@ PERSONA = "你是周文王"
 def trained(tmp_path_factory, tiny_model):
     project = tmp_path_factory.mktemp("pipeline")
     (project / "data").mkdir()
-    from tests.conftest import REPO
-
-    (project / "data" / "zhougong_demo.json").write_bytes((REPO / "data" / "zhougong_demo.json").read_bytes())
+    shutil.copy(REPO / "data" / "zhougong_demo.json", project / "data")
     (project / "models").mkdir()
     (project / "models" / "tiny-qwen2").symlink_to(tiny_model)
     result = zhouyi("train", "tiny-cpu", cwd=project)
