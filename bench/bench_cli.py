@@ -36,7 +36,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
         shutil.copytree(REPO / "data", project / "data", ignore=shutil.ignore_patterns("dataset_info.json"))
-        shutil.copy(project / "data" / "zhougong_demo.json", project / "data" / "zhougong.json")
+        demo = json.loads((project / "data" / "zhougong_demo.json").read_text(encoding="utf-8"))
+        rows = [{"system": r["instruction"], "instruction": r["input"], "input": "", "output": r["output"]}
+                for r in demo]  # shaped as `zhouyi data clean` writes zhougong.json
+        (project / "data" / "zhougong.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
         (project / "models").mkdir()
         (project / "models" / "tiny-qwen2").symlink_to(REPO / "models" / "tiny-qwen2")
 

@@ -45,7 +45,8 @@ def test_rendered_yaml_is_what_the_spec_says():
     export = yaml.safe_load(files["export.yaml"])
     assert export["export_dir"] == "/project/runs/job-1/merged"
     info = json.loads(files["dataset_info.json"])
-    assert info["zhougong"]["columns"] == {"prompt": "instruction", "query": "input", "response": "output"}
+    assert info["zhougong"]["columns"] == {"prompt": "instruction", "query": "input", "response": "output",
+                                           "system": "system"}
 
 
 BASE = """
@@ -78,9 +79,21 @@ def test_eval_split_gives_predict_yaml_and_deepspeed_gives_json():
 
 
 def test_overrides_are_rendered_last_and_typed():
-    files = render(parse_spec(BASE + "overrides: {neftune_noise_alpha: 5, enable_liger_kernel: true}\n"), CTX)
+    files = render(parse_spec(BASE + "overrides: {neftune_noise_alpha: 5, upcast_layernorm: true}\n"), CTX)
     train = yaml.safe_load(files["train.yaml"])
-    assert train["neftune_noise_alpha"] == 5 and train["enable_liger_kernel"] is True
+    assert train["neftune_noise_alpha"] == 5 and train["upcast_layernorm"] is True
+
+
+def test_speed_knobs_render_lf_keys_only_when_changed():
+    default = yaml.safe_load(render(parse_spec(BASE), CTX)["train.yaml"])
+    assert not {"packing", "neat_packing", "disable_gradient_checkpointing", "flash_attn", "enable_liger_kernel",
+                "tokenized_path"} & set(default)
+    knobs = "train: {neat_packing: true, gradient_checkpointing: false, flash_attn: sdpa, enable_liger_kernel: true}\n"
+    ctx = RenderContext(CTX.base_dir, CTX.run_dir, Path("/project/runs/.tokenized/abc"))
+    train = yaml.safe_load(render(parse_spec(BASE + knobs), ctx)["train.yaml"])
+    assert train["neat_packing"] is True and "packing" not in train  # neat_packing implies packing in LF
+    assert train["disable_gradient_checkpointing"] is True and train["flash_attn"] == "sdpa"
+    assert train["enable_liger_kernel"] is True and train["tokenized_path"] == "/project/runs/.tokenized/abc"
 
 
 TRICKY = st.one_of(

@@ -101,3 +101,12 @@ def test_not_yaml_and_not_a_mapping():
         parse_spec("name: [unclosed")
     with pytest.raises(SpecError, match="must be a YAML mapping"):
         parse_spec("- a\n- b\n")
+
+
+def test_speed_knobs_that_cannot_run_are_refused_at_the_field():
+    liger = problems(MINIMAL + "train: {enable_liger_kernel: true, precision: fp32}\nlaunch: {device: cpu}\n")
+    assert "need a GPU" in liger["train.enable_liger_kernel"]
+    neat = problems(MINIMAL + "train: {neat_packing: true, flash_attn: fa2, per_device_train_batch_size: 2}\n")
+    assert "batch size 1" in neat["train.per_device_train_batch_size"]
+    managed = problems(MINIMAL + "overrides: {disable_gradient_checkpointing: true}\n")
+    assert "train.gradient_checkpointing" in managed["overrides.disable_gradient_checkpointing"]

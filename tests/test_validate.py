@@ -45,8 +45,10 @@ def reports(tmp_path_factory):
         "template": spec(project, "template", template="qwen9"),
         "bf16": spec(project, "bf16", precision="bf16"),
     }
-    # the presets too, in a project where the tutorial's data exists (copied from the demo data)
-    shutil.copy(REPO / "data" / "zhougong_demo.json", project / "data" / "zhougong.json")
+    # the presets too, in a project where the tutorial's data exists, shaped as `zhouyi data clean` writes it
+    demo = json.loads((REPO / "data" / "zhougong_demo.json").read_text(encoding="utf-8"))
+    rows = [{"system": r["instruction"], "instruction": r["input"], "input": "", "output": r["output"]} for r in demo]
+    write_json(project / "data" / "zhougong.json", rows)
     refs = [*names.values(), "tiny-cpu", "zhougong-lora"]
     result = zhouyi("validate", "--json", *refs, cwd=project)
     by_ref = {r["spec"]: r for r in json.loads(result.stdout)}

@@ -22,10 +22,11 @@ def _load(ref: str):
     return parse_spec(text, where), text, where
 
 
-def _ctx(run_dir: Path):
+def _ctx(run_dir: Path, spec=None):
     from zhouyi.render import RenderContext
+    from zhouyi.tokcache import tokenized_dir
 
-    return RenderContext(Path.cwd(), run_dir)
+    return RenderContext(Path.cwd(), run_dir, tokenized_dir(spec, Path.cwd()) if spec else None)
 
 
 # ------------------------------------------------------------------ verbs
@@ -60,7 +61,7 @@ def cmd_render(args) -> int:
 
     spec, _, _ = _load(args.spec)
     out = Path(args.output or Path("rendered") / spec.name).resolve()
-    files = render(spec, _ctx(out))
+    files = render(spec, _ctx(out, spec))
     write_files(out, files)
     for name in files:
         print(out / name)
@@ -119,7 +120,7 @@ def cmd_train(args) -> int:
     else:
         _register(spec, args.force)
     run_dir = new_run_dir(spec, Path.cwd())
-    ctx = _ctx(run_dir)
+    ctx = _ctx(run_dir, spec)
     files = render(spec, ctx)
     write_files(run_dir, files)
     cmd = launch.build(spec, "train", run_dir, node_rank=args.node_rank)
@@ -174,6 +175,35 @@ def cmd_export(args) -> int:
     code = launch.run(cmd)
     print(f"{'exported' if code == 0 else f'export failed (exit {code})'}: {target}")
     return code
+
+
+def cmd_bench(args) -> int:
+    import time
+
+    from zhouyi.bench import runner
+    from zhouyi.runs import runs_dir
+
+    spec, _, _ = _load(args.spec)
+    if args.warmup < 1 or args.steps <= args.warmup:
+        raise UserError(f"--steps {args.steps} --warmup {args.warmup}: need warmup >= 1 and steps > warmup")
+    opts = runner.BenchOptions(steps=args.steps, warmup=args.warmup, random_init=args.random_init,
+                               cutoff_len=args.cutoff, max_samples=args.max_samples, cpu=args.cpu,
+                               tokenizer=Path(args.tokenizer).resolve() if args.tokenizer else None)
+    _register(spec, force=False)
+    base = Path.cwd()
+    work = Path(args.output).resolve() if args.output else (
+        runs_dir(spec, base) / f"bench-{spec.run_name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if args.ladder:
+        results = runner.ladder(spec, opts, base, work,
+                                on_result=lambda so_far: runner.write_report(work, spec, opts, so_far))
+    else:
+        results = [runner.measure(spec.name, "the spec as written", runner.bench_data(spec, opts, base, work),
+                                  opts, base, work)]
+    json_path, _ = runner.write_report(work, spec, opts, results)
+    print(runner.format_table(results))
+    print(f"bench report: {json_path}")
+    return 0 if any(r.status == "ok" for r in results) else 1
 
 
 def cmd_data_clean(args) -> int:
@@ -243,6 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="run directory (default: the latest finished run of SPEC)")
     p.add_argument("--force", action="store_true", help="replace a non-empty export folder")
     p.add_argument("--dry-run", action="store_true")
+
+    p = verb("bench", cmd_bench, "measure SPEC's training speed: tokens/s, MFU, peak memory (real short runs)")
+    p.add_argument("spec")
+    p.add_argument("--steps", type=int, default=12, help="optimizer steps per measured run")
+    p.add_argument("--warmup", type=int, default=2, help="first steps left out of the rates")
+    p.add_argument("--ladder", action="store_true", help="run the ablation ladder (baseline, packing, ...)")
+    p.add_argument("--random-init", action="store_true",
+                   help="build the model from its config with random weights (no download, no weights)")
+    p.add_argument("--tokenizer", help="tokenizer folder for --random-init (default: models/tiny-qwen2)")
+    p.add_argument("--cutoff", type=int, help="cutoff_len for the measured runs (default: the spec's)")
+    p.add_argument("--max-samples", type=int, help="rows to tokenize (default: the spec's)")
+    p.add_argument("--cpu", action="store_true", help="measure on the CPU in fp32, whatever the spec's device")
+    p.add_argument("-o", "--output", help="report folder (default: <runs_dir>/bench-<name>-<time>)")
 
     data = sub.add_parser("data", help="clean scraped dream data into an alpaca dataset")
     data_sub = data.add_subparsers(dest="data_verb", required=True, metavar="DATA_VERB")

@@ -87,17 +87,28 @@ def resolve_executable(name: str) -> str:
     return found
 
 
-def run(cmd: Command, stdin_text: str | None = None, echo=print) -> int:
-    """Run `cmd`, print it first, forward SIGINT/SIGTERM to its whole process group, return its exit code."""
+def run(cmd: Command, stdin_text: str | None = None, echo=print, log: Path | None = None) -> int:
+    """Run `cmd`, print it first, forward SIGINT/SIGTERM to its whole process group, return its exit code.
+
+    With `log`, the child's stdout and stderr go to that file instead of the terminal.
+    """
     argv = [resolve_executable(cmd.argv[0]), *cmd.argv[1:]]
-    echo(f"run: {cmd.shell()}", flush=True)
-    proc = subprocess.Popen(
-        argv,
-        env={**os.environ, **cmd.env},
-        cwd=cmd.cwd,
-        stdin=subprocess.PIPE if stdin_text is not None else None,
-        start_new_session=True,  # its own group, so one signal reaches torchrun and every worker
-    )
+    echo(f"run: {cmd.shell()}" + (f" > {log} 2>&1" if log else ""), flush=True)
+    with open(log, "wb") if log else open(os.devnull, "wb") as sink:
+        proc = subprocess.Popen(
+            argv,
+            env={**os.environ, **cmd.env},
+            cwd=cmd.cwd,
+            stdin=subprocess.PIPE if stdin_text is not None else None,
+            stdout=sink if log else None,
+            stderr=subprocess.STDOUT if log else None,
+            start_new_session=True,  # its own group, so one signal reaches torchrun and every worker
+        )
+        return _wait(proc, stdin_text)
+
+
+def _wait(proc: subprocess.Popen, stdin_text: str | None) -> int:
+    """Wait for `proc`, forwarding Ctrl-C / SIGTERM to its group; the exit code as a shell reports it."""
 
     def forward(signum, _frame):
         try:

@@ -26,6 +26,7 @@ DATASET_INFO = "dataset_info.json"
 class RenderContext:
     base_dir: Path  # what relative spec paths (model, dataset_dir) are relative to
     run_dir: Path  # where this run's outputs go
+    tokenized_dir: Path | None = None  # the tokenized-dataset cache (zhouyi.tokcache), when the spec asks for one
 
     def resolve(self, path: str) -> Path:
         return (self.base_dir / path) if not Path(path).is_absolute() else Path(path)
@@ -119,6 +120,7 @@ def render(spec: JobSpec, ctx: RenderContext) -> dict[str, str]:
         "predict_dir": str(run / PREDICT_DIR),
         "export_dir": str(run / spec.export.export_dir),
         "deepspeed_file": str(run / ds_name) if ds_name else None,
+        "tokenized_path": str(ctx.tokenized_dir) if ctx.tokenized_dir else None,
     }
     base = {**values, "model_path": model_path(spec, ctx), "adapter_dir": None}
     # Later verbs load the tuned model: base + adapter, or for full/freeze tuning the saved weights.

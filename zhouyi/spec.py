@@ -157,6 +157,15 @@ class TrainSpec(Strict):
     preprocessing_num_workers: Annotated[int, Field(gt=0)] | None = None
     plot_loss: bool = True
     report_to: Literal["none", "tensorboard", "wandb", "swanlab"] = "none"
+    # speed knobs (measured by `zhouyi bench --ladder`; see README "Performance")
+    packing: bool = Field(False, description="concatenate rows into cutoff_len blocks: no padding")
+    neat_packing: bool = Field(False, description="packing without attention across rows (implies packing)")
+    gradient_checkpointing: bool = Field(True, description="recompute activations: less memory, slower steps")
+    flash_attn: Literal["auto", "disabled", "sdpa", "fa2", "fa3"] = "auto"
+    enable_liger_kernel: bool = Field(False, description="fused Triton kernels (needs liger-kernel and a GPU)")
+    tokenized_cache: bool = Field(
+        False, description="reuse the tokenized dataset; zhouyi keys the cache on data, tokenizer and settings"
+    )
 
 
 class InferSpec(Strict):
@@ -246,6 +255,7 @@ _OTHER_MANAGED = {
     "output_dir": "output.runs_dir", "do_train": "the verb", "do_predict": "the verb", "bf16": "train.precision",
     "fp16": "train.precision", "deepspeed": "launch.deepspeed", "adapter_name_or_path": "--run",
     "overwrite_output_dir": "the run directory", "predict_with_generate": "the verb",
+    "disable_gradient_checkpointing": "train.gradient_checkpointing", "tokenized_path": "train.tokenized_cache",
 }
 
 
@@ -318,6 +328,11 @@ def cross_field_problems(spec: JobSpec) -> list[tuple[str, str]]:
     problems = []
     if spec.launch.device == "cpu" and spec.train.precision != "fp32":
         problems.append(("train.precision", f"{spec.train.precision} needs a GPU but launch.device is cpu; use fp32"))
+    if spec.launch.device == "cpu" and spec.train.enable_liger_kernel:
+        problems.append(("train.enable_liger_kernel", "Liger's Triton kernels need a GPU but launch.device is cpu"))
+    if spec.train.neat_packing and spec.train.flash_attn == "fa2" and spec.train.per_device_train_batch_size > 1:
+        problems.append(("train.per_device_train_batch_size",
+                         "neat_packing under FlashAttention-2 needs batch size 1; raise gradient_accumulation_steps"))
     for key in spec.overrides:
         if key in managed_keys():
             problems.append((f"overrides.{key}", f"zhouyi renders this key from the spec; set {managed_keys()[key]}"))

@@ -1,0 +1,108 @@
+"""Runs one benchmarked training: LLaMA-Factory's own `run_exp` with a measuring callback added.
+
+`zhouyi train` launches `llamafactory-cli train`; a benchmark also needs per-step times, token
+counts and peak device memory from inside the trainer, which only a TrainerCallback sees. So this
+module calls the entry point `llamafactory-cli train` calls (llamafactory.train.tuner.run_exp) with
+one callback and writes what it measured as JSON.
+
+    python -m zhouyi.bench.probe train.yaml measured.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+START = time.perf_counter()
+
+
+def sequence_lengths(input_ids, attention_mask):
+    """Non-padding length of each row: from a 2-D mask, the diagonal of a 4-D (packed) mask, or full rows."""
+    import torch
+
+    if attention_mask is None:
+        return torch.full((input_ids.shape[0],), input_ids.shape[1], device=input_ids.device)
+    if attention_mask.dim() == 4:  # neat packing: a token attends to itself unless it is padding
+        diagonal = attention_mask[:, 0].diagonal(dim1=-2, dim2=-1)
+        attended = diagonal if diagonal.dtype == torch.bool else diagonal == 0
+        return attended.sum(dim=-1)
+    return (attention_mask != 0).sum(dim=-1)
+
+
+def make_callback(out_path: str):
+    import torch
+    from transformers import TrainerCallback
+
+    cuda = torch.cuda.is_available()
+
+    class Probe(TrainerCallback):
+        def __init__(self):
+            self.tokens = self.sum_sq = None
+            self.steps: list[dict] = []
+            self.model_info: dict = {}
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            config = model.config
+            self.model_info = {
+                "t_train_begin": time.perf_counter() - START,  # imports, data and model loading took this long
+                "n_params": sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n),
+                "n_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                "n_layers": config.num_hidden_layers,
+                "hidden_size": config.hidden_size,
+            }
+            device = args.device
+            self.tokens = torch.zeros((), dtype=torch.float64, device=device)
+            self.sum_sq = torch.zeros((), dtype=torch.float64, device=device)
+            model.register_forward_pre_hook(self._count, with_kwargs=True)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+
+        def _count(self, module, args, kwargs):
+            input_ids = kwargs.get("input_ids", args[0] if args else None)
+            if input_ids is None or not module.training:
+                return
+            lengths = sequence_lengths(input_ids, kwargs.get("attention_mask")).to(torch.float64)
+            self.tokens += lengths.sum()
+            self.sum_sq += (lengths * lengths).sum()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if cuda:
+                torch.cuda.synchronize()
+            self.steps.append({"t": time.perf_counter() - START, "tokens": self.tokens.item(),
+                               "sum_sq": self.sum_sq.item()})
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.write()
+
+        def write(self):
+            result = {
+                **self.model_info,
+                "device": torch.cuda.get_device_name() if cuda else "cpu",
+                "steps": self.steps,
+                "peak_allocated_bytes": torch.cuda.max_memory_allocated() if cuda else None,
+                "peak_reserved_bytes": torch.cuda.max_memory_reserved() if cuda else None,
+                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                "versions": {"torch": torch.__version__},
+            }
+            tmp = out_path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(result, fh, indent=1)
+            os.replace(tmp, out_path)
+
+    return Probe()
+
+
+def main(argv: list[str]) -> int:
+    config, out_path = argv
+    sys.argv = [sys.argv[0], config]  # run_exp reads the YAML path from argv, as llamafactory-cli does
+    from llamafactory.train.tuner import run_exp
+
+    run_exp(callbacks=[make_callback(out_path)])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

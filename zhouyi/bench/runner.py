@@ -1,0 +1,265 @@
+"""Short real trainings of a spec, measured: tokens/s, MFU, peak memory, time to the first step.
+
+Every measurement is a real LLaMA-Factory training (zhouyi.bench.probe) on one device, in its own
+process, with `max_steps` set and the first `warmup` steps left out of the rates. Results land in
+`<runs_dir>/bench-<name>-<time>/` as bench.json and bench.md, one folder per measured variant.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from zhouyi import launch
+from zhouyi.archs import arch_config
+from zhouyi.bench.flops import mfu, peak_tflops, train_flops
+from zhouyi.bench.ladder import FULL, LADDER, Rung
+from zhouyi.errors import UserError
+from zhouyi.render import RenderContext, render
+from zhouyi.runs import package_versions, runs_dir, write_files
+from zhouyi.spec import JobSpec, spec_from_dict
+from zhouyi.tokcache import tokenized_dir
+from zhouyi.yamlio import atomic_write
+
+MEASURED = "measured.json"
+INTERRUPTED = (128 + 2, 128 + 15)  # exit codes of a run ended by SIGINT / SIGTERM
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json",
+                   "chat_template.jinja")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    steps: int = 12
+    warmup: int = 2
+    random_init: bool = False
+    cutoff_len: int | None = None  # None keeps the spec's
+    tokenizer: Path | None = None  # tokenizer for a random-init model whose spec names a hub model
+    max_samples: int | None = None
+    cpu: bool = False  # measure on the CPU (fp32) whatever the spec's device
+
+
+@dataclass
+class Result:
+    name: str
+    what: str
+    status: str  # ok | oom | failed | skipped
+    device: str | None = None
+    tokens_per_s: float | None = None
+    mfu: float | None = None
+    peak_memory_gib: float | None = None  # CUDA: peak allocated; CPU: peak process RSS
+    first_step_s: float | None = None  # from process start: imports, data, model load and the first step
+    load_s: float | None = None  # from process start to the trainer's first callback
+    tokens_measured: int | None = None
+    mean_seq_len: float | None = None
+    n_params: int | None = None
+    n_trainable: int | None = None
+    settings: dict | None = None
+    note: str = ""
+
+
+def bench_data(spec: JobSpec, opts: BenchOptions, base_dir: Path, work_dir: Path) -> dict[str, Any]:
+    """The spec, as data, turned into a short measured run on one device."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    train = data["train"]
+    train.update(max_steps=opts.steps, logging_steps=opts.steps, save_steps=10 * opts.steps, plot_loss=False,
+                 report_to="none", val_size=0.0, tokenized_cache=True)
+    if opts.cutoff_len:
+        train["cutoff_len"] = opts.cutoff_len
+    if opts.max_samples:
+        train["max_samples"] = opts.max_samples
+    data["data"]["datasets"] = [d for d in data["data"]["datasets"] if d.get("split", "train") == "train"]
+    device = "cpu" if opts.cpu else spec.launch.device
+    if opts.cpu:
+        train.update(precision="fp32", enable_liger_kernel=False)
+    first_gpu = (spec.launch.gpus or [0])[:1]
+    data["launch"] = {"device": device, **({"gpus": first_gpu} if device == "cuda" else {})}
+    data["output"] = {"runs_dir": str(runs_dir(spec, base_dir).resolve())}
+    if opts.random_init:
+        data["model"].update(model_name_or_path=str(random_init_model(spec, base_dir, work_dir, opts.tokenizer)),
+                             source="local")
+    return data
+
+
+def random_init_model(spec: JobSpec, base_dir: Path, work_dir: Path, tokenizer: Path | None, echo=print) -> Path:
+    """A model folder with the spec model's architecture, a tokenizer and random weights, built once.
+
+    The config comes from a local model folder or from the configs zhouyi ships (zhouyi.archs); the
+    tokenizer from --tokenizer, else the local model, else the tiny model's. No download, no weights.
+    """
+    local = (base_dir / spec.model.model_name_or_path).resolve() if spec.model.source == "local" else None
+    if local:
+        config = json.loads((local / "config.json").read_text(encoding="utf-8"))
+    else:
+        config = arch_config(spec.model.model_name_or_path)
+        if config is None:
+            raise UserError(f"model.model_name_or_path: zhouyi ships no config for '{spec.model.model_name_or_path}';"
+                            " benchmark a local model folder instead, or drop --random-init")
+    source = tokenizer or local or base_dir / "models" / "tiny-qwen2"
+    if not (source / "tokenizer_config.json").is_file():
+        raise UserError(f"--tokenizer: no tokenizer in {source}; run `zhouyi tiny-model` or pass --tokenizer DIR")
+    folder = work_dir / "random-init-model"
+    if (folder / "model.safetensors.index.json").is_file() or (folder / "model.safetensors").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / "config.json", json.dumps(config, indent=2) + "\n")
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, folder / name)
+    code = launch.run(launch.Command([sys.executable, "-m", "zhouyi.bench.init_weights", str(folder)],
+                                     {}, str(work_dir)), echo=echo)
+    if code != 0:
+        raise UserError(f"could not build random weights in {folder} (exit {code})")
+    return folder
+
+
+def measure(name: str, what: str, data: dict[str, Any], opts: BenchOptions, base_dir: Path, work_dir: Path,
+            echo=print) -> Result:
+    """One real training of `data` (a spec as data); never raises for a failed or out-of-memory run."""
+    spec = spec_from_dict(data, f"bench:{name}")
+    out = work_dir / name
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = RenderContext(base_dir, out, tokenized_dir(spec, base_dir))
+    write_files(out, render(spec, ctx))
+    env = launch.build(spec, "train", out).env
+    cmd = launch.Command([sys.executable, "-m", "zhouyi.bench.probe", str(out / "train.yaml"), str(out / MEASURED)],
+                         env, str(out))
+    code = launch.run(cmd, echo=echo, log=out / "train.log")
+    if code in INTERRUPTED:
+        raise KeyboardInterrupt  # Ctrl-C or SIGTERM (forwarded to the run) ends the whole bench
+    settings = {k: data["train"][k] for k in BASE_SETTINGS} | {"finetuning_type": spec.method.finetuning_type}
+    measured_file = out / MEASURED
+    if code != 0 or not measured_file.is_file():
+        log = (out / "train.log").read_text(encoding="utf-8", errors="replace")
+        oom = "OutOfMemoryError" in log or "CUDA out of memory" in log
+        last = [line for line in log.splitlines() if line.strip()][-1:] or ["(no output)"]
+        return Result(name, what, "oom" if oom else "failed", settings=settings,
+                      note=f"exit {code}: {last[0][:200]}; log: {out / 'train.log'}")
+    return summarize(name, what, json.loads(measured_file.read_text()), opts.warmup, settings)
+
+
+BASE_SETTINGS = ("cutoff_len", "per_device_train_batch_size", "gradient_accumulation_steps", "packing",
+                 "gradient_checkpointing", "flash_attn", "enable_liger_kernel")
+
+
+def summarize(name: str, what: str, measured: dict[str, Any], warmup: int, settings: dict | None = None) -> Result:
+    """Rates over the steps after `warmup` >= 1 (the first steps carry compilation and allocator growth)."""
+    steps = measured["steps"]
+    if len(steps) <= warmup:
+        return Result(name, what, "failed", settings=settings,
+                      note=f"only {len(steps)} steps ran; raise --steps above --warmup {warmup}")
+    first, last = steps[warmup - 1], steps[-1]
+    seconds = last["t"] - first["t"]
+    tokens = last["tokens"] - first["tokens"]
+    sum_sq = last["sum_sq"] - first["sum_sq"]
+    flops = train_flops(measured["n_params"], measured["n_layers"], measured["hidden_size"], tokens, sum_sq)
+    peak_bytes = measured["peak_allocated_bytes"] or measured["peak_rss_bytes"]
+    return Result(
+        name, what, "ok",
+        device=measured["device"],
+        tokens_per_s=tokens / seconds if seconds > 0 else None,
+        mfu=mfu(flops, seconds, peak_tflops(measured["device"])),
+        peak_memory_gib=peak_bytes / 2**30,
+        first_step_s=steps[0]["t"],
+        load_s=measured.get("t_train_begin"),
+        tokens_measured=int(tokens),
+        mean_seq_len=sum_sq / tokens if tokens else None,
+        n_params=measured["n_params"],
+        n_trainable=measured["n_trainable"],
+        settings=settings,
+    )
+
+
+def unavailable(rung: Rung, device: str) -> str | None:
+    if rung.needs_gpu and device != "cuda":
+        return "needs a GPU"
+    if rung.needs_module and importlib.util.find_spec(rung.needs_module) is None:
+        return f"needs the {rung.needs_module} package"
+    return None
+
+
+def ladder(spec: JobSpec, opts: BenchOptions, base_dir: Path, work_dir: Path, echo=print,
+           on_result=lambda results: None) -> list[Result]:
+    """Baseline, then each rung on top of the last that ran, then full fine-tuning at the fastest settings.
+
+    `on_result(results so far)` runs after every rung, so a report survives a run cut short.
+    """
+    data = bench_data(spec, opts, base_dir, work_dir)
+    data["method"] = {"finetuning_type": "lora", **{k: v for k, v in data["method"].items() if k != "finetuning_type"}}
+    results, current, best = [], data, None
+    for rung in (*LADDER, FULL):
+        candidate = _patched(best[1] if rung is FULL and best else current, rung)
+        reason = unavailable(rung, data["launch"]["device"])
+        if reason:
+            results.append(Result(rung.name, rung.what, "skipped", note=reason))
+            on_result(results)
+            continue
+        echo(f"bench rung {rung.name}: {rung.what}", flush=True)
+        result = measure(rung.name, rung.what, candidate, opts, base_dir, work_dir, echo)
+        results.append(result)
+        on_result(results)
+        if result.status == "ok" and rung is not FULL:
+            current = candidate
+            if best is None or result.tokens_per_s > best[0].tokens_per_s:
+                best = (result, candidate)
+    return results
+
+
+def _patched(data: dict[str, Any], rung: Rung) -> dict[str, Any]:
+    new = json.loads(json.dumps(data))
+    new["train"].update(rung.train)
+    if rung.method is not None:
+        new["method"] = dict(rung.method)
+    return new
+
+
+def write_report(work_dir: Path, spec: JobSpec, opts: BenchOptions, results: list[Result]) -> tuple[Path, Path]:
+    report = {
+        "spec": spec.name,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+        "versions": {**package_versions(), "liger_kernel": _version("liger_kernel"), "python": sys.version.split()[0]},
+        "cpu_count": os.cpu_count(),
+        "results": [asdict(r) for r in results],
+    }
+    json_path, md_path = work_dir / "bench.json", work_dir / "bench.md"
+    atomic_write(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    atomic_write(md_path, format_table(results) + "\n")
+    return json_path, md_path
+
+
+def format_table(results: list[Result]) -> str:
+    """A markdown table; speed-up is against the first row that ran."""
+    base = next((r.tokens_per_s for r in results if r.tokens_per_s), None)
+    rows = ["| rung | status | tokens/s | vs first | MFU | peak GiB | first step s | note |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in results:
+        rows.append("| " + " | ".join([
+            r.name, r.status,
+            _fmt(r.tokens_per_s, "{:,.0f}"),
+            _fmt(r.tokens_per_s / base if r.tokens_per_s and base else None, "{:.2f}x"),
+            _fmt(r.mfu * 100 if r.mfu is not None else None, "{:.1f}%"),
+            _fmt(r.peak_memory_gib, "{:.1f}"),
+            _fmt(r.first_step_s, "{:.1f}"),
+            r.note.replace("|", "/"),
+        ]) + " |")
+    return "\n".join(rows)
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def _version(module: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(module.replace("_", "-"))
+    except metadata.PackageNotFoundError:
+        return None
