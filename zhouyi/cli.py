@@ -69,9 +69,11 @@ def cmd_render(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from zhouyi.hardware import parse_hardware
     from zhouyi.validate import validate_specs
 
-    reports = validate_specs(args.specs, Path.cwd())
+    hardware = parse_hardware(args.hardware) if args.hardware else None
+    reports = validate_specs(args.specs, Path.cwd(), hardware)
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2, ensure_ascii=False))
     else:
@@ -206,6 +208,32 @@ def cmd_bench(args) -> int:
     return 0 if any(r.status == "ok" for r in results) else 1
 
 
+def cmd_estimate(args) -> int:
+    from zhouyi.estimate import arch_for, estimate, format_estimate, setup_for, smallest_fix
+    from zhouyi.hardware import hardware_problems, parse_hardware
+
+    spec, _, _ = _load(args.spec)
+    hardware = parse_hardware(args.hardware)
+    arch = arch_for(spec, Path.cwd())
+    result = estimate(arch, setup_for(spec, arch, hardware), hardware)
+    fix = None if result.fits else smallest_fix(arch, result.setup, hardware)
+    problems = hardware_problems(spec, hardware)
+    if args.json:
+        print(json.dumps({"hardware": hardware.label, "parameters": arch.params(), "trainable": result.setup.trainable,
+                          "parts": result.parts, "total": result.total, "fits": result.fits,
+                          "headroom": result.headroom, "fix": fix[0] if fix else None,
+                          "problems": [{"where": w, "message": m} for w, m in problems]}, indent=2))
+    else:
+        print(f"{arch.params():,} parameters, {result.setup.trainable:,} trainable")
+        print(format_estimate(result, hardware))
+        if not result.fits:
+            print(f"smallest change that fits: {fix[0]} ({fix[1].total / 2**30:.2f} GiB)" if fix
+                  else "nothing zhouyi knows makes it fit: use more or larger GPUs")
+        for where, message in problems:
+            print(f"  problem: {where}: {message}")
+    return 0 if result.fits and not problems else 1
+
+
 def cmd_data_clean(args) -> int:
     from zhouyi.data.clean import CleanOptions
     from zhouyi.data.pipeline import eval_path, run_clean
@@ -246,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("validate", cmd_validate, "check specs, their rendered configs (llamafactory's parser) and data")
     p.add_argument("specs", nargs="+", metavar="spec")
     p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--hardware", help="also check the specs run and fit there: cpu, h100, 4x4090, 8xa100-80g, ...")
 
     p = verb("register", cmd_register, "merge the spec's datasets into <dataset_dir>/dataset_info.json")
     p.add_argument("spec")
@@ -286,6 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-samples", type=int, help="rows to tokenize (default: the spec's)")
     p.add_argument("--cpu", action="store_true", help="measure on the CPU in fp32, whatever the spec's device")
     p.add_argument("-o", "--output", help="report folder (default: <runs_dir>/bench-<name>-<time>)")
+
+    p = verb("estimate", cmd_estimate, "per-GPU training memory of SPEC on given hardware, with the smallest fix")
+    p.add_argument("spec")
+    p.add_argument("--hardware", required=True, help="cpu, h100, 4x4090, 8xa100-80g, ... (count x card)")
+    p.add_argument("--json", action="store_true")
 
     data = sub.add_parser("data", help="clean scraped dream data into an alpaca dataset")
     data_sub = data.add_subparsers(dest="data_verb", required=True, metavar="DATA_VERB")

@@ -51,3 +51,30 @@ def parse_hardware(text: str) -> Hardware:
     if not match or match.group(2) not in CARDS or (match.group(1) is not None and int(match.group(1)) < 1):
         raise UserError(f"--hardware {text!r}: expected cpu or <count>x<card>, cards: {', '.join(CARDS)}")
     return Hardware(int(match.group(1) or 1), CARDS[match.group(2)])
+
+
+def hardware_problems(spec, hardware: Hardware) -> list[tuple[str, str]]:
+    """What stops `spec` on `hardware`, each at the spec field to change (`spec` is a zhouyi.spec.JobSpec)."""
+    launch, train = spec.launch, spec.train
+    problems = []
+    if hardware.card is None:
+        if launch.device == "cuda":
+            problems.append(("launch.device", "the hardware is cpu but launch.device is cuda; set device: cpu"))
+        return problems
+    if launch.device == "cpu":
+        problems.append(("launch.device", f"launch.device is cpu on {hardware.label}; set device: cuda"))
+    if launch.gpus and max(launch.gpus) >= hardware.count:
+        problems.append(("launch.gpus", f"gpu id {max(launch.gpus)} does not exist on {hardware.label} "
+                                        f"(ids 0-{hardware.count - 1})"))
+    if launch.nproc_per_node and launch.nproc_per_node > hardware.count:
+        problems.append(("launch.nproc_per_node", f"{launch.nproc_per_node} processes but {hardware.count} GPU(s)"))
+    if train.precision == "bf16" and not hardware.card.bf16:
+        problems.append(("train.precision", f"{hardware.card.name} has no bf16; use fp16"))
+    if launch.deepspeed != "none" and launch.processes_per_node * launch.nnodes == 1 and not launch.force_torchrun:
+        problems.append(("launch.force_torchrun", "DeepSpeed on one GPU needs torchrun: set force_torchrun: true"))
+    zero3 = launch.deepspeed.startswith("zero3")
+    if zero3 and spec.overrides.get("use_unsloth"):
+        problems.append(("overrides.use_unsloth", "unsloth does not work with DeepSpeed ZeRO-3; use zero2"))
+    if zero3 and any(d.split == "eval" for d in spec.data.datasets) and spec.overrides.get("predict_with_generate"):
+        problems.append(("launch.deepspeed", "ZeRO-3 cannot predict_with_generate; evaluate without DeepSpeed"))
+    return problems

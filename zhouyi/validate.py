@@ -41,7 +41,8 @@ class Report:
         return {"spec": self.spec, "ok": self.ok, "problems": [asdict(p) for p in self.problems]}
 
 
-def validate_specs(refs: list[str], base_dir: Path) -> list[Report]:
+def validate_specs(refs: list[str], base_dir: Path, hardware=None) -> list[Report]:
+    """Validate each spec; with `hardware` (zhouyi.hardware.Hardware), also that it runs and fits there."""
     reports: list[Report] = []
     jobs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="zhouyi-validate-") as tmp:
@@ -66,6 +67,8 @@ def validate_specs(refs: list[str], base_dir: Path) -> list[Report]:
             report.problems += check_model(spec, base_dir)
             report.problems += check_data(spec, base_dir)
             report.problems += check_deepspeed(files)
+            if hardware is not None:
+                report.problems += check_hardware(spec, base_dir, hardware)
         if jobs:
             for job_id, errors in parse_with_llamafactory(jobs).items():
                 index, name = job_id.split("/", 1)
@@ -91,6 +94,27 @@ def check_deepspeed(files: dict[str, str]) -> list[Problem]:
             config = json.loads(text)
             if "zero_optimization" not in config:
                 problems.append(Problem(name, "DeepSpeed config has no zero_optimization section"))
+    return problems
+
+
+def check_hardware(spec: JobSpec, base_dir: Path, hardware) -> list[Problem]:
+    from zhouyi.estimate import GIB, arch_for, estimate, setup_for, smallest_fix
+    from zhouyi.hardware import hardware_problems
+
+    problems = [Problem(where, message) for where, message in hardware_problems(spec, hardware)]
+    if hardware.card is None:
+        return problems
+    try:
+        arch = arch_for(spec, base_dir)
+    except UserError as exc:
+        return [*problems, Problem("model.model_name_or_path", f"memory not estimated: {exc}", "warning")]
+    result = estimate(arch, setup_for(spec, arch, hardware), hardware)
+    if not result.fits:
+        fix = smallest_fix(arch, result.setup, hardware)
+        hint = f"; smallest change that fits: {fix[0]}" if fix else "; use more or larger GPUs"
+        problems.append(Problem("memory", f"needs about {result.total / GIB:.1f} GiB per GPU + 1 GiB context, "
+                                          f"{hardware.label} has {hardware.card.memory_gib:.0f} GiB{hint} "
+                                          f"(zhouyi estimate shows the breakdown)"))
     return problems
 
 

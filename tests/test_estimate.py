@@ -1,0 +1,119 @@
+"""Memory estimate against numbers worked out by hand for Qwen2.5-1.5B, and hardware profiles as input."""
+
+import json
+
+import pytest
+
+from tests.conftest import zhouyi
+from zhouyi.errors import UserError
+from zhouyi.estimate import Arch, estimate, setup_for, smallest_fix
+from zhouyi.hardware import hardware_problems, parse_hardware
+from zhouyi.spec import load_spec, parse_spec
+
+N = 1_543_714_304  # Qwen2.5-1.5B parameters (the model card's 1.54B; embeddings tied)
+LORA_R8_ALL = 28 * 8 * (2 * (1536 + 1536) + 2 * (1536 + 256) + 3 * (1536 + 8960))  # q,o + k,v + gate,up,down
+ACT = 20 * 1536 + 4 * 256 + 8 * 8960  # bytes per token per layer
+SPEC = """
+name: t
+model: {{model_name_or_path: Qwen/Qwen2.5-1.5B-Instruct, template: qwen}}
+data: {{datasets: [{{name: d, file_name: d.json}}]}}
+method: {method}
+train: {{cutoff_len: 1024, per_device_train_batch_size: {batch}, gradient_checkpointing: {ckpt}}}
+launch: {launch}
+"""
+
+
+def job(method="{finetuning_type: lora}", batch=1, ckpt="true", launch="{gpus: [0]}"):
+    return parse_spec(SPEC.format(method=method, batch=batch, ckpt=ckpt, launch=launch))
+
+
+def run(spec, hardware="h100"):
+    hw = parse_hardware(hardware)
+    arch = Arch.from_config(json.loads((_archs() / "qwen2.5-1.5b-instruct.json").read_text()))
+    return arch, estimate(arch, setup_for(spec, arch, hw), hw), hw
+
+
+def _archs():
+    from importlib import resources
+
+    return resources.files("zhouyi.archs")
+
+
+def test_parameter_counts_match_the_model_and_llamafactory():
+    arch, result, _ = run(job())
+    assert arch.params() == N
+    assert result.setup.trainable == LORA_R8_ALL == 9_232_384  # LLaMA-Factory logs "trainable params: 9,232,384"
+
+
+def test_lora_one_gpu_by_hand():
+    _, result, _ = run(job(batch=1, ckpt="true"))
+    tokens = 1024
+    assert result.parts == {
+        "weights": 2 * N + 6 * LORA_R8_ALL,  # frozen bf16 + fp32 LoRA weights and their autocast copy
+        "gradients": 4 * LORA_R8_ALL,
+        "optimizer": 8 * LORA_R8_ALL,
+        "activations": 28 * 2 * 1536 * tokens + ACT * tokens,  # checkpointed inputs + one layer recomputed
+        "logits": tokens * 151936 * 10,
+    }
+    assert result.fits and result.headroom > 70 * 2**30
+
+
+def test_full_fine_tuning_and_zero_stages_by_hand():
+    _, ddp, _ = run(job(method="{finetuning_type: full}", ckpt="false"))
+    assert (ddp.parts["weights"], ddp.parts["gradients"], ddp.parts["optimizer"]) == (6 * N, 4 * N, 8 * N)
+    assert ddp.parts["activations"] == 28 * ACT * 1024
+    four = "{gpus: [0, 1, 2, 3], deepspeed: %s}"
+    _, zero2, _ = run(job(method="{finetuning_type: full}", launch=four % "zero2"), "4xh100")
+    assert zero2.setup.world == 4
+    assert (zero2.parts["weights"], zero2.parts["gradients"], zero2.parts["optimizer"]) == (2 * N, N // 2, 3 * N)
+    _, zero3, _ = run(job(method="{finetuning_type: full}", launch=four % "zero3_offload"), "4xh100")
+    assert (zero3.parts["weights"], zero3.parts["gradients"], zero3.parts["optimizer"]) == (0, N // 2, 0)
+
+
+def test_verdict_and_the_smallest_change_that_fits():
+    arch, full, hw = run(job(method="{finetuning_type: full}", ckpt="false"), "4090")
+    assert not full.fits  # 18 bytes a parameter is 26 GiB before any activation
+    change, fixed = smallest_fix(arch, full.setup, hw)
+    assert change == "method: {finetuning_type: lora}" and fixed.fits
+    arch, lora, hw = run(job(batch=16, ckpt="false"), "4090")
+    assert not lora.fits
+    change, fixed = smallest_fix(arch, lora.setup, hw)
+    assert change.startswith("train.per_device_train_batch_size: 8") and fixed.fits  # logits dominate at 16k tokens
+
+
+def test_hardware_profiles_parse_and_refuse_unknown_cards():
+    assert parse_hardware("4x4090").count == 4 and parse_hardware("h100").count == 1
+    assert parse_hardware("cpu").card is None
+    for bad in ("4xfoo", "0xh100", "x"):
+        with pytest.raises(UserError, match="count>x<card"):
+            parse_hardware(bad)
+
+
+def test_hardware_problems_name_the_field():
+    tutorial = load_spec("zhougong-lora")
+    assert hardware_problems(tutorial, parse_hardware("4x4090")) == []
+    t4 = dict(hardware_problems(tutorial, parse_hardware("2xt4")))
+    assert "no bf16" in t4["train.precision"] and "gpu id 3" in t4["launch.gpus"]
+    one = dict(hardware_problems(job(launch="{gpus: [0], deepspeed: zero2}"), parse_hardware("h100")))
+    assert "force_torchrun" in one["launch.force_torchrun"]
+
+
+def test_estimate_and_validate_on_the_command_line(tmp_path):
+    result = zhouyi("estimate", "zhougong-lora", "--hardware", "4x4090", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["fits"] and report["parameters"] == N and report["problems"] == []
+    small = zhouyi("estimate", "zhougong-lora", "--hardware", "1xt4", cwd=tmp_path)
+    assert small.returncode == 1 and "no bf16" in small.stdout
+    bad = zhouyi("estimate", "zhougong-lora", "--hardware", "9xfoo", cwd=tmp_path)
+    assert bad.returncode == 2 and "cards:" in bad.stderr
+
+
+def test_validate_with_hardware_reports_what_stops_the_spec_there(project):
+    result = zhouyi("validate", "--json", "--hardware", "h100", "tiny-cpu", cwd=project)
+    assert result.returncode == 2
+    (report,) = json.loads(result.stdout)
+    errors = {p["where"]: p["message"] for p in report["problems"] if p["level"] == "error"}
+    assert "set device: cuda" in errors["launch.device"]
+    fits = zhouyi("validate", "--hardware", "cpu", "tiny-cpu", cwd=project)
+    assert fits.returncode == 0, fits.stdout
