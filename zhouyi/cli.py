@@ -116,6 +116,10 @@ def cmd_train(args) -> int:
     from zhouyi.render import TRAIN_DIR, render
     from zhouyi.runs import new_run_dir, write_files, write_manifest
 
+    if args.resume:
+        return _resume(args)
+    if not args.spec:
+        raise UserError("train needs SPEC (a spec file or preset), or --resume RUN")
     spec, text, where = _load(args.spec)
     if args.dry_run:
         print("dry run: the registry is left as it is")
@@ -129,6 +133,37 @@ def cmd_train(args) -> int:
     write_manifest(run_dir, spec, text, where, ctx, files, cmd)
     if args.dry_run:
         print(f"dry run: rendered files in {run_dir}\nrun: {cmd.shell()}")
+        return 0
+    code = launch.run(cmd)
+    print(f"{'trained' if code == 0 else f'training failed (exit {code})'}: {run_dir / TRAIN_DIR}")
+    return code
+
+
+def _resume(args) -> int:
+    """Continue a stopped run from its last checkpoint, in the same run dir, with the files it was made with."""
+    from dataclasses import replace
+
+    from zhouyi import launch
+    from zhouyi.render import TRAIN_DIR
+    from zhouyi.runs import last_checkpoint, read_manifest
+    from zhouyi.spec import spec_from_dict
+    from zhouyi.yamlio import atomic_write
+    from zhouyi.yamlsafe import yaml_value
+
+    if args.spec:
+        raise UserError("give SPEC or --resume RUN, not both: a resumed run keeps the spec it was started with")
+    run_dir = Path(args.resume).resolve()
+    checkpoint = last_checkpoint(run_dir)
+    spec = spec_from_dict(read_manifest(run_dir)["spec"], str(run_dir))
+    config = run_dir / "resume.yaml"
+    text = (run_dir / "train.yaml").read_text(encoding="utf-8")
+    resume = f"\n### resume ({checkpoint.name})\nresume_from_checkpoint: {yaml_value(str(checkpoint))}\n"
+    atomic_write(config, text + resume)
+    cmd = launch.build(spec, "train", run_dir, node_rank=args.node_rank)
+    cmd = replace(cmd, argv=[*cmd.argv[:-1], str(config)])
+    print(f"resuming {run_dir.name} from {checkpoint.name}")
+    if args.dry_run:
+        print(f"run: {cmd.shell()}")
         return 0
     code = launch.run(cmd)
     print(f"{'trained' if code == 0 else f'training failed (exit {code})'}: {run_dir / TRAIN_DIR}")
@@ -286,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
 
     p = verb("train", cmd_train, "train SPEC in a new run directory with llamafactory-cli train")
-    p.add_argument("spec")
+    p.add_argument("spec", nargs="?")
+    p.add_argument("--resume", metavar="RUN", help="continue the stopped run RUN from its last checkpoint")
     p.add_argument("--dry-run", action="store_true", help="render and print the command; run nothing")
     p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
     p.add_argument("--node-rank", type=int, default=None, help="this node's rank in a multi-node job")

@@ -97,7 +97,7 @@ def run(cmd: Command, stdin_text: str | None = None, echo=print, log: Path | Non
     with open(log, "wb") if log else open(os.devnull, "wb") as sink:
         proc = subprocess.Popen(
             argv,
-            env={**os.environ, **cmd.env},
+            env=_child_env(cmd.env),
             cwd=cmd.cwd,
             stdin=subprocess.PIPE if stdin_text is not None else None,
             stdout=sink if log else None,
@@ -105,6 +105,16 @@ def run(cmd: Command, stdin_text: str | None = None, echo=print, log: Path | Non
             start_new_session=True,  # its own group, so one signal reaches torchrun and every worker
         )
         return _wait(proc, stdin_text)
+
+
+def _child_env(extra: dict[str, str]) -> dict[str, str]:
+    """The caller's environment plus `extra`, with this Python's bin folder first on PATH: LLaMA-Factory
+    starts `torchrun` by name, which a venv that is not activated would not otherwise provide."""
+    env = {**os.environ, **extra}
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    return env
 
 
 def _wait(proc: subprocess.Popen, stdin_text: str | None) -> int:

@@ -141,6 +141,20 @@ def check_run(run_dir: Path) -> Path:
     return run_dir
 
 
+def last_checkpoint(run_dir: Path) -> Path:
+    """The newest `checkpoint-<step>` the trainer saved in a run that did not finish, for --resume."""
+    run_dir = Path(run_dir).resolve()
+    read_manifest(run_dir)
+    if is_trained(run_dir):
+        raise UserError(f"--resume {run_dir}: training finished there; nothing to resume (start a new run)")
+    steps = sorted((int(p.name.split("-")[1]), p) for p in (run_dir / TRAIN_DIR).glob("checkpoint-*")
+                   if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").is_file())
+    if not steps:
+        raise UserError(f"--resume {run_dir}: no checkpoint was saved before it stopped; train again "
+                        "(a lower train.save_steps saves more often)")
+    return steps[-1][1]
+
+
 def ensure_empty_target(path: Path, force: bool) -> None:
     """Refuse to write into a non-empty folder unless forced: never mix two exports' shards."""
     if path.exists() and any(path.iterdir()):

@@ -256,6 +256,7 @@ _OTHER_MANAGED = {
     "fp16": "train.precision", "deepspeed": "launch.deepspeed", "adapter_name_or_path": "--run",
     "overwrite_output_dir": "the run directory", "predict_with_generate": "the verb",
     "disable_gradient_checkpointing": "train.gradient_checkpointing", "tokenized_path": "train.tokenized_cache",
+    "resume_from_checkpoint": "zhouyi train --resume RUN",
 }
 
 

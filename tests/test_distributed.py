@@ -1,0 +1,198 @@
+"""Real multi-process training on the CPU through `zhouyi train` (gloo): DDP, DeepSpeed ZeRO-2 and ZeRO-3,
+two nodes over loopback and in network namespaces, Ctrl-C reaching every worker, and resume."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors import safe_open
+
+from tests.conftest import zhouyi
+from zhouyi.spec import read_spec_source
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tiny_spec(project: Path, name: str, launch: dict, **train) -> str:
+    """tiny-cpu with a short training and the given launch section, written into the project."""
+    spec = yaml.safe_load(read_spec_source("tiny-cpu")[0])
+    spec["name"] = name
+    spec["train"].update({"num_train_epochs": 1.0, "max_steps": 4, "save_steps": 2, "logging_steps": 1, **train})
+    spec["launch"] = {"device": "cpu", **launch}
+    (project / f"{name}.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    return f"{name}.yaml"
+
+
+def only_run(project: Path) -> Path:
+    (run,) = (project / "runs").glob("*-2*")
+    return run
+
+
+def assert_adapter_saved(run: Path) -> None:
+    with safe_open(str(run / "train" / "adapter_model.safetensors"), "pt") as f:
+        shapes = [f.get_slice(k).get_shape() for k in f.keys()]
+    assert shapes and all(0 not in shape for shape in shapes), "every LoRA tensor was gathered and saved"
+
+
+@pytest.mark.parametrize("deepspeed", ["none", "zero2", "zero3"])
+def test_two_processes_train_and_save(tiny_project, deepspeed):
+    spec = tiny_spec(tiny_project, f"dp-{deepspeed}", {"nproc_per_node": 2, "master_port": free_port(),
+                                                        "deepspeed": deepspeed})
+    result = zhouyi("train", spec, cwd=tiny_project)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert "FORCE_TORCHRUN=1" in log and "NPROC_PER_NODE=2" in log
+    assert "Process rank: 1, world size: 2" in log and "Process rank: 0, world size: 2" in log
+    if deepspeed == "zero3":
+        assert "Detected DeepSpeed ZeRO-3" in log
+    run = only_run(tiny_project)
+    assert json.loads((run / "train" / "trainer_state.json").read_text())["global_step"] == 4
+    assert_adapter_saved(run)
+
+
+def start_node(project: Path, spec: str, rank: int, prefix: list[str] = (), env: dict | None = None):
+    return subprocess.Popen([*prefix, sys.executable, "-m", "zhouyi", "train", spec, "--node-rank", str(rank)],
+                            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
+
+
+def test_two_nodes_over_loopback(tiny_project):
+    spec = tiny_spec(tiny_project, "nodes", {"nnodes": 2, "nproc_per_node": 1, "master_addr": "127.0.0.1",
+                                             "master_port": free_port()})
+    nodes = [start_node(tiny_project, spec, rank) for rank in (0, 1)]
+    logs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert "NODE_RANK=0" in logs[0] and "NODE_RANK=1" in logs[1] and "NNODES=2" in logs[1]
+    assert "Process rank: 0, world size: 2" in logs[0] and "Process rank: 1, world size: 2" in logs[1]
+    runs = sorted((tiny_project / "runs").glob("nodes-*"))
+    assert len(runs) == 2 and any((r / "train" / "adapter_model.safetensors").is_file() for r in runs)
+
+
+NETNS = ("zy-node0", "zy-node1")
+
+
+@pytest.fixture
+def two_namespaces():
+    """Two network namespaces joined by a veth pair: node 0 at 10.231.0.1, node 1 at 10.231.0.2."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.skip("network namespaces need root and iproute2")
+
+    def ip(*args):
+        return subprocess.run(["ip", *args], capture_output=True, text=True)
+
+    if ip("netns", "add", NETNS[0]).returncode != 0:
+        pytest.skip("this machine does not allow network namespaces")
+    try:
+        ip("netns", "add", NETNS[1])
+        assert ip("link", "add", "zy-veth0", "type", "veth", "peer", "name", "zy-veth1").returncode == 0
+        for i, ns in enumerate(NETNS):
+            ip("link", "set", f"zy-veth{i}", "netns", ns)
+            ip("-n", ns, "addr", "add", f"10.231.0.{i + 1}/24", "dev", f"zy-veth{i}")
+            ip("-n", ns, "link", "set", f"zy-veth{i}", "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+        yield ["10.231.0.1", "10.231.0.2"]
+    finally:
+        for ns in NETNS:
+            ip("netns", "del", ns)
+        assert not set(NETNS) & set(ip("netns", "list").stdout.split()), "namespaces removed"
+
+
+def test_two_nodes_with_their_own_addresses(tiny_project, two_namespaces):
+    master = two_namespaces[0]
+    spec = tiny_spec(tiny_project, "netns", {"nnodes": 2, "nproc_per_node": 1, "master_addr": master,
+                                             "master_port": free_port()})
+    nodes = [start_node(tiny_project, spec, rank, ["ip", "netns", "exec", NETNS[rank]],
+                        {"GLOO_SOCKET_IFNAME": f"zy-veth{rank}"}) for rank in (0, 1)]
+    logs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert f"MASTER_ADDR={master}" in logs[1] and "Process rank: 1, world size: 2" in logs[1]
+
+
+def wait_for(path_glob: Path, pattern: str, timeout: float = 180) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = sorted(path_glob.glob(pattern))
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError(f"nothing matched {path_glob}/{pattern} in {timeout} s")
+
+
+def alive(pattern: str) -> list[str]:
+    pids = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    result = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        if state != "Z":
+            result.append(pid)
+    return result
+
+
+def test_ctrl_c_ends_every_torchrun_worker(tiny_project):
+    spec = tiny_spec(tiny_project, "sigint", {"nproc_per_node": 2, "master_port": free_port()}, max_steps=100000,
+                     save_steps=100000)
+    proc = subprocess.Popen([sys.executable, "-m", "zhouyi", "train", spec], cwd=tiny_project,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    run = wait_for(tiny_project / "runs", "sigint-*")
+    wait_for(run / "train", "trainer_log.jsonl")  # both workers are training
+    assert len(alive(str(run))) >= 3  # llamafactory-cli, torchrun, two workers
+    proc.send_signal(signal.SIGINT)
+    start = time.time()
+    proc.communicate(timeout=15)
+    assert proc.returncode != 0
+    while alive(str(run)) and time.time() - start < 15:
+        time.sleep(0.2)
+    assert alive(str(run)) == [], "no worker outlives Ctrl-C"
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny_project):
+    spec = tiny_spec(tiny_project, "resume", {}, max_steps=60, save_steps=3)
+    proc = subprocess.Popen([sys.executable, "-m", "zhouyi", "train", spec], cwd=tiny_project,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    run = wait_for(tiny_project / "runs", "resume-*")
+    wait_for(run / "train", "checkpoint-3/trainer_state.json")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    state = json.loads((run / "train" / "trainer_state.json").read_text()) if (run / "train" /
+                                                                                "trainer_state.json").exists() else {}
+    assert state.get("global_step") != 60, "stopped before the end"
+    checkpoints = sorted(int(p.name.split("-")[1]) for p in (run / "train").glob("checkpoint-*"))
+    resumed = zhouyi("train", "--resume", str(run), cwd=tiny_project)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    assert f"from checkpoint-{checkpoints[-1]}" in resumed.stdout
+    assert json.loads((run / "train" / "trainer_state.json").read_text())["global_step"] == 60
+    log = (run / "train" / "trainer_log.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["current_steps"] for line in log]
+    last = checkpoints[-1]
+    restart = next((i for i in range(1, len(steps)) if steps[i] <= steps[i - 1]), None)
+    first, second = (steps[:restart], steps[restart:]) if restart else (steps[:last], steps[last:])
+    assert first == list(range(1, len(first) + 1)) and len(first) >= last, "the first run logged each step once"
+    assert second[0] == last + 1 and sorted(set(second)) == list(range(last + 1, 61)), "resumed after the checkpoint"
+
+
+def test_resume_refuses_runs_it_cannot_continue(tiny_project):
+    spec = tiny_spec(tiny_project, "nockpt", {}, max_steps=1, save_steps=1000)
+    assert zhouyi("train", spec, "--dry-run", cwd=tiny_project).returncode == 0
+    run = only_run(tiny_project)
+    result = zhouyi("train", "--resume", str(run), cwd=tiny_project)
+    assert result.returncode == 2 and "no checkpoint was saved" in result.stderr
+    assert zhouyi("train", "--resume", str(tiny_project), cwd=tiny_project).returncode == 2
+    both = zhouyi("train", spec, "--resume", str(run), cwd=tiny_project)
+    assert both.returncode == 2 and "not both" in both.stderr
