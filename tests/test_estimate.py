@@ -8,6 +8,7 @@ from tests.conftest import zhouyi
 from zhouyi.errors import UserError
 from zhouyi.estimate import Arch, estimate, setup_for, smallest_fix
 from zhouyi.hardware import hardware_problems, parse_hardware
+from zhouyi.launch import launch_env
 from zhouyi.spec import load_spec, parse_spec
 
 N = 1_543_714_304  # Qwen2.5-1.5B parameters (the model card's 1.54B; embeddings tied)
@@ -94,8 +95,10 @@ def test_hardware_problems_name_the_field():
     assert hardware_problems(tutorial, parse_hardware("4x4090")) == []
     t4 = dict(hardware_problems(tutorial, parse_hardware("2xt4")))
     assert "no bf16" in t4["train.precision"] and "gpu id 3" in t4["launch.gpus"]
-    one = dict(hardware_problems(job(launch="{gpus: [0], deepspeed: zero2}"), parse_hardware("h100")))
-    assert "force_torchrun" in one["launch.force_torchrun"]
+    # DeepSpeed on one GPU needs torchrun; zhouyi launches it so rather than asking for force_torchrun
+    one_gpu = job(launch="{gpus: [0], deepspeed: zero2}")
+    assert hardware_problems(one_gpu, parse_hardware("h100")) == []
+    assert launch_env(one_gpu)["FORCE_TORCHRUN"] == "1" and launch_env(one_gpu)["NPROC_PER_NODE"] == "1"
 
 
 def test_estimate_and_validate_on_the_command_line(tmp_path):

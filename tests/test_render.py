@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
+from zhouyi.errors import SpecError
 from zhouyi.render import RenderContext, render
 from zhouyi.spec import load_spec, parse_spec, preset_names
 from zhouyi.yamlsafe import yaml_value
@@ -118,3 +119,15 @@ def test_persona_with_any_text_renders_to_valid_yaml(persona):
     spec = base.model_copy(update={"model": base.model.model_copy(update={"default_system": persona})})
     for name in ("train.yaml", "infer.yaml", "export.yaml", "predict.yaml"):
         assert yaml.safe_load(render(spec, CTX)[name])["default_system"] == persona
+
+
+def test_ray_engine_renders_workers_and_launches_without_torchrun():
+    from zhouyi.launch import launch_env
+
+    spec = parse_spec(BASE + "launch: {engine: ray, gpus: [0, 1], nnodes: 2}\n")
+    train = yaml.safe_load(render(spec, CTX)["train.yaml"])
+    assert train["ray_num_workers"] == 4
+    env = launch_env(spec)
+    assert env["USE_RAY"] == "1" and "FORCE_TORCHRUN" not in env and "NNODES" not in env
+    with pytest.raises(SpecError, match="engine is torchrun"):
+        parse_spec(BASE + "launch: {ray_num_workers: 2}\n")

@@ -110,3 +110,11 @@ def test_speed_knobs_that_cannot_run_are_refused_at_the_field():
     assert "batch size 1" in neat["train.per_device_train_batch_size"]
     managed = problems(MINIMAL + "overrides: {disable_gradient_checkpointing: true}\n")
     assert "train.gradient_checkpointing" in managed["overrides.disable_gradient_checkpointing"]
+
+
+def test_misspelt_choice_gets_a_did_you_mean():
+    found = problems(MINIMAL + "launch: {deepspeed: zer02, master_port: 70000}\n")
+    assert "did you mean 'zero2'?" in found["launch.deepspeed"]
+    assert "less than or equal to 65535" in found["launch.master_port"]
+    multi = problems(MINIMAL + "launch: {nnodes: 2, node_rank: 2}\n")
+    assert "node_rank=2 must be below nnodes=2" in multi["launch"]

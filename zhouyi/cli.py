@@ -121,6 +121,7 @@ def cmd_train(args) -> int:
     if not args.spec:
         raise UserError("train needs SPEC (a spec file or preset), or --resume RUN")
     spec, text, where = _load(args.spec)
+    _check_node_rank(spec, args.node_rank)
     if args.dry_run:
         print("dry run: the registry is left as it is")
     else:
@@ -139,6 +140,36 @@ def cmd_train(args) -> int:
     return code
 
 
+def cmd_launch_script(args) -> int:
+    import os
+
+    from zhouyi import launch
+    from zhouyi.launch_script import render_script
+    from zhouyi.render import render
+    from zhouyi.runs import new_run_dir, write_files, write_manifest
+    from zhouyi.yamlio import atomic_write
+
+    spec, text, where = _load(args.spec)
+    _register(spec, args.force)
+    run_dir = new_run_dir(spec, Path.cwd())
+    ctx = _ctx(run_dir, spec)
+    files = render(spec, ctx)
+    write_files(run_dir, files)
+    cmd = launch.build(spec, "train", run_dir)
+    write_manifest(run_dir, spec, text, where, ctx, files, cmd)
+    name, script = render_script("slurm" if args.slurm else "shell", spec, cmd, run_dir)
+    atomic_write(run_dir / name, script)
+    os.chmod(run_dir / name, 0o755)
+    print(run_dir / name)
+    return 0
+
+
+def _check_node_rank(spec, node_rank: int | None) -> None:
+    if node_rank is not None and not 0 <= node_rank < spec.launch.nnodes:
+        raise UserError(f"--node-rank {node_rank}: launch.nnodes is {spec.launch.nnodes}, so ranks are "
+                        f"0..{spec.launch.nnodes - 1}")
+
+
 def _resume(args) -> int:
     """Continue a stopped run from its last checkpoint, in the same run dir, with the files it was made with."""
     from dataclasses import replace
@@ -155,6 +186,7 @@ def _resume(args) -> int:
     run_dir = Path(args.resume).resolve()
     checkpoint = last_checkpoint(run_dir)
     spec = spec_from_dict(read_manifest(run_dir)["spec"], str(run_dir))
+    _check_node_rank(spec, args.node_rank)
     config = run_dir / "resume.yaml"
     text = (run_dir / "train.yaml").read_text(encoding="utf-8")
     resume = f"\n### resume ({checkpoint.name})\nresume_from_checkpoint: {yaml_value(str(checkpoint))}\n"
@@ -260,7 +292,7 @@ def cmd_estimate(args) -> int:
                           "problems": [{"where": w, "message": m} for w, m in problems]}, indent=2))
     else:
         print(f"{arch.params():,} parameters, {result.setup.trainable:,} trainable")
-        print(format_estimate(result, hardware))
+        print(format_estimate(arch, result, hardware))
         if not result.fits:
             print(f"smallest change that fits: {fix[0]} ({fix[1].total / 2**30:.2f} GiB)" if fix
                   else "nothing zhouyi knows makes it fit: use more or larger GPUs")
@@ -326,6 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="render and print the command; run nothing")
     p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
     p.add_argument("--node-rank", type=int, default=None, help="this node's rank in a multi-node job")
+
+    p = verb("launch-script", cmd_launch_script, "render SPEC into a new run and write its per-node launch script")
+    p.add_argument("spec")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--slurm", action="store_true", help="an sbatch script: one task a node")
+    kind.add_argument("--shell", action="store_true", help="a script each node runs with its NODE_RANK")
+    p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
 
     p = verb("chat", cmd_chat, "chat with a trained run (llamafactory-cli chat)")
     p.add_argument("spec")

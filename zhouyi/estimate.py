@@ -172,14 +172,18 @@ def estimate(arch: Arch, setup: Setup, hardware: Hardware) -> Estimate:
             weights = 0
         grads = share(2 * s.trainable, stage >= 2)
         optimizer = 0 if offload else share(12 * s.trainable, stage >= 1)
-    tokens = s.micro_batch * s.cutoff_len
-    per_layer = arch.activation_bytes_per_token_layer() * tokens
-    activations = (arch.layers * 2 * arch.hidden * tokens + per_layer) if s.checkpointing else arch.layers * per_layer
-    logits = 0 if s.liger else tokens * arch.vocab * 10
+    activations = activation_bytes(arch, s, s.checkpointing)
+    logits = 0 if s.liger else s.micro_batch * s.cutoff_len * arch.vocab * 10
     parts = {"weights": int(weights), "gradients": int(grads), "optimizer": int(optimizer),
              "activations": int(activations), "logits": int(logits)}
     memory = int(hardware.card.memory_gib * GIB) if hardware.card else None
     return Estimate(s, parts, memory)
+
+
+def activation_bytes(arch: Arch, setup: Setup, checkpointing: bool) -> int:
+    tokens = setup.micro_batch * setup.cutoff_len
+    per_layer = arch.activation_bytes_per_token_layer() * tokens
+    return (arch.layers * 2 * arch.hidden * tokens + per_layer) if checkpointing else arch.layers * per_layer
 
 
 def smallest_fix(arch: Arch, setup: Setup, hardware: Hardware) -> tuple[str, Estimate] | None:
@@ -212,13 +216,18 @@ def smallest_fix(arch: Arch, setup: Setup, hardware: Hardware) -> tuple[str, Est
     return None
 
 
-def format_estimate(result: Estimate, hardware: Hardware) -> str:
+def format_estimate(arch: Arch, result: Estimate, hardware: Hardware) -> str:
     s = result.setup
     lines = [f"per-GPU memory, {s.method}, {s.world} process(es), deepspeed {s.deepspeed}, micro-batch {s.micro_batch}"
              f" x {s.cutoff_len} tokens, checkpointing {'on' if s.checkpointing else 'off'}, on {hardware.label}:"]
     for name, value in result.parts.items():
         lines.append(f"  {name:12} {value / GIB:8.2f} GiB")
     lines.append(f"  {'total':12} {result.total / GIB:8.2f} GiB (+ {CONTEXT_BYTES / GIB:.0f} GiB CUDA context)")
+    if s.method in ("lora", "qlora"):
+        lines.append(f"  LoRA parameters: {s.trainable:,} (fp32 weights, gradients and Adam states: "
+                     f"{16 * s.trainable / GIB:.2f} GiB before ZeRO)")
+    with_ckpt, without = (activation_bytes(arch, s, True), activation_bytes(arch, s, False))
+    lines.append(f"  activations with checkpointing {with_ckpt / GIB:.2f} GiB, without {without / GIB:.2f} GiB")
     if result.memory_bytes is not None:
         verdict = "fits" if result.fits else "does NOT fit"
         card, headroom = result.memory_bytes / GIB, result.headroom / GIB

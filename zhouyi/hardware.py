@@ -70,8 +70,6 @@ def hardware_problems(spec, hardware: Hardware) -> list[tuple[str, str]]:
         problems.append(("launch.nproc_per_node", f"{launch.nproc_per_node} processes but {hardware.count} GPU(s)"))
     if train.precision == "bf16" and not hardware.card.bf16:
         problems.append(("train.precision", f"{hardware.card.name} has no bf16; use fp16"))
-    if launch.deepspeed != "none" and launch.processes_per_node * launch.nnodes == 1 and not launch.force_torchrun:
-        problems.append(("launch.force_torchrun", "DeepSpeed on one GPU needs torchrun: set force_torchrun: true"))
     zero3 = launch.deepspeed.startswith("zero3")
     if zero3 and spec.overrides.get("use_unsloth"):
         problems.append(("overrides.use_unsloth", "unsloth does not work with DeepSpeed ZeRO-3; use zero2"))

@@ -48,6 +48,8 @@ def launch_env(spec: JobSpec, node_rank: int | None = None) -> dict[str, str]:
         env["CUDA_VISIBLE_DEVICES"] = ""
     elif launch.gpus is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in launch.gpus)
+    if launch.engine == "ray":
+        env["USE_RAY"] = "1"
     if launch.distributed:
         env["FORCE_TORCHRUN"] = "1"
         env["NPROC_PER_NODE"] = str(launch.processes_per_node)

@@ -106,6 +106,7 @@ def render(spec: JobSpec, ctx: RenderContext) -> dict[str, str]:
         "train": spec.train,
         "infer": spec.infer,
         "export": spec.export,
+        "launch": spec.launch,
         "overrides": spec.overrides,
         "method_keys": method_keys(spec),
         "quantization": (

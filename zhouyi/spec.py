@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import types
 import typing
 from importlib import resources
@@ -197,6 +198,8 @@ class LaunchSpec(Strict):
     master_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     deepspeed: Literal[DEEPSPEED_STAGES] = "none"  # type: ignore[valid-type]
     force_torchrun: bool = False
+    engine: Literal["torchrun", "ray"] = Field("torchrun", description="ray: LLaMA-Factory's USE_RAY launcher")
+    ray_num_workers: Annotated[int, Field(gt=0)] | None = Field(None, description="default: processes x nodes")
 
     @model_validator(mode="after")
     def _consistent(self) -> LaunchSpec:
@@ -208,9 +211,15 @@ class LaunchSpec(Strict):
             raise ValueError(f"nproc_per_node={self.nproc_per_node} is more than the {len(self.gpus)} gpus listed")
         if self.node_rank >= self.nnodes:
             raise ValueError(f"node_rank={self.node_rank} must be below nnodes={self.nnodes}")
-        if self.nnodes > 1 and (self.master_addr is None or self.master_port is None):
+        if self.nnodes > 1 and self.engine == "torchrun" and (self.master_addr is None or self.master_port is None):
             raise ValueError("nnodes > 1 needs master_addr and a fixed master_port")
+        if self.ray_num_workers and self.engine != "ray":
+            raise ValueError("ray_num_workers is set but engine is torchrun; set engine: ray")
         return self
+
+    @property
+    def workers(self) -> int:
+        return self.ray_num_workers or self.processes_per_node * self.nnodes
 
     @property
     def processes_per_node(self) -> int:
@@ -218,6 +227,9 @@ class LaunchSpec(Strict):
 
     @property
     def distributed(self) -> bool:
+        """Launched through torchrun (LLaMA-Factory's FORCE_TORCHRUN); Ray distributes by itself."""
+        if self.engine == "ray":
+            return False
         return self.force_torchrun or self.deepspeed != "none" or self.processes_per_node > 1 or self.nnodes > 1
 
 
@@ -256,7 +268,7 @@ _OTHER_MANAGED = {
     "fp16": "train.precision", "deepspeed": "launch.deepspeed", "adapter_name_or_path": "--run",
     "overwrite_output_dir": "the run directory", "predict_with_generate": "the verb",
     "disable_gradient_checkpointing": "train.gradient_checkpointing", "tokenized_path": "train.tokenized_cache",
-    "resume_from_checkpoint": "zhouyi train --resume RUN",
+    "resume_from_checkpoint": "zhouyi train --resume RUN", "ray_num_workers": "launch.ray_num_workers",
 }
 
 
@@ -360,6 +372,10 @@ def _describe(err: dict[str, Any]) -> tuple[str, str]:
             hint = f"; known keys: {', '.join(known)}" if known else ""
         return path, f"unknown key{hint}"
     msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "literal_error" and isinstance(err.get("input"), str):
+        choices = re.findall(r"'([^']*)'", err["ctx"]["expected"])
+        close = difflib.get_close_matches(err["input"], choices, n=1, cutoff=0.5)
+        return path, f"{msg} (got {err['input']!r}" + (f"; did you mean '{close[0]}'?)" if close else ")")
     if err["type"] in ("literal_error", "union_tag_invalid") or isinstance(err.get("input", {}), (dict, list)):
         return path, msg
     return path, f"{msg} (got {err['input']!r})"

@@ -67,6 +67,7 @@ def validate_specs(refs: list[str], base_dir: Path, hardware=None) -> list[Repor
             report.problems += check_model(spec, base_dir)
             report.problems += check_data(spec, base_dir)
             report.problems += check_deepspeed(files)
+            report.problems += check_engine(spec)
             if hardware is not None:
                 report.problems += check_hardware(spec, base_dir, hardware)
         if jobs:
@@ -95,6 +96,15 @@ def check_deepspeed(files: dict[str, str]) -> list[Problem]:
             if "zero_optimization" not in config:
                 problems.append(Problem(name, "DeepSpeed config has no zero_optimization section"))
     return problems
+
+
+def check_engine(spec: JobSpec) -> list[Problem]:
+    import importlib.util
+
+    if spec.launch.engine == "ray" and importlib.util.find_spec("ray") is None:
+        return [Problem("launch.engine", "Ray is not installed in this environment: pip install 'ray[train]'",
+                        "warning")]
+    return []
 
 
 def check_hardware(spec: JobSpec, base_dir: Path, hardware) -> list[Problem]:
