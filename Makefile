@@ -27,8 +27,8 @@ demo: $(TINY)
 
 ## Clean the scraped dream data into data/zhougong.json (+ _eval split), report in out/data-report.
 data:
-	$(ZHOUYI) data clean $(SCRAPED)/jingle1267_zgjm.jsonl $(SCRAPED)/leochan2017_zgjm.json \
-	  $(SCRAPED)/maxsherry_jiemeng_classical.txt -o data/zhougong.json --report out/data-report
+	$(ZHOUYI) data clean --spec $(SPEC) $(SCRAPED)/jingle1267_zgjm.jsonl $(SCRAPED)/leochan2017_zgjm.json \
+	  $(SCRAPED)/maxsherry_jiemeng_classical.txt
 
 test:
 	$(PY) -m pytest -q

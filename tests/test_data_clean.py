@@ -49,6 +49,22 @@ def test_questions_are_deterministic_and_use_the_keyword():
     assert "蛇上身" in question("蛇上身什么意思", 1)
 
 
+def test_near_duplicates_collapse_per_dream_and_share_a_split():
+    template = ("带有神秘的意味。预示近期你可能会遇到连自己也解释不清楚的偶然事件，"
+                "或是突然有惊人的直觉，判断力异常准确。")
+    records = [Record("a#0", "梦见作曲家", "梦见作曲家，" + template),
+               Record("a#1", "梦见雕塑家", "梦见雕塑家，" + template),  # another dream, same answer: kept
+               Record("a#2", "作曲家是什么意思", "梦见作曲家，" + template.replace("惊人的", "")),  # same dream
+               Record("a#3", "蛇", BODY)]
+    for ratio in (0.3, 0.5, 0.7):  # whatever the split, the near-duplicate cluster never straddles it
+        result = clean(records, [], CleanOptions(eval_ratio=ratio, seed=7))
+        assert result.report["drops"]["near duplicate"] == 1 and result.report["near_duplicate_clusters"] == 1
+        outputs = {row["output"][:5]: split for split in ("train", "eval") for row in getattr(result, split)}
+        assert outputs["梦见作曲家"] == outputs["梦见雕塑家"] and len(outputs) == 3
+    exact_only = clean(records, [], CleanOptions(eval_ratio=0.0, near_dup_threshold=None))
+    assert len(exact_only.train) == 4 and "near duplicate" not in exact_only.report["drops"]
+
+
 def test_duplicates_merge_filters_apply_and_persona_goes_to_system():
     records = [Record("a#0", "蛇", BODY), Record("a#1", "梦见一条蛇", BODY + " "), Record("a#2", "短", "梦见蛇。"),
                Record("a#3", "断", BODY[:-1] + "，然后")]
@@ -80,6 +96,54 @@ def test_cli_writes_registers_and_refuses_bad_input(tmp_path: Path):
         bad = zhouyi("data", "clean", *args, "-o", "data/zhougong.json", cwd=tmp_path)
         assert bad.returncode == 2 and expected in bad.stderr, bad.stderr
     assert json.loads((tmp_path / "data" / "zhougong.json").read_text()) == train, "nothing overwritten on error"
+
+
+SPEC_WITH_CLEAN = """
+name: mine
+model: {model_name_or_path: m, template: qwen, default_system: 你是周公。}
+data:
+  dataset_dir: mydata
+  datasets: [{name: dreams, file_name: dreams.json}]
+  clean:
+    output: dreams.json
+    report: rep
+    eval_ratio: 0.0
+    disable_rules: [doubled_mengjian]
+    rules: [{name: my-site, pattern: '本文来自\\S+?。', action: delete}]
+"""
+
+
+def test_spec_drives_the_cleaning_rules_and_output(tmp_path: Path):
+    from zhouyi.data.rules import DEFAULT_RULES
+
+    assert "doubled_mengjian" in [r.name for r in DEFAULT_RULES]
+    (tmp_path / "mine.yaml").write_text(SPEC_WITH_CLEAN, encoding="utf-8")
+    rows = [{"title": "蛇", "text": "梦见梦见" + BODY[2:] + "本文来自某某网。"}]
+    src = write_json(tmp_path / "pages.json", rows)
+    result = zhouyi("data", "clean", "--spec", "mine.yaml", str(src), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads((tmp_path / "mydata" / "dreams.json").read_text())
+    assert row["output"] == "梦见梦见" + BODY[2:], "the spec's rule ran; the disabled one did not"
+    assert row["system"] == "你是周公。", "the persona is the spec's default_system"
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["rule_hits"]["my-site"] == 1 and "doubled_mengjian" not in report["rule_hits"]
+
+
+def test_bad_clean_settings_name_the_field(tmp_path: Path):
+    bad = SPEC_WITH_CLEAN.replace("[doubled_mengjian]", "[doubled_mengjan]").replace("S+?。", "S+?(。")
+    (tmp_path / "bad.yaml").write_text(bad, encoding="utf-8")
+    result = zhouyi("data", "clean", "--spec", "bad.yaml", "x.json", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "data.clean.disable_rules" in result.stderr and "did you mean 'doubled_mengjian'?" in result.stderr
+    assert "data.clean.rules.0.pattern" in result.stderr and "not a valid regex" in result.stderr
+
+
+def test_traditional_text_is_converted_to_simplified_before_the_rules():
+    records = [Record("t#0", "夢見蛇", "夢見蛇纏身，預示近日有意外之財。若被蛇咬，宜防小人暗算，言行須謹慎。")]
+    result = clean(records, [], CleanOptions(eval_ratio=0.0, t2s=True))
+    assert result.train[0]["output"] == BODY and "蛇" in result.train[0]["instruction"]
+    assert result.report["rule_hits"]["traditional to simplified"] == 1
+    assert clean(records, [], CleanOptions(eval_ratio=0.0)).train[0]["output"] != BODY, "off by default"
 
 
 def test_undecodable_and_binary_files_name_the_problem(tmp_path: Path):

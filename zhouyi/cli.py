@@ -304,13 +304,40 @@ def cmd_estimate(args) -> int:
 def cmd_data_clean(args) -> int:
     from zhouyi.data.clean import CleanOptions
     from zhouyi.data.pipeline import eval_path, run_clean
+    from zhouyi.data.rules import DEFAULT_RULES, Rule
 
-    opts = CleanOptions(min_han=args.min_han, persona_as=args.persona_as, eval_ratio=args.eval_ratio, seed=args.seed)
-    result = run_clean([Path(p) for p in args.inputs], Path(args.output), Path(args.report) if args.report else None,
-                       opts, fmt=args.format, register=not args.no_register)
+    clean, persona = None, CleanOptions.persona
+    if args.spec:
+        spec, _, _ = _load(args.spec)
+        clean, persona = spec.data.clean, spec.model.default_system or persona
+    inputs = [*(clean.inputs if clean else []), *args.inputs]
+    output = args.output or (str(Path(spec.data.dataset_dir) / clean.output) if clean else None)
+    if not inputs or not output:
+        raise UserError("data clean needs INPUT files and -o FILE, or --spec SPEC with data.clean set")
+
+    def pick(flag, field: str, default):
+        return flag if flag is not None else getattr(clean, field) if clean else default
+
+    near_dup = pick(args.near_dup, "near_dup_threshold", CleanOptions.near_dup_threshold)
+    if not 0 <= near_dup < 1:
+        raise UserError(f"--near-dup {near_dup}: a Jaccard similarity in [0, 1); 0 turns it off")
+    rules = DEFAULT_RULES
+    if clean:
+        rules = tuple(r for r in DEFAULT_RULES if r.name not in clean.disable_rules) + tuple(
+            Rule(r.name, r.description or "spec rule", r.pattern, r.action, r.replacement) for r in clean.rules)
+    opts = CleanOptions(
+        min_han=pick(args.min_han, "min_han", CleanOptions.min_han),
+        max_han=clean.max_han if clean else CleanOptions.max_han, persona=persona,
+        persona_as=pick(args.persona_as, "persona_as", CleanOptions.persona_as),
+        eval_ratio=pick(args.eval_ratio, "eval_ratio", CleanOptions.eval_ratio),
+        seed=pick(args.seed, "seed", CleanOptions.seed), near_dup_threshold=near_dup or None, rules=rules,
+        t2s=args.t2s or bool(clean and clean.t2s))
+    report = args.report or (clean.report if clean else None)
+    result = run_clean([Path(p) for p in inputs], Path(output), Path(report) if report else None, opts,
+                       fmt=args.format or (clean.format if clean else None), register=not args.no_register)
     r = result.report
-    print(f"{r['rows_in']} rows in, {r['rows_out']} out: {args.output} ({r['train_rows']} train), "
-          f"{eval_path(Path(args.output))} ({r['eval_rows']} eval); drops: {r['drops']}")
+    print(f"{r['rows_in']} rows in, {r['rows_out']} out: {output} ({r['train_rows']} train), "
+          f"{eval_path(Path(output))} ({r['eval_rows']} eval); drops: {r['drops']}")
     return 0
 
 
@@ -400,14 +427,18 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_verb", required=True, metavar="DATA_VERB")
     p = data_sub.add_parser("clean", help="clean, dedup and split INPUT files into an alpaca dataset, with a report")
     p.set_defaults(func=cmd_data_clean)
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
-    p.add_argument("-o", "--output", required=True, help="train file (the eval split goes beside it as *_eval.json)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT")
+    p.add_argument("--spec", help="take settings (rules, thresholds, output) from the spec's data.clean section")
+    p.add_argument("-o", "--output", help="train file (the eval split goes beside it as *_eval.json)")
     p.add_argument("--report", help="folder for report.json and report.md")
     p.add_argument("--format", choices=["alpaca", "records", "classical"], help="default: from the file")
-    p.add_argument("--min-han", type=int, default=20, help="drop outputs with fewer Han characters")
-    p.add_argument("--persona-as", choices=["system", "instruction"], default="system")
-    p.add_argument("--eval-ratio", type=float, default=0.05)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--min-han", type=int, help="drop outputs with fewer Han characters (default 20)")
+    p.add_argument("--persona-as", choices=["system", "instruction"], help="default: system")
+    p.add_argument("--eval-ratio", type=float, help="share of rows held out for eval (default 0.05)")
+    p.add_argument("--seed", type=int, help="split and question phrasing seed (default 42)")
+    p.add_argument("--t2s", action="store_true", help="convert traditional to simplified Chinese (OpenCC) first")
+    p.add_argument("--near-dup", type=float,
+                   help="Jaccard similarity (character 3-grams) from which rows are near duplicates; 0: off (0.8)")
     p.add_argument("--no-register", action="store_true", help="leave dataset_info.json alone")
     return parser
 

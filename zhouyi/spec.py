@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from zhouyi.errors import SpecError, UserError
 from zhouyi.yamlio import load_yaml_text
@@ -86,9 +86,60 @@ class DatasetEntry(Strict):
         return ALPACA_COLUMNS if self.formatting == "alpaca" else SHAREGPT_COLUMNS
 
 
+class RuleSpec(Strict):
+    """A user cleaning rule, applied after zhouyi's own (zhouyi/data/rules.py)."""
+
+    name: str = Field(min_length=1)
+    pattern: str = Field(min_length=1, description="Python regex, compiled with re.S | re.M")
+    action: Literal["delete", "truncate_from", "replace", "drop_row"]
+    replacement: str = ""
+    description: str = ""
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regex: {exc}") from None
+        return value
+
+
+class CleanSpec(Strict):
+    """How `zhouyi data clean --spec SPEC` (make data) turns scraped files into the training data."""
+
+    inputs: list[str] = Field(default_factory=list, description="scraped files; more may be given on the command line")
+    output: str = Field("zhougong.json", description="inside dataset_dir; the eval split goes beside it as *_eval")
+    report: str | None = "out/data-report"
+    format: Literal["alpaca", "records", "classical"] | None = None
+    min_han: Annotated[int, Field(ge=0)] = 20
+    max_han: Annotated[int, Field(gt=0)] = 1500
+    near_dup_threshold: Annotated[float, Field(ge=0, lt=1)] = 0.8
+    persona_as: Literal["system", "instruction"] = "system"
+    t2s: bool = Field(False, description="convert traditional to simplified Chinese (OpenCC) first")
+    eval_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    seed: int = 42
+    disable_rules: list[str] = Field(default_factory=list, description="names of zhouyi's rules to skip")
+    rules: list[RuleSpec] = Field(default_factory=list)
+
+    @field_validator("disable_rules")
+    @classmethod
+    def _known_rules(cls, names: list[str]) -> list[str]:
+        from zhouyi.data.rules import DEFAULT_RULES
+
+        known = [r.name for r in DEFAULT_RULES]
+        for name in names:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"rules: {', '.join(known)}"
+                raise ValueError(f"no rule named '{name}'; {hint}")
+        return names
+
+
 class DataSpec(Strict):
     dataset_dir: str = "data"
     datasets: list[DatasetEntry] = Field(min_length=1)
+    clean: CleanSpec = Field(default_factory=CleanSpec)
 
     @model_validator(mode="after")
     def _unique_and_trainable(self) -> DataSpec:

@@ -6,8 +6,9 @@ import hashlib
 import re
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from zhouyi.data.neardup import clusters
 from zhouyi.data.readers import Record
 from zhouyi.data.rules import DEFAULT_RULES, Rule, apply_rules
 
@@ -28,6 +29,8 @@ class CleanOptions:
     persona_as: str = "system"  # or "instruction", as the tutorial did
     eval_ratio: float = 0.05
     seed: int = 42
+    near_dup_threshold: float | None = 0.8  # Jaccard of character 3-grams; None turns near-dup detection off
+    t2s: bool = False  # traditional -> simplified Chinese (OpenCC) before the rules run
     rules: tuple[Rule, ...] = DEFAULT_RULES
 
 
@@ -67,6 +70,9 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
     hits: Counter = Counter()
     examples: dict[str, list[dict]] = defaultdict(list)
     kept: list[tuple[Record, str]] = []
+    if opts.t2s:
+        records, converted = to_simplified(records)
+        hits["traditional to simplified"] = converted
     for rec in records:
         text, fired = apply_rules(rec.text, opts.rules)
         hits.update(fired)
@@ -93,15 +99,24 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
         groups.setdefault(dedup_key(text), []).append((rec, text))
     drops["exact duplicate text"] = sum(len(g) - 1 for g in groups.values())
 
+    chosen = [(key, *min(group, key=lambda rt: (len(rt[0].title), rt[0].source))) for key, group in groups.items()]
+    # Near duplicates: one row per dream keyword; a cluster's rows all go to one split (no train/eval leakage).
+    roots = clusters([text for _, _, text in chosen], opts.near_dup_threshold) if opts.near_dup_threshold \
+        else list(range(len(chosen)))
+    seen: set[tuple[int, str]] = set()
     result = CleanResult()
-    for key, group in groups.items():
-        rec, text = min(group, key=lambda rt: (len(rt[0].title), rt[0].source))
+    for (_, rec, text), root in zip(chosen, roots, strict=True):
+        if (root, keyword(rec.title)) in seen:
+            drops["near duplicate"] += 1
+            continue
+        seen.add((root, keyword(rec.title)))
+        split_key = chosen[root][0]  # the split follows the cluster
         q = rec.question or question(rec.title, opts.seed)
         if opts.persona_as == "instruction":
             row = {"instruction": opts.persona, "input": q, "output": text}
         else:
             row = {"instruction": q, "input": "", "output": text, "system": opts.persona}
-        is_eval = _stable_int(opts.seed, "split", key) % 10_000 < opts.eval_ratio * 10_000
+        is_eval = _stable_int(opts.seed, "split", split_key) % 10_000 < opts.eval_ratio * 10_000
         (result.eval if is_eval else result.train).append(row)
 
     lengths_in = [han_count(r.text) for r in records]
@@ -111,14 +126,25 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
         "rows_out": len(lengths_out),
         "train_rows": len(result.train),
         "eval_rows": len(result.eval),
+        "near_duplicate_clusters": len({r for i, r in enumerate(roots) if r != i}),
         "drops": {k: v for k, v in drops.most_common() if v},
-        "rule_hits": {rule.name: hits.get(rule.name, 0) for rule in opts.rules},
+        "rule_hits": {name: hits.get(name, 0) for name in
+                      (["traditional to simplified"] if opts.t2s else []) + [rule.name for rule in opts.rules]},
         "han_length_before": _stats(lengths_in),
         "han_length_after": _stats(lengths_out),
         "examples": dict(examples),
         "skipped_rows": [{"source": s, "why": w} for s, w in skipped[:50]],
     }
     return result
+
+
+def to_simplified(records: list[Record]) -> tuple[list[Record], int]:
+    """Records with title and text converted by OpenCC's t2s, and how many changed."""
+    import opencc
+
+    t2s = opencc.OpenCC("t2s")
+    out = [replace(r, title=t2s.convert(r.title), text=t2s.convert(r.text)) for r in records]
+    return out, sum(a != b for a, b in zip(records, out, strict=True))
 
 
 def _stats(values: list[int]) -> dict:
