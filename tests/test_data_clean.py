@@ -89,6 +89,7 @@ def test_cli_writes_registers_and_refuses_bad_input(tmp_path: Path):
     registry = json.loads((tmp_path / "data" / "dataset_info.json").read_text())
     assert registry["zhougong"]["columns"]["system"] == "system"
     assert "# Data cleaning report" in (tmp_path / "rep" / "report.md").read_text()
+    assert (tmp_path / "rep" / "lengths.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (tmp_path / "empty.json").write_text("")
     tiny = write_json(tmp_path / "tiny.json", [{"title": "蛇", "text": "梦见蛇。"}])
     for args, expected in [((str(tmp_path / "empty.json"),), "empty"), ((str(tiny),), "every row was filtered out"),
@@ -144,6 +145,19 @@ def test_traditional_text_is_converted_to_simplified_before_the_rules():
     assert result.train[0]["output"] == BODY and "蛇" in result.train[0]["instruction"]
     assert result.report["rule_hits"]["traditional to simplified"] == 1
     assert clean(records, [], CleanOptions(eval_ratio=0.0)).train[0]["output"] != BODY, "off by default"
+
+
+def test_explain_traces_one_row_rule_by_rule(tmp_path: Path):
+    src = write_json(tmp_path / "pages.json", [{"title": "蛇", "text": f"{INTRO}\n{BODY}\n{FOOTER}"},
+                                               {"title": "短", "text": "梦见蛇。"}])
+    kept = zhouyi("data", "explain", str(src), "0", cwd=tmp_path)
+    assert kept.returncode == 0, kept.stderr
+    assert "rule site_intro" in kept.stdout and "rule advert_footer" in kept.stdout
+    assert f"  {BODY}" in kept.stdout and "verdict: kept" in kept.stdout
+    dropped = zhouyi("data", "explain", str(src), "1", cwd=tmp_path)
+    assert "verdict: dropped (shorter than 20 Han characters)" in dropped.stdout
+    missing = zhouyi("data", "explain", str(src), "2", cwd=tmp_path)
+    assert missing.returncode == 2 and "has 2 readable records (0..1)" in missing.stderr
 
 
 def test_undecodable_and_binary_files_name_the_problem(tmp_path: Path):

@@ -301,19 +301,15 @@ def cmd_estimate(args) -> int:
     return 0 if result.fits and not problems else 1
 
 
-def cmd_data_clean(args) -> int:
+def _clean_options(args):
+    """CleanOptions from the spec's data.clean (with --spec) and the flags given, plus the spec and its section."""
     from zhouyi.data.clean import CleanOptions
-    from zhouyi.data.pipeline import eval_path, run_clean
     from zhouyi.data.rules import DEFAULT_RULES, Rule
 
-    clean, persona = None, CleanOptions.persona
+    spec, clean, persona = None, None, CleanOptions.persona
     if args.spec:
         spec, _, _ = _load(args.spec)
         clean, persona = spec.data.clean, spec.model.default_system or persona
-    inputs = [*(clean.inputs if clean else []), *args.inputs]
-    output = args.output or (str(Path(spec.data.dataset_dir) / clean.output) if clean else None)
-    if not inputs or not output:
-        raise UserError("data clean needs INPUT files and -o FILE, or --spec SPEC with data.clean set")
 
     def pick(flag, field: str, default):
         return flag if flag is not None else getattr(clean, field) if clean else default
@@ -332,12 +328,31 @@ def cmd_data_clean(args) -> int:
         eval_ratio=pick(args.eval_ratio, "eval_ratio", CleanOptions.eval_ratio),
         seed=pick(args.seed, "seed", CleanOptions.seed), near_dup_threshold=near_dup or None, rules=rules,
         t2s=args.t2s or bool(clean and clean.t2s))
+    return opts, spec, clean
+
+
+def cmd_data_clean(args) -> int:
+    from zhouyi.data.pipeline import eval_path, run_clean
+
+    opts, spec, clean = _clean_options(args)
+    inputs = [*(clean.inputs if clean else []), *args.inputs]
+    output = args.output or (str(Path(spec.data.dataset_dir) / clean.output) if clean else None)
+    if not inputs or not output:
+        raise UserError("data clean needs INPUT files and -o FILE, or --spec SPEC with data.clean set")
     report = args.report or (clean.report if clean else None)
     result = run_clean([Path(p) for p in inputs], Path(output), Path(report) if report else None, opts,
                        fmt=args.format or (clean.format if clean else None), register=not args.no_register)
     r = result.report
     print(f"{r['rows_in']} rows in, {r['rows_out']} out: {output} ({r['train_rows']} train), "
           f"{eval_path(Path(output))} ({r['eval_rows']} eval); drops: {r['drops']}")
+    return 0
+
+
+def cmd_data_explain(args) -> int:
+    from zhouyi.data.explain import explain
+
+    opts, _, clean = _clean_options(args)
+    print("\n".join(explain(Path(args.file), args.row, opts, args.format or (clean.format if clean else None))))
     return 0
 
 
@@ -428,10 +443,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = data_sub.add_parser("clean", help="clean, dedup and split INPUT files into an alpaca dataset, with a report")
     p.set_defaults(func=cmd_data_clean)
     p.add_argument("inputs", nargs="*", metavar="INPUT")
-    p.add_argument("--spec", help="take settings (rules, thresholds, output) from the spec's data.clean section")
     p.add_argument("-o", "--output", help="train file (the eval split goes beside it as *_eval.json)")
     p.add_argument("--report", help="folder for report.json and report.md")
     p.add_argument("--format", choices=["alpaca", "records", "classical"], help="default: from the file")
+    _cleaning_flags(p)
+    p.add_argument("--no-register", action="store_true", help="leave dataset_info.json alone")
+    p = data_sub.add_parser("explain", help="show what cleaning does to row ROW of FILE, rule by rule")
+    p.set_defaults(func=cmd_data_explain)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("row", metavar="ROW", type=int, help="record number in FILE, from 0")
+    p.add_argument("--format", choices=["alpaca", "records", "classical"], help="default: from the file")
+    _cleaning_flags(p)
+    return parser
+
+
+def _cleaning_flags(p: argparse.ArgumentParser) -> None:
+    """Flags `data clean` and `data explain` share; unset ones come from --spec, else zhouyi's defaults."""
+    p.add_argument("--spec", help="take settings (rules, thresholds, output) from the spec's data.clean section")
     p.add_argument("--min-han", type=int, help="drop outputs with fewer Han characters (default 20)")
     p.add_argument("--persona-as", choices=["system", "instruction"], help="default: system")
     p.add_argument("--eval-ratio", type=float, help="share of rows held out for eval (default 0.05)")
@@ -439,8 +467,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--t2s", action="store_true", help="convert traditional to simplified Chinese (OpenCC) first")
     p.add_argument("--near-dup", type=float,
                    help="Jaccard similarity (character 3-grams) from which rows are near duplicates; 0: off (0.8)")
-    p.add_argument("--no-register", action="store_true", help="leave dataset_info.json alone")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,6 +65,18 @@ def question(title: str, seed: int) -> str:
     return QUESTIONS[_stable_int(seed, k) % len(QUESTIONS)].format(k=k)
 
 
+def drop_reason(text: str, opts: CleanOptions) -> str | None:
+    """Why the filters drop a cleaned text, or None when it stays."""
+    n = han_count(text)
+    if n < opts.min_han:
+        return f"shorter than {opts.min_han} Han characters"
+    if n > opts.max_han:
+        return f"longer than {opts.max_han} Han characters"
+    if text[-1] not in _SENTENCE_END:
+        return "cut mid-sentence"
+    return None
+
+
 def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOptions) -> CleanResult:
     drops: Counter = Counter({"unreadable row": len(skipped)})
     hits: Counter = Counter()
@@ -80,16 +92,9 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
             if len(examples[name]) < 3:
                 examples[name].append({"source": rec.source, "before": rec.text.strip()[:300],
                                        "after": (text or "")[:300]})
-        if text is None:
-            drops[f"rule {fired[-1]}"] += 1
-            continue
-        n = han_count(text)
-        if n < opts.min_han:
-            drops[f"shorter than {opts.min_han} Han characters"] += 1
-        elif n > opts.max_han:
-            drops[f"longer than {opts.max_han} Han characters"] += 1
-        elif text[-1] not in _SENTENCE_END:
-            drops["cut mid-sentence"] += 1
+        reason = f"rule {fired[-1]}" if text is None else drop_reason(text, opts)
+        if reason:
+            drops[reason] += 1
         else:
             kept.append((rec, text))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zhouyi.data.clean import CleanOptions, CleanResult, clean
+from zhouyi.data.clean import CleanOptions, CleanResult, clean, han_count
 from zhouyi.data.readers import read_file
 from zhouyi.errors import UserError
 from zhouyi.registry import merge_entries
@@ -34,6 +34,8 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
         atomic_write(eval_path(output), json.dumps(result.eval, ensure_ascii=False, indent=1) + "\n")
     if report_dir:
         write_report(Path(report_dir), result.report)
+        write_histogram(Path(report_dir) / "lengths.png", [han_count(r.text) for r in records],
+                        [han_count(r["output"]) for r in result.train + result.eval])
     if register:
         columns = {"prompt": "instruction", "query": "input", "response": "output"}
         if opts.persona_as == "system":
@@ -43,6 +45,28 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
             entries[f"{output.stem}_eval"] = {**entries[output.stem], "file_name": eval_path(output).name}
         merge_entries(output.parent / "dataset_info.json", entries)
     return result
+
+
+def write_histogram(path: Path, before: list[int], after: list[int]) -> None:
+    """Output length in Han characters before and after cleaning, as a PNG beside the report."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    top = max([*before, *after, 1])
+    bins = range(0, min(top, 1500) + 25, 25)
+    ax.hist([min(n, 1500) for n in before], bins=bins, alpha=0.5, label=f"before ({len(before)} rows)")
+    ax.hist([min(n, 1500) for n in after], bins=bins, alpha=0.6, label=f"after ({len(after)} rows)")
+    ax.set_xlabel("Han characters per text (1500+ in the last bin)")
+    ax.set_ylabel("rows")
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_suffix(".png.tmp")
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    tmp.replace(path)
 
 
 def write_report(folder: Path, report: dict) -> None:
@@ -60,7 +84,7 @@ def write_report(folder: Path, report: dict) -> None:
         s = report[label]
         lines.append(f"| {label.split('_')[-1]} | " + " | ".join(str(s.get(k, "")) for k in
                                                                ("count", "min", "median", "max", "mean")) + " |")
-    lines += ["", "## Examples", ""]
+    lines += ["", "![length histogram](lengths.png)", "", "## Examples", ""]
     for rule, examples in report["examples"].items():
         for ex in examples[:2]:
             lines += [f"**{rule}** ({ex['source']})", "", "before: " + ex["before"].replace("\n", " / "),
