@@ -160,6 +160,23 @@ def test_explain_traces_one_row_rule_by_rule(tmp_path: Path):
     assert missing.returncode == 2 and "has 2 readable records (0..1)" in missing.stderr
 
 
+def test_csv_tsv_and_markdown_folders_read_like_json(tmp_path: Path):
+    (tmp_path / "pages.csv").write_text(f"title,detail\n蛇,{BODY}\n龙,\n", encoding="utf-8")
+    (tmp_path / "pages.tsv").write_text(f"instruction\tinput\toutput\n梦见蛇\t\t{BODY}\n", encoding="gb18030")
+    pages = tmp_path / "site" / "人物"
+    pages.mkdir(parents=True)
+    (pages / "a.md").write_text(f"---\ntitle: 一群人\ncategory: 人物\n---\n{BODY}\n", encoding="utf-8")
+    (pages / "无题.md").write_text(BODY, encoding="utf-8")
+    (pages / "empty.md").write_text("---\ntitle: x\n---\n", encoding="utf-8")
+    csv_read = read_file(tmp_path / "pages.csv")
+    assert [(r.title, r.text) for r in csv_read.records] == [("蛇", BODY)] and len(csv_read.skipped) == 1
+    (alpaca,) = read_file(tmp_path / "pages.tsv").records
+    assert alpaca.question == "梦见蛇" and alpaca.text == BODY
+    md = read_file(tmp_path / "site")
+    assert sorted(r.title for r in md.records) == ["一群人", "无题"] and md.skipped == [("人物/empty.md", "empty page")]
+    assert all(r.text.strip() == BODY for r in md.records)
+
+
 def test_undecodable_and_binary_files_name_the_problem(tmp_path: Path):
     (tmp_path / "bin.json").write_bytes(b"\x00\x01\x02")
     with pytest.raises(Exception, match="binary"):

@@ -14,6 +14,8 @@ from pathlib import Path
 from zhouyi import __version__
 from zhouyi.errors import UserError
 
+FORMATS = ["alpaca", "records", "classical", "csv", "markdown"]
+
 
 def _load(ref: str):
     from zhouyi.spec import parse_spec, read_spec_source
@@ -445,14 +447,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", metavar="INPUT")
     p.add_argument("-o", "--output", help="train file (the eval split goes beside it as *_eval.json)")
     p.add_argument("--report", help="folder for report.json and report.md")
-    p.add_argument("--format", choices=["alpaca", "records", "classical"], help="default: from the file")
+    p.add_argument("--format", choices=FORMATS, help="default: from the file (a folder: markdown pages)")
     _cleaning_flags(p)
     p.add_argument("--no-register", action="store_true", help="leave dataset_info.json alone")
     p = data_sub.add_parser("explain", help="show what cleaning does to row ROW of FILE, rule by rule")
     p.set_defaults(func=cmd_data_explain)
     p.add_argument("file", metavar="FILE")
     p.add_argument("row", metavar="ROW", type=int, help="record number in FILE, from 0")
-    p.add_argument("--format", choices=["alpaca", "records", "classical"], help="default: from the file")
+    p.add_argument("--format", choices=FORMATS, help="default: from the file (a folder: markdown pages)")
     _cleaning_flags(p)
     return parser
 

@@ -111,7 +111,7 @@ class CleanSpec(Strict):
     inputs: list[str] = Field(default_factory=list, description="scraped files; more may be given on the command line")
     output: str = Field("zhougong.json", description="inside dataset_dir; the eval split goes beside it as *_eval")
     report: str | None = "out/data-report"
-    format: Literal["alpaca", "records", "classical"] | None = None
+    format: Literal["alpaca", "records", "classical", "csv", "markdown"] | None = None
     min_han: Annotated[int, Field(ge=0)] = 20
     max_han: Annotated[int, Field(gt=0)] = 1500
     near_dup_threshold: Annotated[float, Field(ge=0, lt=1)] = 0.8

@@ -5,6 +5,8 @@ One bad row is skipped and reported, never a crash; undecodable input is an erro
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -47,6 +49,8 @@ def decode(path: Path) -> str:
 def detect_format(path: Path, text: str) -> str:
     if path.suffix == ".txt":
         return "classical"
+    if path.suffix in (".csv", ".tsv"):
+        return "csv"
     sample = _first_object(text)
     if sample is not None and "output" in sample and "instruction" in sample:
         return "alpaca"
@@ -67,7 +71,10 @@ def _first_object(text: str) -> dict | None:
 
 
 def read_file(path: Path, fmt: str | None = None) -> ReadResult:
+    """Read one input: a JSON/JSONL/CSV/TSV/classical file, or a folder of markdown pages."""
     path = Path(path)
+    if path.is_dir() and fmt in (None, "markdown"):
+        return _read_markdown_folder(path)
     if not path.is_file():
         raise UserError(f"{path}: input file not found")
     text = decode(path)
@@ -76,8 +83,39 @@ def read_file(path: Path, fmt: str | None = None) -> ReadResult:
     fmt = fmt or detect_format(path, text)
     if fmt == "classical":
         return _read_classical(path, text)
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix == ".tsv" else ","))
+        alpaca = bool(rows) and {"instruction", "output"} <= set(rows[0])
+        return _from_rows(path, rows, alpaca=alpaca)
     rows = _json_rows(path, text)
     return _from_rows(path, rows, alpaca=(fmt == "alpaca"))
+
+
+_FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.S)
+
+
+def _read_markdown_folder(folder: Path) -> ReadResult:
+    """Every *.md below `folder` is one page: front matter `title:` (else the file name) and the body."""
+    result = ReadResult()
+    pages = sorted(folder.rglob("*.md"))
+    if not pages:
+        raise UserError(f"{folder}: a folder, but it holds no *.md pages")
+    for page in pages:
+        source = str(page.relative_to(folder))
+        try:
+            text = decode(page)
+        except UserError as exc:
+            result.skipped.append((source, str(exc)))
+            continue
+        match = _FRONT_MATTER.match(text)
+        meta, body = (match["meta"], match["body"]) if match else ("", text)
+        fields = dict(re.findall(r"^(\w+):\s*(.+?)\s*$", meta, re.M))
+        title = next((fields[k].strip("'\"") for k in TITLE_FIELDS if fields.get(k)), page.stem)
+        if not body.strip():
+            result.skipped.append((source, "empty page"))
+            continue
+        result.records.append(Record(source, title, body))
+    return result
 
 
 def _json_rows(path: Path, text: str) -> list:
