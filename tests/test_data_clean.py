@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import SHARED_DATA, write_json, zhouyi
 from zhouyi.data.clean import CleanOptions, clean, han_count, keyword, question
 from zhouyi.data.readers import Record, read_file
-from zhouyi.data.rules import DEFAULT_RULES, apply_rules
+from zhouyi.data.rules import DEFAULT_RULES, apply_rules, case_study_rules
 
 BODY = "梦见蛇缠身，预示近日有意外之财。若被蛇咬，宜防小人暗算，言行须谨慎。"
 INTRO = ("梦见蛇有现实的影响和反应，也有梦者的主观想象，请看下面由(周公解梦官网)小编帮你整理的梦见蛇的详细解说吧。")
@@ -36,6 +36,8 @@ def test_noise_rules_each_remove_their_noise():
     classical = cleaned(f"{BODY}\n原版周公解梦：梦蛇入怀，生贵子。\n《周公解梦》")
     assert classical == f"{BODY}\n梦蛇入怀，生贵子。《周公解梦》"
     assert cleaned("梦境描述：我梦见一条蛇。梦境解析：压力大。") == ""
+    keep = case_study_rules(DEFAULT_RULES, "keep_analysis")
+    assert apply_rules(f"{BODY}梦境描述：我梦见一条蛇。梦境解析：压力大。", keep)[0] == f"{BODY}压力大。"
 
 
 def test_mojibake_rows_are_dropped():

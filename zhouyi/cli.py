@@ -306,7 +306,7 @@ def cmd_estimate(args) -> int:
 def _clean_options(args):
     """CleanOptions from the spec's data.clean (with --spec) and the flags given, plus the spec and its section."""
     from zhouyi.data.clean import CleanOptions
-    from zhouyi.data.rules import DEFAULT_RULES, Rule
+    from zhouyi.data.rules import DEFAULT_RULES, Rule, case_study_rules
 
     spec, clean, persona = None, None, CleanOptions.persona
     if args.spec:
@@ -319,9 +319,9 @@ def _clean_options(args):
     near_dup = pick(args.near_dup, "near_dup_threshold", CleanOptions.near_dup_threshold)
     if not 0 <= near_dup < 1:
         raise UserError(f"--near-dup {near_dup}: a Jaccard similarity in [0, 1); 0 turns it off")
-    rules = DEFAULT_RULES
+    rules = case_study_rules(DEFAULT_RULES, pick(args.case_studies, "case_studies", "drop"))
     if clean:
-        rules = tuple(r for r in DEFAULT_RULES if r.name not in clean.disable_rules) + tuple(
+        rules = tuple(r for r in rules if r.name not in clean.disable_rules) + tuple(
             Rule(r.name, r.description or "spec rule", r.pattern, r.action, r.replacement) for r in clean.rules)
     opts = CleanOptions(
         min_han=pick(args.min_han, "min_han", CleanOptions.min_han),
@@ -467,6 +467,8 @@ def _cleaning_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-ratio", type=float, help="share of rows held out for eval (default 0.05)")
     p.add_argument("--seed", type=int, help="split and question phrasing seed (default 42)")
     p.add_argument("--t2s", action="store_true", help="convert traditional to simplified Chinese (OpenCC) first")
+    p.add_argument("--case-studies", choices=["drop", "keep_analysis"],
+                   help="readers' 梦境描述/梦境解析 cases: drop them (default) or keep the analysis")
     p.add_argument("--near-dup", type=float,
                    help="Jaccard similarity (character 3-grams) from which rows are near duplicates; 0: off (0.8)")
 

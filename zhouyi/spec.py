@@ -117,6 +117,7 @@ class CleanSpec(Strict):
     near_dup_threshold: Annotated[float, Field(ge=0, lt=1)] = 0.8
     persona_as: Literal["system", "instruction"] = "system"
     t2s: bool = Field(False, description="convert traditional to simplified Chinese (OpenCC) first")
+    case_studies: Literal["drop", "keep_analysis"] = Field("drop", description="readers' 梦境描述/梦境解析 cases")
     eval_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.05
     seed: int = 42
     disable_rules: list[str] = Field(default_factory=list, description="names of zhouyi's rules to skip")

@@ -90,3 +90,15 @@ def apply_rules(text: str, rules: tuple[Rule, ...] | list[Rule]) -> tuple[str | 
         else:
             text = regex.sub(rule.replacement, text)
     return text.strip(), fired
+
+
+# `case_studies: keep_analysis`: the reader's own story goes, the site's analysis of it stays.
+CASE_STUDY_ANALYSIS = Rule("case_studies", "readers' case studies: the description dropped, the analysis kept",
+                           r"梦境描述：.*?(?:梦境解析：|(?=梦境描述：)|\Z)", "delete")
+
+
+def case_study_rules(rules: tuple[Rule, ...], mode: str) -> tuple[Rule, ...]:
+    """`rules` with the case-study rule set to `drop` (the whole case) or `keep_analysis`."""
+    if mode == "drop":
+        return rules
+    return tuple(CASE_STUDY_ANALYSIS if r.name == "case_studies" else r for r in rules)
