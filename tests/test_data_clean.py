@@ -177,6 +177,10 @@ def test_csv_tsv_and_markdown_folders_read_like_json(tmp_path: Path):
     md = read_file(tmp_path / "site")
     assert sorted(r.title for r in md.records) == ["一群人", "无题"] and md.skipped == [("人物/empty.md", "empty page")]
     assert all(r.text.strip() == BODY for r in md.records)
+    (tmp_path / "own.json").write_text(json.dumps([{"梦": "蛇", "解": BODY}], ensure_ascii=False), encoding="utf-8")
+    assert read_file(tmp_path / "own.json").records == []
+    (own,) = read_file(tmp_path / "own.json", title_fields=("梦",), text_fields=("解",)).records
+    assert (own.title, own.text) == ("蛇", BODY)
 
 
 def test_undecodable_and_binary_files_name_the_problem(tmp_path: Path):

@@ -99,6 +99,9 @@ def test_hardware_problems_name_the_field():
     one_gpu = job(launch="{gpus: [0], deepspeed: zero2}")
     assert hardware_problems(one_gpu, parse_hardware("h100")) == []
     assert launch_env(one_gpu)["FORCE_TORCHRUN"] == "1" and launch_env(one_gpu)["NPROC_PER_NODE"] == "1"
+    zero3 = parse_spec(SPEC.format(method="{finetuning_type: lora}", batch=1, ckpt="true",
+                                   launch="{gpus: [0, 1], deepspeed: zero3}") + "overrides: {use_unsloth: true}\n")
+    assert "unsloth" in dict(hardware_problems(zero3, parse_hardware("2xh100")))["overrides.use_unsloth"]
 
 
 def test_estimate_and_validate_on_the_command_line(tmp_path):

@@ -77,6 +77,7 @@ def test_eval_split_gives_predict_yaml_and_deepspeed_gives_json():
     ds = json.loads(files["ds_zero3_offload.json"])
     assert ds["zero_optimization"]["stage"] == 3 and ds["zero_optimization"]["offload_param"]["device"] == "cpu"
     assert ds["train_micro_batch_size_per_gpu"] == "auto"
+    assert "deepspeed" not in predict, "generation runs without ZeRO-3, which LF refuses with predict_with_generate"
 
 
 def test_overrides_are_rendered_last_and_typed():

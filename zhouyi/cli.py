@@ -329,7 +329,9 @@ def _clean_options(args):
         persona_as=pick(args.persona_as, "persona_as", CleanOptions.persona_as),
         eval_ratio=pick(args.eval_ratio, "eval_ratio", CleanOptions.eval_ratio),
         seed=pick(args.seed, "seed", CleanOptions.seed), near_dup_threshold=near_dup or None, rules=rules,
-        t2s=args.t2s or bool(clean and clean.t2s))
+        t2s=args.t2s or bool(clean and clean.t2s),
+        title_fields=tuple(args.title_field or (clean.title_fields if clean else CleanOptions.title_fields)),
+        text_fields=tuple(args.text_field or (clean.text_fields if clean else CleanOptions.text_fields)))
     return opts, spec, clean
 
 
@@ -467,6 +469,10 @@ def _cleaning_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-ratio", type=float, help="share of rows held out for eval (default 0.05)")
     p.add_argument("--seed", type=int, help="split and question phrasing seed (default 42)")
     p.add_argument("--t2s", action="store_true", help="convert traditional to simplified Chinese (OpenCC) first")
+    p.add_argument("--title-field", action="append", help="row field holding the title (repeatable; default: "
+                   "title, name, keyword)")
+    p.add_argument("--text-field", action="append", help="row field holding the text (repeatable; default: "
+                   "text, detail, content, body)")
     p.add_argument("--case-studies", choices=["drop", "keep_analysis"],
                    help="readers' 梦境描述/梦境解析 cases: drop them (default) or keep the analysis")
     p.add_argument("--near-dup", type=float,

@@ -73,6 +73,7 @@ def hardware_problems(spec, hardware: Hardware) -> list[tuple[str, str]]:
     zero3 = launch.deepspeed.startswith("zero3")
     if zero3 and spec.overrides.get("use_unsloth"):
         problems.append(("overrides.use_unsloth", "unsloth does not work with DeepSpeed ZeRO-3; use zero2"))
-    if zero3 and any(d.split == "eval" for d in spec.data.datasets) and spec.overrides.get("predict_with_generate"):
-        problems.append(("launch.deepspeed", "ZeRO-3 cannot predict_with_generate; evaluate without DeepSpeed"))
+    if zero3 and spec.overrides.get("pure_bf16"):
+        problems.append(("overrides.pure_bf16", "pure_bf16 does not work with DeepSpeed ZeRO-3; use zero2"))
+    # ZeRO-3 with predict_with_generate cannot happen: predict.yaml is rendered without DeepSpeed.
     return problems

@@ -112,6 +112,8 @@ class CleanSpec(Strict):
     output: str = Field("zhougong.json", description="inside dataset_dir; the eval split goes beside it as *_eval")
     report: str | None = "out/data-report"
     format: Literal["alpaca", "records", "classical", "csv", "markdown"] | None = None
+    title_fields: list[str] = Field(["title", "name", "keyword"], min_length=1, description="first one a row has")
+    text_fields: list[str] = Field(["text", "detail", "content", "body"], min_length=1)
     min_han: Annotated[int, Field(ge=0)] = 20
     max_han: Annotated[int, Field(gt=0)] = 1500
     near_dup_threshold: Annotated[float, Field(ge=0, lt=1)] = 0.8

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 
 from zhouyi.data.neardup import clusters
-from zhouyi.data.readers import Record
+from zhouyi.data.readers import TEXT_FIELDS, TITLE_FIELDS, Record
 from zhouyi.data.rules import DEFAULT_RULES, Rule, apply_rules
 
 PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
@@ -31,6 +31,8 @@ class CleanOptions:
     seed: int = 42
     near_dup_threshold: float | None = 0.8  # Jaccard of character 3-grams; None turns near-dup detection off
     t2s: bool = False  # traditional -> simplified Chinese (OpenCC) before the rules run
+    title_fields: tuple[str, ...] = TITLE_FIELDS  # where readers find a record's title and text
+    text_fields: tuple[str, ...] = TEXT_FIELDS
     rules: tuple[Rule, ...] = DEFAULT_RULES
 
 

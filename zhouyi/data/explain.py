@@ -11,7 +11,7 @@ from zhouyi.errors import UserError
 
 
 def explain(path: Path, row: int, opts: CleanOptions, fmt: str | None = None) -> list[str]:
-    read = read_file(path, fmt)
+    read = read_file(path, fmt, opts.title_fields, opts.text_fields)
     if not 0 <= row < len(read.records):
         raise UserError(f"ROW {row}: {path} has {len(read.records)} readable records (0..{len(read.records) - 1})"
                         + (f"; {len(read.skipped)} unreadable rows were skipped" if read.skipped else ""))

@@ -23,7 +23,7 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
         raise UserError(f"output {output} is one of the inputs; write the cleaned data elsewhere")
     records, skipped = [], []
     for path in inputs:
-        read = read_file(Path(path), fmt)
+        read = read_file(Path(path), fmt, opts.title_fields, opts.text_fields)
         records += read.records
         skipped += read.skipped
     result = clean(records, skipped, opts)

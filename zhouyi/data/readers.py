@@ -70,11 +70,16 @@ def _first_object(text: str) -> dict | None:
         return None
 
 
-def read_file(path: Path, fmt: str | None = None) -> ReadResult:
-    """Read one input: a JSON/JSONL/CSV/TSV/classical file, or a folder of markdown pages."""
+def read_file(path: Path, fmt: str | None = None, title_fields: tuple[str, ...] = TITLE_FIELDS,
+              text_fields: tuple[str, ...] = TEXT_FIELDS) -> ReadResult:
+    """Read one input: a JSON/JSONL/CSV/TSV/classical file, or a folder of markdown pages.
+
+    Records take their title and text from the first of `title_fields` / `text_fields` a row has.
+    """
+    fields = (tuple(title_fields), tuple(text_fields))
     path = Path(path)
     if path.is_dir() and fmt in (None, "markdown"):
-        return _read_markdown_folder(path)
+        return _read_markdown_folder(path, fields[0])
     if not path.is_file():
         raise UserError(f"{path}: input file not found")
     text = decode(path)
@@ -86,15 +91,15 @@ def read_file(path: Path, fmt: str | None = None) -> ReadResult:
     if fmt == "csv":
         rows = list(csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix == ".tsv" else ","))
         alpaca = bool(rows) and {"instruction", "output"} <= set(rows[0])
-        return _from_rows(path, rows, alpaca=alpaca)
+        return _from_rows(path, rows, alpaca, fields)
     rows = _json_rows(path, text)
-    return _from_rows(path, rows, alpaca=(fmt == "alpaca"))
+    return _from_rows(path, rows, fmt == "alpaca", fields)
 
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.S)
 
 
-def _read_markdown_folder(folder: Path) -> ReadResult:
+def _read_markdown_folder(folder: Path, title_fields: tuple[str, ...]) -> ReadResult:
     """Every *.md below `folder` is one page: front matter `title:` (else the file name) and the body."""
     result = ReadResult()
     pages = sorted(folder.rglob("*.md"))
@@ -110,7 +115,7 @@ def _read_markdown_folder(folder: Path) -> ReadResult:
         match = _FRONT_MATTER.match(text)
         meta, body = (match["meta"], match["body"]) if match else ("", text)
         fields = dict(re.findall(r"^(\w+):\s*(.+?)\s*$", meta, re.M))
-        title = next((fields[k].strip("'\"") for k in TITLE_FIELDS if fields.get(k)), page.stem)
+        title = next((fields[k].strip("'\"") for k in title_fields if fields.get(k)), page.stem)
         if not body.strip():
             result.skipped.append((source, "empty page"))
             continue
@@ -142,7 +147,8 @@ class _BadLine:
     line: int
 
 
-def _from_rows(path: Path, rows: list, alpaca: bool) -> ReadResult:
+def _from_rows(path: Path, rows: list, alpaca: bool, fields: tuple[tuple[str, ...], tuple[str, ...]]) -> ReadResult:
+    title_fields, text_fields = fields
     result = ReadResult()
     for i, row in enumerate(rows):
         source = f"{path.name}#{i}"
@@ -157,11 +163,11 @@ def _from_rows(path: Path, rows: list, alpaca: bool) -> ReadResult:
             text = row.get("output")
             title = str(row.get("input") or row.get("instruction") or "")
         else:
-            title = next((row[k] for k in TITLE_FIELDS if isinstance(row.get(k), str)), None)
-            text = next((row[k] for k in TEXT_FIELDS if isinstance(row.get(k), str)), None)
+            title = next((row[k] for k in title_fields if isinstance(row.get(k), str)), None)
+            text = next((row[k] for k in text_fields if isinstance(row.get(k), str)), None)
             question = None
         if not isinstance(text, str) or not text.strip() or title is None:
-            result.skipped.append((source, f"missing title or text (fields {TITLE_FIELDS} / {TEXT_FIELDS})"))
+            result.skipped.append((source, f"missing title or text (fields {title_fields} / {text_fields})"))
             continue
         result.records.append(Record(source, str(title).strip(), text, question if alpaca else None))
     return result
