@@ -182,11 +182,13 @@ def test_resume_continues_from_the_last_checkpoint(tiny_project):
     assert json.loads((run / "train" / "trainer_state.json").read_text())["global_step"] == 60
     log = (run / "train" / "trainer_log.jsonl").read_text().splitlines()
     steps = [json.loads(line)["current_steps"] for line in log]
+    if steps[-1] == steps[-2]:
+        steps.pop()  # the trainer logs the last step once more at the end
     last = checkpoints[-1]
     restart = next((i for i in range(1, len(steps)) if steps[i] <= steps[i - 1]), None)
     first, second = (steps[:restart], steps[restart:]) if restart else (steps[:last], steps[last:])
     assert first == list(range(1, len(first) + 1)) and len(first) >= last, "the first run logged each step once"
-    assert second[0] == last + 1 and sorted(set(second)) == list(range(last + 1, 61)), "resumed after the checkpoint"
+    assert second == list(range(last + 1, 61)), "the resumed run starts right after the checkpoint"
 
 
 def test_resume_refuses_runs_it_cannot_continue(tiny_project):
