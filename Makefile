@@ -54,10 +54,11 @@ chat:
 export:
 	$(ZHOUYI) export $(SPEC)
 
-## CLI speed, tokenised-cache speed-up, and the training-speed ladder on this machine's CPU.
+## CLI speed, data-cleaning speed, tokenised-cache speed-up, and the training-speed ladder on this CPU.
 bench: $(TINY)
 	$(PY) bench/bench_cli.py
 	$(PY) bench/bench_preprocess.py
+	$(PY) bench/bench_data.py
 	$(ZHOUYI) bench tiny-cpu --ladder --steps 8 --warmup 2
 
 clean:

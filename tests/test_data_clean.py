@@ -67,6 +67,30 @@ def test_near_duplicates_collapse_per_dream_and_share_a_split():
     assert len(exact_only.train) == 4 and "near duplicate" not in exact_only.report["drops"]
 
 
+def test_near_duplicate_clusters_equal_brute_force_jaccard():
+    import random
+
+    from zhouyi.data.neardup import clusters, shingles
+
+    rng = random.Random(3)
+    han = [chr(c) for c in range(0x4E00, 0x4E00 + 400)]
+    bases = ["".join(rng.choice(han) for _ in range(80)) for _ in range(40)]
+    texts = []
+    for base in bases:  # each base with copies that change 0 to 12 characters
+        for _ in range(4):
+            chars = list(base)
+            for _ in range(rng.randrange(13)):
+                chars[rng.randrange(len(chars))] = rng.choice(han)
+            texts.append("".join(chars))
+    sets = [shingles(t) for t in texts]
+    found = clusters(texts, 0.8)
+    for i in range(len(texts)):
+        for j in range(i):
+            similar = len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= 0.8
+            assert not similar or found[i] == found[j], f"missed a near-duplicate pair ({i}, {j})"
+    assert 40 <= len(set(found)) < len(texts)
+
+
 def test_duplicates_merge_filters_apply_and_persona_goes_to_system():
     records = [Record("a#0", "蛇", BODY), Record("a#1", "梦见一条蛇", BODY + " "), Record("a#2", "短", "梦见蛇。"),
                Record("a#3", "断", BODY[:-1] + "，然后")]
