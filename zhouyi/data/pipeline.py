@@ -55,11 +55,13 @@ def write_histogram(path: Path, before: list[int], after: list[int]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    top = max([*before, *after, 1])
-    bins = range(0, min(top, 1500) + 25, 25)
-    ax.hist([min(n, 1500) for n in before], bins=bins, alpha=0.5, label=f"before ({len(before)} rows)")
-    ax.hist([min(n, 1500) for n in after], bins=bins, alpha=0.6, label=f"after ({len(after)} rows)")
-    ax.set_xlabel("Han characters per text (1500+ in the last bin)")
+    everything = sorted([*before, *after]) or [0]
+    top = max(everything[int(0.99 * (len(everything) - 1))], 10)  # the longest 1% share the last bin
+    step = max(top // 50, 1)
+    bins = range(0, top + 2 * step, step)
+    ax.hist([min(n, top + step) for n in before], bins=bins, alpha=0.5, label=f"before ({len(before)} rows)")
+    ax.hist([min(n, top + step) for n in after], bins=bins, alpha=0.6, label=f"after ({len(after)} rows)")
+    ax.set_xlabel(f"Han characters per text (over {top} in the last bin)")
     ax.set_ylabel("rows")
     ax.legend()
     fig.tight_layout()
