@@ -114,10 +114,6 @@ def cmd_tiny_model(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from zhouyi import launch
-    from zhouyi.render import TRAIN_DIR, render
-    from zhouyi.runs import new_run_dir, write_files, write_manifest
-
     if args.resume:
         return _resume(args)
     if not args.spec:
@@ -128,15 +124,32 @@ def cmd_train(args) -> int:
         print("dry run: the registry is left as it is")
     else:
         _register(spec, args.force)
+    run_dir, cmd = _new_run(spec, text, where, args.node_rank)
+    if args.dry_run:
+        print(f"dry run: rendered files in {run_dir}\nrun: {cmd.shell()}")
+        return 0
+    return _train(cmd, run_dir)
+
+
+def _new_run(spec, text: str, where: str, node_rank: int | None = None):
+    """A fresh run dir with the rendered files and the manifest; returns it and its train command."""
+    from zhouyi import launch
+    from zhouyi.render import render
+    from zhouyi.runs import new_run_dir, write_files, write_manifest
+
     run_dir = new_run_dir(spec, Path.cwd())
     ctx = _ctx(run_dir, spec)
     files = render(spec, ctx)
     write_files(run_dir, files)
-    cmd = launch.build(spec, "train", run_dir, node_rank=args.node_rank)
+    cmd = launch.build(spec, "train", run_dir, node_rank=node_rank)
     write_manifest(run_dir, spec, text, where, ctx, files, cmd)
-    if args.dry_run:
-        print(f"dry run: rendered files in {run_dir}\nrun: {cmd.shell()}")
-        return 0
+    return run_dir, cmd
+
+
+def _train(cmd, run_dir: Path) -> int:
+    from zhouyi import launch
+    from zhouyi.render import TRAIN_DIR
+
     code = launch.run(cmd)
     print(f"{'trained' if code == 0 else f'training failed (exit {code})'}: {run_dir / TRAIN_DIR}")
     return code
@@ -145,20 +158,12 @@ def cmd_train(args) -> int:
 def cmd_launch_script(args) -> int:
     import os
 
-    from zhouyi import launch
     from zhouyi.launch_script import render_script
-    from zhouyi.render import render
-    from zhouyi.runs import new_run_dir, write_files, write_manifest
     from zhouyi.yamlio import atomic_write
 
     spec, text, where = _load(args.spec)
     _register(spec, args.force)
-    run_dir = new_run_dir(spec, Path.cwd())
-    ctx = _ctx(run_dir, spec)
-    files = render(spec, ctx)
-    write_files(run_dir, files)
-    cmd = launch.build(spec, "train", run_dir)
-    write_manifest(run_dir, spec, text, where, ctx, files, cmd)
+    run_dir, cmd = _new_run(spec, text, where)
     name, script = render_script("slurm" if args.slurm else "shell", spec, cmd, run_dir)
     atomic_write(run_dir / name, script)
     os.chmod(run_dir / name, 0o755)
@@ -177,7 +182,6 @@ def _resume(args) -> int:
     from dataclasses import replace
 
     from zhouyi import launch
-    from zhouyi.render import TRAIN_DIR
     from zhouyi.runs import last_checkpoint, read_manifest
     from zhouyi.spec import spec_from_dict
     from zhouyi.yamlio import atomic_write
@@ -199,9 +203,7 @@ def _resume(args) -> int:
     if args.dry_run:
         print(f"run: {cmd.shell()}")
         return 0
-    code = launch.run(cmd)
-    print(f"{'trained' if code == 0 else f'training failed (exit {code})'}: {run_dir / TRAIN_DIR}")
-    return code
+    return _train(cmd, run_dir)
 
 
 def _run_for(args) -> tuple[object, Path]:

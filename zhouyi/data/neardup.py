@@ -13,7 +13,10 @@ candidate pair is checked exactly, so the threshold is exact and no false pair i
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported where it is used: `import zhouyi.data` stays light
+    import numpy as np
 
 NUM_PERM, BANDS = 64, 16
 _ROWS = NUM_PERM // BANDS
@@ -24,6 +27,8 @@ def shingles(text: str, n: int = 3) -> set[str]:
 
 
 def _permutations(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     a = rng.integers(1, 2**63, NUM_PERM, dtype=np.uint64) | np.uint64(1)  # odd multipliers
     return a, rng.integers(0, 2**63, NUM_PERM, dtype=np.uint64)
@@ -31,6 +36,8 @@ def _permutations(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def signature(text: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """64 minimum hash values of the text's character 3-grams (the whole text if shorter)."""
+    import numpy as np
+
     cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     if len(cps) < 3:
         cps = np.concatenate([cps, np.zeros(3 - len(cps), dtype=np.uint64)])
