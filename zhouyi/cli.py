@@ -17,11 +17,12 @@ from zhouyi.errors import UserError
 FORMATS = ["alpaca", "records", "classical", "csv", "markdown"]
 
 
-def _load(ref: str):
-    from zhouyi.spec import parse_spec, read_spec_source
+def _load(ref: str, sets: list[str] | None = None):
+    """(spec, its own text, where it came from), with `base:` resolved and --set applied."""
+    from zhouyi.compose import load
 
-    text, where = read_spec_source(ref)
-    return parse_spec(text, where), text, where
+    spec, _, text, where = load(ref, sets or ())
+    return spec, text, where
 
 
 def _ctx(run_dir: Path, spec=None):
@@ -43,10 +44,11 @@ def cmd_presets(args) -> int:
 
 
 def cmd_show(args) -> int:
+    from zhouyi.compose import load, with_origins
     from zhouyi.spec import spec_to_yaml
 
-    spec, _, _ = _load(args.spec)
-    print(spec_to_yaml(spec), end="")
+    spec, origins, _, _ = load(args.spec, args.set or ())
+    print(with_origins(spec, origins) if args.origins else spec_to_yaml(spec), end="\n" if args.origins else "")
     return 0
 
 
@@ -61,7 +63,7 @@ def cmd_render(args) -> int:
     from zhouyi.render import render
     from zhouyi.runs import write_files
 
-    spec, _, _ = _load(args.spec)
+    spec, _, _ = _load(args.spec, args.set)
     out = Path(args.output or Path("rendered") / spec.name).resolve()
     files = render(spec, _ctx(out, spec))
     write_files(out, files)
@@ -75,7 +77,7 @@ def cmd_validate(args) -> int:
     from zhouyi.validate import validate_specs
 
     hardware = parse_hardware(args.hardware) if args.hardware else None
-    reports = validate_specs(args.specs, Path.cwd(), hardware)
+    reports = validate_specs(args.specs, Path.cwd(), hardware, args.set or ())
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2, ensure_ascii=False))
     else:
@@ -87,7 +89,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_register(args) -> int:
-    spec, _, _ = _load(args.spec)
+    spec, _, _ = _load(args.spec, args.set)
     _register(spec, args.force)
     return 0
 
@@ -118,7 +120,7 @@ def cmd_train(args) -> int:
         return _resume(args)
     if not args.spec:
         raise UserError("train needs SPEC (a spec file or preset), or --resume RUN")
-    spec, text, where = _load(args.spec)
+    spec, text, where = _load(args.spec, args.set)
     _check_node_rank(spec, args.node_rank)
     if args.dry_run:
         print("dry run: the registry is left as it is")
@@ -161,7 +163,7 @@ def cmd_launch_script(args) -> int:
     from zhouyi.launch_script import render_script
     from zhouyi.yamlio import atomic_write
 
-    spec, text, where = _load(args.spec)
+    spec, text, where = _load(args.spec, args.set)
     _register(spec, args.force)
     run_dir, cmd = _new_run(spec, text, where)
     name, script = render_script("slurm" if args.slurm else "shell", spec, cmd, run_dir)
@@ -214,7 +216,7 @@ def _run_for(args) -> tuple[object, Path]:
     if args.run:
         run_dir = check_run(Path(args.run))
     else:
-        spec, _, _ = _load(args.spec)
+        spec, _, _ = _load(args.spec, args.set)
         run_dir = latest_trained_run(spec, Path.cwd())
     return spec_from_dict(read_manifest(run_dir)["spec"], str(run_dir)), run_dir
 
@@ -256,7 +258,7 @@ def cmd_bench(args) -> int:
     from zhouyi.bench import runner
     from zhouyi.runs import runs_dir
 
-    spec, _, _ = _load(args.spec)
+    spec, _, _ = _load(args.spec, args.set)
     if args.warmup < 1 or args.steps <= args.warmup:
         raise UserError(f"--steps {args.steps} --warmup {args.warmup}: need warmup >= 1 and steps > warmup")
     opts = runner.BenchOptions(steps=args.steps, warmup=args.warmup, random_init=args.random_init,
@@ -283,7 +285,7 @@ def cmd_estimate(args) -> int:
     from zhouyi.estimate import arch_for, estimate, format_estimate, setup_for, smallest_fix
     from zhouyi.hardware import hardware_problems, parse_hardware
 
-    spec, _, _ = _load(args.spec)
+    spec, _, _ = _load(args.spec, args.set)
     hardware = parse_hardware(args.hardware)
     arch = arch_for(spec, Path.cwd())
     result = estimate(arch, setup_for(spec, arch, hardware), hardware)
@@ -312,7 +314,7 @@ def _clean_options(args):
 
     spec, clean, persona = None, None, CleanOptions.persona
     if args.spec:
-        spec, _, _ = _load(args.spec)
+        spec, _, _ = _load(args.spec, args.set)
         clean, persona = spec.data.clean, spec.model.default_system or persona
 
     def pick(flag, field: str, default):
@@ -379,20 +381,23 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     verb("presets", cmd_presets, "list the packaged specs")
-    verb("show", cmd_show, "print the resolved spec (every default filled in)").add_argument("spec")
+    p = verb("show", cmd_show, "print the resolved spec (every default filled in)")
+    _spec_args(p)
+    p.add_argument("--origins", action="store_true", help="one line a value, with where it came from")
     verb("schema", cmd_schema, "print the spec's JSON Schema (for editors)")
 
     p = verb("render", cmd_render, "write the LLaMA-Factory files for SPEC")
-    p.add_argument("spec")
+    _spec_args(p)
     p.add_argument("-o", "--output", help="folder to write into (default: rendered/<name>)")
 
     p = verb("validate", cmd_validate, "check specs, their rendered configs (llamafactory's parser) and data")
     p.add_argument("specs", nargs="+", metavar="spec")
+    _set_flag(p)
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--hardware", help="also check the specs run and fit there: cpu, h100, 4x4090, 8xa100-80g, ...")
 
     p = verb("register", cmd_register, "merge the spec's datasets into <dataset_dir>/dataset_info.json")
-    p.add_argument("spec")
+    _spec_args(p)
     p.add_argument("--force", action="store_true", help="repoint an existing entry of the same name")
 
     p = verb("tiny-model", cmd_tiny_model, "build the tiny random Qwen2 model used by the demo and tests")
@@ -401,33 +406,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
 
     p = verb("train", cmd_train, "train SPEC in a new run directory with llamafactory-cli train")
-    p.add_argument("spec", nargs="?")
+    _spec_args(p, optional=True)
     p.add_argument("--resume", metavar="RUN", help="continue the stopped run RUN from its last checkpoint")
     p.add_argument("--dry-run", action="store_true", help="render and print the command; run nothing")
     p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
     p.add_argument("--node-rank", type=int, default=None, help="this node's rank in a multi-node job")
 
     p = verb("launch-script", cmd_launch_script, "render SPEC into a new run and write its per-node launch script")
-    p.add_argument("spec")
+    _spec_args(p)
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--slurm", action="store_true", help="an sbatch script: one task a node")
     kind.add_argument("--shell", action="store_true", help="a script each node runs with its NODE_RANK")
     p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
 
     p = verb("chat", cmd_chat, "chat with a trained run (llamafactory-cli chat)")
-    p.add_argument("spec")
+    _spec_args(p)
     p.add_argument("--run", help="run directory (default: the latest finished run of SPEC)")
     p.add_argument("-m", "--message", action="append", help="send this message and exit (repeatable)")
     p.add_argument("--dry-run", action="store_true")
 
     p = verb("export", cmd_export, "merge a run's adapter into full weights (llamafactory-cli export)")
-    p.add_argument("spec")
+    _spec_args(p)
     p.add_argument("--run", help="run directory (default: the latest finished run of SPEC)")
     p.add_argument("--force", action="store_true", help="replace a non-empty export folder")
     p.add_argument("--dry-run", action="store_true")
 
     p = verb("bench", cmd_bench, "measure SPEC's training speed: tokens/s, MFU, peak memory (real short runs)")
-    p.add_argument("spec")
+    _spec_args(p)
     p.add_argument("--steps", type=int, default=12, help="optimizer steps per measured run")
     p.add_argument("--warmup", type=int, default=2, help="first steps left out of the rates")
     p.add_argument("--ladder", action="store_true", help="run the ablation ladder (baseline, packing, ...)")
@@ -440,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="report folder (default: <runs_dir>/bench-<name>-<time>)")
 
     p = verb("estimate", cmd_estimate, "per-GPU training memory of SPEC on given hardware, with the smallest fix")
-    p.add_argument("spec")
+    _spec_args(p)
     p.add_argument("--hardware", required=True, help="cpu, h100, 4x4090, 8xa100-80g, ... (count x card)")
     p.add_argument("--json", action="store_true")
 
@@ -463,9 +468,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _spec_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    p.add_argument("spec", nargs="?" if optional else None, help="a spec file or a preset name")
+    _set_flag(p)
+
+
+def _set_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE",
+                   help="override one spec value, type-checked (repeatable), e.g. --set train.learning_rate=2e-4")
+
+
 def _cleaning_flags(p: argparse.ArgumentParser) -> None:
     """Flags `data clean` and `data explain` share; unset ones come from --spec, else zhouyi's defaults."""
     p.add_argument("--spec", help="take settings (rules, thresholds, output) from the spec's data.clean section")
+    _set_flag(p)
     p.add_argument("--min-han", type=int, help="drop outputs with fewer Han characters (default 20)")
     p.add_argument("--persona-as", choices=["system", "instruction"], help="default: system")
     p.add_argument("--eval-ratio", type=float, help="share of rows held out for eval (default 0.05)")

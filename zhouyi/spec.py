@@ -364,9 +364,11 @@ def read_spec_source(ref: str) -> tuple[str, str]:
     return preset.read_text(encoding="utf-8"), f"preset:{ref}"
 
 
-def load_spec(ref: str) -> JobSpec:
-    text, where = read_spec_source(ref)
-    return parse_spec(text, where)
+def load_spec(ref: str, sets: list[str] | tuple[str, ...] = ()) -> JobSpec:
+    """A spec file or preset, with its `base:` chain and any `--set key.path=value` (zhouyi.compose)."""
+    from zhouyi.compose import load
+
+    return load(ref, sets)[0]
 
 
 def parse_spec(text: str, where: str = "<spec>") -> JobSpec:

@@ -41,7 +41,7 @@ class Report:
         return {"spec": self.spec, "ok": self.ok, "problems": [asdict(p) for p in self.problems]}
 
 
-def validate_specs(refs: list[str], base_dir: Path, hardware=None) -> list[Report]:
+def validate_specs(refs: list[str], base_dir: Path, hardware=None, sets: tuple[str, ...] = ()) -> list[Report]:
     """Validate each spec; with `hardware` (zhouyi.hardware.Hardware), also that it runs and fits there."""
     reports: list[Report] = []
     jobs: list[dict] = []
@@ -50,7 +50,7 @@ def validate_specs(refs: list[str], base_dir: Path, hardware=None) -> list[Repor
             report = Report(ref, [])
             reports.append(report)
             try:
-                spec = load_spec(ref)
+                spec = load_spec(ref, sets)
             except SpecError as exc:
                 report.problems += [Problem(path or "spec", msg) for path, msg in exc.problems]
                 continue
