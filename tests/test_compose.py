@@ -66,3 +66,10 @@ def test_set_reaches_every_verb(project):
     assert "train.seed: 7  # --set" in shown.stdout
     bad = zhouyi("render", "tiny-cpu", "--set", "train.nope=1", cwd=project)
     assert bad.returncode == 2 and "train.nope" in bad.stderr
+
+
+def test_schema_knows_base_so_editors_accept_it(tmp_path):
+    import json
+
+    schema = json.loads(zhouyi("schema", cwd=tmp_path).stdout)
+    assert schema["properties"]["base"]["type"] == "string" and schema["additionalProperties"] is False

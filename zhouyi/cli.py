@@ -55,7 +55,10 @@ def cmd_show(args) -> int:
 def cmd_schema(args) -> int:
     from zhouyi.spec import JobSpec
 
-    print(json.dumps(JobSpec.model_json_schema(), indent=2, ensure_ascii=False))
+    schema = JobSpec.model_json_schema()
+    schema["properties"]["base"] = {"type": "string", "title": "Base",
+                                    "description": "a preset name or spec file this spec starts from (zhouyi.compose)"}
+    print(json.dumps(schema, indent=2, ensure_ascii=False))
     return 0
 
 
