@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -161,8 +162,6 @@ def _train(cmd, run_dir: Path) -> int:
 
 
 def cmd_launch_script(args) -> int:
-    import os
-
     from zhouyi.launch_script import render_script
     from zhouyi.yamlio import atomic_write
 
@@ -174,6 +173,53 @@ def cmd_launch_script(args) -> int:
     os.chmod(run_dir / name, 0o755)
     print(run_dir / name)
     return 0
+
+
+def cmd_runs(args) -> int:
+    from zhouyi.history import list_runs
+
+    runs_dir = Path(args.runs_dir)
+    rows = list_runs(runs_dir)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no runs under {runs_dir}")
+        return 0
+    print(f"{'run':40} {'status':12} {'steps':>9} {'loss':>8} {'min':>6}  adapter merged")
+    for r in rows:
+        loss = "-" if r["loss"] is None else f"{r['loss']:.4f}"
+        minutes = "-" if r["minutes"] is None else f"{r['minutes']:.1f}"
+        print(f"{r['run']:40} {r['status']:12} {r['steps']:>9} {loss:>8} {minutes:>6}  "
+              f"{'yes' if r['adapter'] else 'no':7} {'yes' if r['merged'] else 'no'}")
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from zhouyi.history import diff_runs
+
+    text = diff_runs(Path(args.run_a), Path(args.run_b))
+    print(text or "the runs' specs and rendered configs are the same")
+    return 0
+
+
+def cmd_rerun(args) -> int:
+    """A new run from a run's recorded spec, after saying what changed since (data, package versions)."""
+    from zhouyi.history import drift
+    from zhouyi.runs import read_manifest
+    from zhouyi.spec import spec_from_dict, spec_to_yaml
+
+    old = Path(args.run).resolve()
+    spec = spec_from_dict(read_manifest(old)["spec"], str(old))
+    for note in drift(old):
+        print(f"warning: {note}", file=sys.stderr)
+    if not args.dry_run:
+        _register(spec, args.force)
+    run_dir, cmd = _new_run(spec, spec_to_yaml(spec), f"rerun of {old}")
+    if args.dry_run:
+        print(f"dry run: rendered files in {run_dir}\nrun: {cmd.shell()}")
+        return 0
+    return _train(cmd, run_dir)
 
 
 def _check_node_rank(spec, node_rank: int | None) -> None:
@@ -415,6 +461,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
     p.add_argument("--node-rank", type=int, default=None, help="this node's rank in a multi-node job")
 
+    p = verb("runs", cmd_runs, "list runs: status, steps, last loss, minutes, adapter and merged weights")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--json", action="store_true")
+
+    p = verb("diff", cmd_diff, "show how two runs' specs and rendered configs differ")
+    p.add_argument("run_a", metavar="RUN_A")
+    p.add_argument("run_b", metavar="RUN_B")
+
+    p = verb("rerun", cmd_rerun, "train again from a run's recorded spec; warns when data or versions changed")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--dry-run", action="store_true", help="render and print the command; run nothing")
+    p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
+
     p = verb("launch-script", cmd_launch_script, "render SPEC into a new run and write its per-node launch script")
     _spec_args(p)
     kind = p.add_mutually_exclusive_group(required=True)
@@ -509,3 +568,6 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `zhouyi diff A B | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
