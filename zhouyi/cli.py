@@ -222,6 +222,30 @@ def cmd_rerun(args) -> int:
     return _train(cmd, run_dir)
 
 
+def cmd_doctor(args) -> int:
+    from zhouyi.doctor import environment, spec_problems
+
+    env = environment()
+    problems = spec_problems(_load(args.spec, args.set)[0], env, Path.cwd()) if args.spec else []
+    if args.json:
+        print(json.dumps({k: v for k, v in env.items() if not k.startswith("_")} | {"problems": problems}, indent=2))
+        return 1 if problems else 0
+    print(f"python {env['python']}, torch {env['torch']} (built for CUDA {env['cuda'] or 'none'}), "
+          f"llamafactory {env['llamafactory'] or 'not installed'}, free disk {env['free_disk_gib']} GiB")
+    for gpu in env["gpus"] or [{"name": "no CUDA GPU"}]:
+        extra = f", {gpu['memory_gib']} GiB, bf16 {'yes' if gpu['bf16'] else 'no'}" if "memory_gib" in gpu else ""
+        print(f"  gpu: {gpu['name']}{extra}")
+    for name, need in env["llamafactory_needs"].items():
+        verdict = "ok" if need["ok"] else f"llamafactory wants {need['llamafactory_wants']}"
+        print(f"  {name} {need['installed']} ({verdict})")
+    print("  optional: " + ", ".join(f"{n} {'yes' if ok else 'no'}" for n, ok in env["optional"].items()))
+    if args.spec:
+        print(f"{args.spec}: " + ("this machine can run it" if not problems else "blocked here:"))
+        for problem in problems:
+            print(f"  - {problem}")
+    return 1 if problems else 0
+
+
 def _check_node_rank(spec, node_rank: int | None) -> None:
     if node_rank is not None and not 0 <= node_rank < spec.launch.nnodes:
         raise UserError(f"--node-rank {node_rank}: launch.nnodes is {spec.launch.nnodes}, so ranks are "
@@ -460,6 +484,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="render and print the command; run nothing")
     p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
     p.add_argument("--node-rank", type=int, default=None, help="this node's rank in a multi-node job")
+
+    p = verb("doctor", cmd_doctor, "this machine's Python, torch, GPUs, packages and disk; with SPEC, can it run it")
+    _spec_args(p, optional=True)
+    p.add_argument("--json", action="store_true")
 
     p = verb("runs", cmd_runs, "list runs: status, steps, last loss, minutes, adapter and merged weights")
     p.add_argument("--runs-dir", default="runs")
