@@ -16,7 +16,8 @@ from pathlib import Path
 from zhouyi.spec import JobSpec
 
 CACHE_DIR = ".tokenized"  # inside the spec's runs_dir
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
+                   "special_tokens_map.json", "chat_template.jinja")
 
 
 def _sha256(path: Path) -> str:

@@ -25,13 +25,11 @@ from zhouyi.errors import UserError
 from zhouyi.render import RenderContext, render
 from zhouyi.runs import package_versions, runs_dir, write_files
 from zhouyi.spec import JobSpec, spec_from_dict
-from zhouyi.tokcache import tokenized_dir
+from zhouyi.tokcache import TOKENIZER_FILES, tokenized_dir
 from zhouyi.yamlio import atomic_write
 
 MEASURED = "measured.json"
 INTERRUPTED = (128 + 2, 128 + 15)  # exit codes of a run ended by SIGINT / SIGTERM
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json",
-                   "chat_template.jinja")
 
 
 @dataclass(frozen=True)
