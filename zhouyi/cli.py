@@ -27,10 +27,13 @@ def _load(ref: str, sets: list[str] | None = None):
 
 
 def _ctx(run_dir: Path, spec=None):
+    from zhouyi.download import recorded
     from zhouyi.render import RenderContext
     from zhouyi.tokcache import tokenized_dir
 
-    return RenderContext(Path.cwd(), run_dir, tokenized_dir(spec, Path.cwd()) if spec else None)
+    if spec is None:
+        return RenderContext(Path.cwd(), run_dir)
+    return RenderContext(Path.cwd(), run_dir, tokenized_dir(spec, Path.cwd()), recorded(spec, Path.cwd()))
 
 
 # ------------------------------------------------------------------ verbs
@@ -220,6 +223,18 @@ def cmd_rerun(args) -> int:
         print(f"dry run: rendered files in {run_dir}\nrun: {cmd.shell()}")
         return 0
     return _train(cmd, run_dir)
+
+
+def cmd_download(args) -> int:
+    from zhouyi.download import fetch, remember
+
+    spec, _, _ = _load(args.spec, args.set)
+    folder = fetch(spec, Path.cwd(), Path(args.cache_dir).resolve() if args.cache_dir else None, args.offline,
+                   args.timeout)
+    if spec.model.source != "local":
+        remember(Path.cwd(), spec, folder)
+    print(f"{spec.model.model_name_or_path}@{spec.model.model_revision}: complete at {folder}")
+    return 0
 
 
 def cmd_doctor(args) -> int:
@@ -484,6 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="render and print the command; run nothing")
     p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
     p.add_argument("--node-rank", type=int, default=None, help="this node's rank in a multi-node job")
+
+    p = verb("download", cmd_download, "fetch SPEC's model (ModelScope / Hugging Face), check it, train from it")
+    _spec_args(p)
+    p.add_argument("--cache-dir", help="the hub's cache folder (default: the hub's own)")
+    p.add_argument("--offline", action="store_true", help="use the cache only; never touch the network")
+    p.add_argument("--timeout", type=float, default=600, help="seconds before an unanswering hub is given up")
 
     p = verb("doctor", cmd_doctor, "this machine's Python, torch, GPUs, packages and disk; with SPEC, can it run it")
     _spec_args(p, optional=True)

@@ -27,6 +27,7 @@ class RenderContext:
     base_dir: Path  # what relative spec paths (model, dataset_dir) are relative to
     run_dir: Path  # where this run's outputs go
     tokenized_dir: Path | None = None  # the tokenized-dataset cache (zhouyi.tokcache), when the spec asks for one
+    model_dir: Path | None = None  # a snapshot `zhouyi download` recorded for a hub model (zhouyi.download)
 
     def resolve(self, path: str) -> Path:
         return (self.base_dir / path) if not Path(path).is_absolute() else Path(path)
@@ -54,6 +55,8 @@ def _env() -> jinja2.Environment:
 
 
 def model_path(spec: JobSpec, ctx: RenderContext) -> str:
+    if ctx.model_dir is not None:
+        return str(ctx.model_dir)
     if spec.model.source == "local":
         return str(ctx.resolve(spec.model.model_name_or_path))
     return spec.model.model_name_or_path

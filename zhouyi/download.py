@@ -1,0 +1,85 @@
+"""`zhouyi download SPEC`: the spec's model from ModelScope or the Hugging Face hub (or a local folder),
+checked complete, and remembered so every later verb trains from that snapshot.
+
+Snapshots are recorded in `.zhouyi/models.json` under the folder zhouyi runs in, keyed by source,
+model id and revision; `zhouyi.cli` gives the recorded path to the renderer. A snapshot that is not
+complete (config, tokenizer, every weight shard its index lists) is never recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from zhouyi.errors import UserError
+from zhouyi.spec import JobSpec
+from zhouyi.yamlio import atomic_write
+
+RECORD = Path(".zhouyi") / "models.json"
+
+
+def key(spec: JobSpec) -> str:
+    return f"{spec.model.source}:{spec.model.model_name_or_path}@{spec.model.model_revision}"
+
+
+def missing_files(folder: Path) -> list[str]:
+    """What a loadable model folder lacks: config, tokenizer, weights (every shard an index names)."""
+    missing = [] if (folder / "config.json").is_file() else ["config.json"]
+    if not any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer.model", "vocab.json")):
+        missing.append("tokenizer (tokenizer.json, tokenizer.model or vocab.json)")
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = folder / index_name
+        if index.is_file():
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+            return missing + [s for s in shards if not (folder / s).is_file()]
+    if not any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
+        missing.append("weights (model.safetensors or pytorch_model.bin, or a sharded index)")
+    return missing
+
+
+def fetch(spec: JobSpec, base_dir: Path, cache_dir: Path | None, offline: bool, timeout: float) -> Path:
+    """The model's folder, downloaded or found in the cache, checked complete."""
+    model = spec.model
+    if model.source == "local":
+        folder = (base_dir / model.model_name_or_path).resolve()
+        if not folder.is_dir():
+            raise UserError(f"model.model_name_or_path: {folder} does not exist (source: local)")
+    else:
+        job = {"source": model.source, "repo": model.model_name_or_path, "revision": model.model_revision,
+               "cache_dir": str(cache_dir) if cache_dir else None, "offline": offline}
+        try:
+            proc = subprocess.run([sys.executable, "-m", "zhouyi.hub_fetch", json.dumps(job)], capture_output=True,
+                                  text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"the {model.source} hub did not answer within {timeout:.0f} s; on a machine without "
+                            "network use --offline with a populated --cache-dir, or a local model folder") from None
+        lines = proc.stdout.strip().splitlines()
+        answer = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {"error": proc.stderr[-500:]}
+        if "error" in answer:
+            where = "in the cache" if offline else f"from {model.source}"
+            raise UserError(f"could not get {model.model_name_or_path}@{model.model_revision} {where}: "
+                            f"{answer['error'][:400]}")
+        folder = Path(answer["path"])
+    missing = missing_files(folder)
+    if missing:
+        hint = "" if model.source == "local" else "; run zhouyi download again (without --offline) to resume"
+        raise UserError(f"{folder} is not a complete model, missing: {', '.join(missing)}{hint}")
+    return folder
+
+
+def remember(base_dir: Path, spec: JobSpec, folder: Path) -> None:
+    path = base_dir / RECORD
+    known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    known[key(spec)] = str(folder)
+    atomic_write(path, json.dumps(known, indent=2, ensure_ascii=False) + "\n")
+
+
+def recorded(spec: JobSpec, base_dir: Path) -> Path | None:
+    """The snapshot `zhouyi download` recorded for this spec's model, if it is still there."""
+    path = base_dir / RECORD
+    if spec.model.source == "local" or not path.is_file():
+        return None
+    folder = json.loads(path.read_text(encoding="utf-8")).get(key(spec))
+    return Path(folder) if folder and Path(folder).is_dir() else None
