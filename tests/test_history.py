@@ -38,3 +38,13 @@ def test_runs_diff_and_rerun(tiny_project):
 
     nothing = zhouyi("rerun", str(tiny_project / "data"), cwd=tiny_project)
     assert nothing.returncode == 2 and "manifest.json is missing" in nothing.stderr
+
+
+def test_progress_lines_in_logs_and_ci(tiny_project):
+    result = zhouyi("train", "tiny-cpu", "--set", "train.max_steps=3", "--set", "train.logging_steps=1",
+                    cwd=tiny_project)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("progress: ")]
+    assert [line.split(",")[0].split(" (")[0] for line in lines[:3]] == [
+        "progress: step 1/3", "progress: step 2/3", "progress: step 3/3"]
+    assert "loss" in lines[0] and "remaining" in lines[0]

@@ -156,10 +156,17 @@ def _new_run(spec, text: str, where: str, node_rank: int | None = None):
 
 
 def _train(cmd, run_dir: Path) -> int:
+    import contextlib
+
     from zhouyi import launch
+    from zhouyi.progress import LogWatcher
     from zhouyi.render import TRAIN_DIR
 
-    code = launch.run(cmd)
+    # in CI and logs, plain progress lines; on a terminal LLaMA-Factory's own bar
+    watching = LogWatcher(run_dir / TRAIN_DIR / "trainer_log.jsonl") if not sys.stdout.isatty() \
+        else contextlib.nullcontext()
+    with watching:
+        code = launch.run(cmd)
     print(f"{'trained' if code == 0 else f'training failed (exit {code})'}: {run_dir / TRAIN_DIR}")
     return code
 
