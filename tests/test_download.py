@@ -51,3 +51,14 @@ def test_local_model_is_checked_in_place(tiny_project):
     assert ok.returncode == 0 and "complete at" in ok.stdout
     bad = zhouyi("download", "tiny-cpu", "--set", "model.model_name_or_path=models/none", cwd=tiny_project)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_hugging_face_cache_works_the_same(project, tiny_model):
+    repo = project / "hf" / "models--Qwen--Qwen2.5-1.5B-Instruct"
+    shutil.copytree(tiny_model, repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    hf = ["--set", "model.source=huggingface", "--set", "model.model_revision=main"]
+    result = zhouyi("download", "zhougong-lora", *hf, "--cache-dir", "hf", "--offline", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert str(repo / "snapshots" / "0123abcd") in result.stdout

@@ -50,13 +50,14 @@ def fetch(spec: JobSpec, base_dir: Path, cache_dir: Path | None, offline: bool, 
         job = {"source": model.source, "repo": model.model_name_or_path, "revision": model.model_revision,
                "cache_dir": str(cache_dir) if cache_dir else None, "offline": offline}
         try:
-            proc = subprocess.run([sys.executable, "-m", "zhouyi.hub_fetch", json.dumps(job)], capture_output=True,
+            # the hub's own progress bars (stderr) reach the user; the answer comes on stdout
+            proc = subprocess.run([sys.executable, "-m", "zhouyi.hub_fetch", json.dumps(job)], stdout=subprocess.PIPE,
                                   text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise UserError(f"the {model.source} hub did not answer within {timeout:.0f} s; on a machine without "
                             "network use --offline with a populated --cache-dir, or a local model folder") from None
         lines = proc.stdout.strip().splitlines()
-        answer = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {"error": proc.stderr[-500:]}
+        answer = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {"error": f"exit {proc.returncode}"}
         if "error" in answer:
             where = "in the cache" if offline else f"from {model.source}"
             raise UserError(f"could not get {model.model_name_or_path}@{model.model_revision} {where}: "
