@@ -237,7 +237,7 @@ def cmd_download(args) -> int:
 
     spec, _, _ = _load(args.spec, args.set)
     folder = fetch(spec, Path.cwd(), Path(args.cache_dir).resolve() if args.cache_dir else None, args.offline,
-                   args.timeout)
+                   args.timeout, args.include)
     if spec.model.source != "local":
         remember(Path.cwd(), spec, folder)
     print(f"{spec.model.model_name_or_path}@{spec.model.model_revision}: complete at {folder}")
@@ -511,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_args(p)
     p.add_argument("--cache-dir", help="the hub's cache folder (default: the hub's own)")
     p.add_argument("--offline", action="store_true", help="use the cache only; never touch the network")
+    p.add_argument("--include", action="append", metavar="PATTERN",
+                   help="only files matching (repeatable), e.g. '*.safetensors' '*.json' 'merges.txt'")
     p.add_argument("--timeout", type=float, default=600, help="seconds before an unanswering hub is given up")
 
     p = verb("doctor", cmd_doctor, "this machine's Python, torch, GPUs, packages and disk; with SPEC, can it run it")

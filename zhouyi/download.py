@@ -39,8 +39,9 @@ def missing_files(folder: Path) -> list[str]:
     return missing
 
 
-def fetch(spec: JobSpec, base_dir: Path, cache_dir: Path | None, offline: bool, timeout: float) -> Path:
-    """The model's folder, downloaded or found in the cache, checked complete."""
+def fetch(spec: JobSpec, base_dir: Path, cache_dir: Path | None, offline: bool, timeout: float,
+          include: list[str] | None = None) -> Path:
+    """The model's folder, downloaded or found in the cache, checked complete; `include`: file patterns."""
     model = spec.model
     if model.source == "local":
         folder = (base_dir / model.model_name_or_path).resolve()
@@ -48,7 +49,7 @@ def fetch(spec: JobSpec, base_dir: Path, cache_dir: Path | None, offline: bool, 
             raise UserError(f"model.model_name_or_path: {folder} does not exist (source: local)")
     else:
         job = {"source": model.source, "repo": model.model_name_or_path, "revision": model.model_revision,
-               "cache_dir": str(cache_dir) if cache_dir else None, "offline": offline}
+               "cache_dir": str(cache_dir) if cache_dir else None, "offline": offline, "include": include or None}
         try:
             # the hub's own progress bars (stderr) reach the user; the answer comes on stdout
             proc = subprocess.run([sys.executable, "-m", "zhouyi.hub_fetch", json.dumps(job)], stdout=subprocess.PIPE,

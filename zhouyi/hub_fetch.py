@@ -17,12 +17,12 @@ def main(argv: list[str]) -> int:
             from modelscope import snapshot_download
 
             path = snapshot_download(job["repo"], revision=job["revision"], cache_dir=job["cache_dir"],
-                                     local_files_only=job["offline"])
+                                     local_files_only=job["offline"], allow_patterns=job["include"])
         else:
             from huggingface_hub import snapshot_download
 
             path = snapshot_download(job["repo"], revision=job["revision"], cache_dir=job["cache_dir"],
-                                     local_files_only=job["offline"])
+                                     local_files_only=job["offline"], allow_patterns=job["include"])
     except Exception as exc:  # reported to the parent, which turns it into a user error
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
         return 1

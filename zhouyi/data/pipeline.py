@@ -17,7 +17,7 @@ def eval_path(output: Path) -> Path:
 
 
 def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: CleanOptions,
-              fmt: str | None = None, register: bool = True) -> CleanResult:
+              fmt: str | None = None, register: bool = True, echo=print) -> CleanResult:
     output = Path(output).resolve()
     if any(Path(i).resolve() in (output, eval_path(output)) for i in inputs):
         raise UserError(f"output {output} is one of the inputs; write the cleaned data elsewhere")
@@ -26,6 +26,8 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
         read = read_file(Path(path), fmt, opts.title_fields, opts.text_fields)
         records += read.records
         skipped += read.skipped
+        echo(f"read {path}: {len(read.records)} records" + (f", {len(read.skipped)} skipped" if read.skipped else ""),
+             flush=True)
     result = clean(records, skipped, opts)
     if not result.train:
         raise UserError(f"every row was filtered out ({result.report['drops']}); nothing written or registered")
