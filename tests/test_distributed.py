@@ -1,5 +1,5 @@
 """Real multi-process training on the CPU through `zhouyi train` (gloo): DDP, DeepSpeed ZeRO-2 and ZeRO-3,
-two nodes over loopback and in network namespaces, Ctrl-C reaching every worker, and resume."""
+two nodes (in network namespaces, or over loopback), Ctrl-C reaching every worker, and resume."""
 
 import json
 import os
@@ -70,32 +70,21 @@ def start_node(project: Path, spec: str, rank: int, prefix: list[str] = (), env:
                             env={**os.environ, **(env or {})})
 
 
-def test_two_nodes_over_loopback(tiny_project):
-    spec = tiny_spec(tiny_project, "nodes", {"nnodes": 2, "nproc_per_node": 1, "master_addr": "127.0.0.1",
-                                             "master_port": free_port()})
-    nodes = [start_node(tiny_project, spec, rank) for rank in (0, 1)]
-    logs = [node.communicate(timeout=300)[0] for node in nodes]
-    assert [node.returncode for node in nodes] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
-    assert "NODE_RANK=0" in logs[0] and "NODE_RANK=1" in logs[1] and "NNODES=2" in logs[1]
-    assert "Process rank: 0, world size: 2" in logs[0] and "Process rank: 1, world size: 2" in logs[1]
-    runs = sorted((tiny_project / "runs").glob("nodes-*"))
-    assert len(runs) == 2 and any((r / "train" / "adapter_model.safetensors").is_file() for r in runs)
-
-
 NETNS = ("zy-node0", "zy-node1")
 
 
 @pytest.fixture
-def two_namespaces():
-    """Two network namespaces joined by a veth pair: node 0 at 10.231.0.1, node 1 at 10.231.0.2."""
-    if os.geteuid() != 0 or not shutil.which("ip"):
-        pytest.skip("network namespaces need root and iproute2")
+def two_nodes():
+    """Per node: (its address, a command prefix, extra env). Two network namespaces joined by a veth pair
+    (10.231.0.1 and 10.231.0.2) where the machine allows it, else both nodes on loopback."""
+    loopback = [("127.0.0.1", [], {}), ("127.0.0.1", [], {})]
 
     def ip(*args):
         return subprocess.run(["ip", *args], capture_output=True, text=True)
 
-    if ip("netns", "add", NETNS[0]).returncode != 0:
-        pytest.skip("this machine does not allow network namespaces")
+    if os.geteuid() != 0 or not shutil.which("ip") or ip("netns", "add", NETNS[0]).returncode != 0:
+        yield loopback
+        return
     try:
         ip("netns", "add", NETNS[1])
         assert ip("link", "add", "zy-veth0", "type", "veth", "peer", "name", "zy-veth1").returncode == 0
@@ -104,22 +93,26 @@ def two_namespaces():
             ip("-n", ns, "addr", "add", f"10.231.0.{i + 1}/24", "dev", f"zy-veth{i}")
             ip("-n", ns, "link", "set", f"zy-veth{i}", "up")
             ip("-n", ns, "link", "set", "lo", "up")
-        yield ["10.231.0.1", "10.231.0.2"]
+        yield [(f"10.231.0.{i + 1}", ["ip", "netns", "exec", ns], {"GLOO_SOCKET_IFNAME": f"zy-veth{i}"})
+               for i, ns in enumerate(NETNS)]
     finally:
         for ns in NETNS:
             ip("netns", "del", ns)
         assert not set(NETNS) & set(ip("netns", "list").stdout.split()), "namespaces removed"
 
 
-def test_two_nodes_with_their_own_addresses(tiny_project, two_namespaces):
-    master = two_namespaces[0]
-    spec = tiny_spec(tiny_project, "netns", {"nnodes": 2, "nproc_per_node": 1, "master_addr": master,
+def test_two_nodes_each_with_its_rank(tiny_project, two_nodes):
+    master = two_nodes[0][0]
+    spec = tiny_spec(tiny_project, "nodes", {"nnodes": 2, "nproc_per_node": 1, "master_addr": master,
                                              "master_port": free_port()})
-    nodes = [start_node(tiny_project, spec, rank, ["ip", "netns", "exec", NETNS[rank]],
-                        {"GLOO_SOCKET_IFNAME": f"zy-veth{rank}"}) for rank in (0, 1)]
+    nodes = [start_node(tiny_project, spec, rank, prefix, env) for rank, (_, prefix, env) in enumerate(two_nodes)]
     logs = [node.communicate(timeout=300)[0] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
-    assert f"MASTER_ADDR={master}" in logs[1] and "Process rank: 1, world size: 2" in logs[1]
+    assert "NODE_RANK=0" in logs[0] and "NODE_RANK=1" in logs[1] and "NNODES=2" in logs[1]
+    assert f"MASTER_ADDR={master}" in logs[1]
+    assert "Process rank: 0, world size: 2" in logs[0] and "Process rank: 1, world size: 2" in logs[1]
+    runs = sorted((tiny_project / "runs").glob("nodes-*"))
+    assert len(runs) == 2 and any((r / "train" / "adapter_model.safetensors").is_file() for r in runs)
 
 
 def wait_for(path_glob: Path, pattern: str, timeout: float = 180) -> Path:
