@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from zhouyi.errors import SpecError, UserError
-from zhouyi.spec import JobSpec, read_spec_source, spec_from_dict
+from zhouyi.spec import JobSpec, read_spec_source, spec_from_dict, spec_mapping
 from zhouyi.yamlio import load_yaml_text
 
 SET_ORIGIN = "--set"
@@ -38,12 +38,7 @@ def load(ref: str, sets: list[str] | tuple[str, ...] = ()) -> tuple[JobSpec, dic
 def _chain(text: str, where: str, seen: list[str]) -> tuple[dict, dict[str, str]]:
     if where in seen:
         raise UserError(f"spec base cycle: {' -> '.join([*seen, where])}")
-    try:
-        data = load_yaml_text(text)
-    except yaml.YAMLError as exc:
-        raise UserError(f"{where}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise SpecError(where, [("", f"the spec must be a YAML mapping, got {type(data).__name__}")])
+    data = spec_mapping(text, where)
     base = data.pop("base", None)
     merged: dict = {}
     origins: dict[str, str] = {}

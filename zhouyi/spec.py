@@ -371,14 +371,19 @@ def load_spec(ref: str, sets: list[str] | tuple[str, ...] = ()) -> JobSpec:
     return load(ref, sets)[0]
 
 
-def parse_spec(text: str, where: str = "<spec>") -> JobSpec:
+def spec_mapping(text: str, where: str) -> dict[str, Any]:
+    """A spec file's YAML as a mapping, or an error naming the file."""
     try:
         data = load_yaml_text(text)
     except yaml.YAMLError as exc:
         raise UserError(f"{where}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise SpecError(where, [("", f"the spec must be a YAML mapping, got {type(data).__name__}")])
-    return spec_from_dict(data, where)
+    return data
+
+
+def parse_spec(text: str, where: str = "<spec>") -> JobSpec:
+    return spec_from_dict(spec_mapping(text, where), where)
 
 
 def spec_from_dict(data: dict[str, Any], where: str = "<spec>") -> JobSpec:
