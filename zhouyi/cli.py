@@ -247,10 +247,10 @@ def cmd_download(args) -> int:
 def cmd_doctor(args) -> int:
     from zhouyi.doctor import environment, spec_problems
 
-    env = environment()
-    problems = spec_problems(_load(args.spec, args.set)[0], env, Path.cwd()) if args.spec else []
+    env, hardware = environment()
+    problems = spec_problems(_load(args.spec, args.set)[0], env, hardware, Path.cwd()) if args.spec else []
     if args.json:
-        print(json.dumps({k: v for k, v in env.items() if not k.startswith("_")} | {"problems": problems}, indent=2))
+        print(json.dumps(env | {"problems": problems}, indent=2))
         return 1 if problems else 0
     print(f"python {env['python']}, torch {env['torch']} (built for CUDA {env['cuda'] or 'none'}), "
           f"llamafactory {env['llamafactory'] or 'not installed'}, free disk {env['free_disk_gib']} GiB")

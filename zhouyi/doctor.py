@@ -10,18 +10,13 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from zhouyi.errors import UserError
 from zhouyi.hardware import Card, Hardware
+from zhouyi.runs import dist_version
 
 LF_NEEDS = ("transformers", "datasets", "peft", "trl", "accelerate")
 OPTIONAL = ("deepspeed", "flash_attn", "liger_kernel", "bitsandbytes", "ray")
 GIB = 2**30
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def detect_hardware() -> tuple[Hardware, list[dict]]:
@@ -42,14 +37,15 @@ def detect_hardware() -> tuple[Hardware, list[dict]]:
     return Hardware(len(gpus), card), gpus
 
 
-def environment() -> dict:
+def environment() -> tuple[dict, Hardware]:
+    """This machine's facts (JSON-ready) and its GPUs as a hardware profile."""
     import torch
 
     lf_requires = {Requirement(r).name: Requirement(r) for r in metadata.requires("llamafactory") or []
                    if "extra ==" not in r}
     needs = {}
     for name in LF_NEEDS:
-        installed, req = _version(name), lf_requires.get(name)
+        installed, req = dist_version(name), lf_requires.get(name)
         ok = installed is not None and (req is None or req.specifier.contains(installed, prereleases=True))
         needs[name] = {"installed": installed, "llamafactory_wants": str(req.specifier) if req else None, "ok": ok}
     hardware, gpus = detect_hardware()
@@ -59,21 +55,19 @@ def environment() -> dict:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "gpus": gpus,
-        "llamafactory": _version("llamafactory"),
+        "llamafactory": dist_version("llamafactory"),
         "llamafactory_needs": needs,
         "optional": {name: importlib.util.find_spec(name) is not None for name in OPTIONAL},
         "free_disk_gib": round(disk.free / GIB, 1),
-        "_hardware": hardware,
-    }
+    }, hardware
 
 
-def spec_problems(spec, env: dict, base_dir: Path) -> list[str]:
+def spec_problems(spec, env: dict, hardware: Hardware, base_dir: Path) -> list[str]:
     """What stops `spec` here, each with the change that fixes it."""
     from zhouyi.estimate import GIB as _GIB
     from zhouyi.estimate import arch_for, estimate, setup_for, smallest_fix
     from zhouyi.hardware import hardware_problems
 
-    hardware: Hardware = env["_hardware"]
     problems = []
     if spec.launch.device == "cuda" and hardware.card is None:
         problems.append("launch.device is cuda but this machine has no CUDA GPU: run it on a GPU machine, or "
@@ -93,7 +87,7 @@ def spec_problems(spec, env: dict, base_dir: Path) -> list[str]:
     if hardware.card is not None:
         try:
             arch = arch_for(spec, base_dir)
-        except Exception:  # no config to estimate from: say nothing about memory
+        except UserError:  # no config to estimate from: say nothing about memory
             arch = None
         if arch is not None:
             result = estimate(arch, setup_for(spec, arch, hardware), hardware)

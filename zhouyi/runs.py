@@ -65,14 +65,16 @@ def data_files(spec: JobSpec, ctx: RenderContext) -> list[Path]:
     return paths
 
 
+def dist_version(name: str) -> str | None:
+    """An installed distribution's version from its metadata (nothing is imported), or None."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def package_versions() -> dict[str, str | None]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    return {name: dist_version(name) for name in PACKAGES}
 
 
 def git_commit(path: Path) -> str | None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import metadata
 from pathlib import Path
 
+from zhouyi.runs import dist_version
 from zhouyi.spec import JobSpec
 
 CACHE_DIR = ".tokenized"  # inside the spec's runs_dir
@@ -39,7 +39,7 @@ def cache_key(spec: JobSpec, base_dir: Path) -> str:
     )
     t = spec.train
     key = {
-        "llamafactory": _version("llamafactory"),
+        "llamafactory": dist_version("llamafactory"),
         "tokenizer": tokenizer,
         "template": spec.model.template,
         "default_system": spec.model.default_system,
@@ -55,10 +55,3 @@ def tokenized_dir(spec: JobSpec, base_dir: Path) -> Path | None:
     if not spec.train.tokenized_cache:
         return None
     return (base_dir / spec.output.runs_dir / CACHE_DIR / cache_key(spec, base_dir)).resolve()
-
-
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None

@@ -23,7 +23,7 @@ from zhouyi.bench.flops import mfu, peak_tflops, train_flops
 from zhouyi.bench.ladder import FULL, LADDER, Rung
 from zhouyi.errors import UserError
 from zhouyi.render import RenderContext, render
-from zhouyi.runs import package_versions, runs_dir, write_files
+from zhouyi.runs import dist_version, package_versions, runs_dir, write_files
 from zhouyi.spec import JobSpec, spec_from_dict
 from zhouyi.tokcache import TOKENIZER_FILES, tokenized_dir
 from zhouyi.yamlio import atomic_write
@@ -222,7 +222,8 @@ def write_report(work_dir: Path, spec: JobSpec, opts: BenchOptions, results: lis
         "spec": spec.name,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
-        "versions": {**package_versions(), "liger_kernel": _version("liger_kernel"), "python": sys.version.split()[0]},
+        "versions": {**package_versions(), "liger_kernel": dist_version("liger-kernel"),
+                     "python": sys.version.split()[0]},
         "cpu_count": os.cpu_count(),
         "results": [asdict(r) for r in results],
     }
@@ -253,11 +254,3 @@ def format_table(results: list[Result]) -> str:
 def _fmt(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
-
-def _version(module: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(module.replace("_", "-"))
-    except metadata.PackageNotFoundError:
-        return None
