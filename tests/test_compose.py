@@ -40,6 +40,8 @@ def test_relative_base_files_chain_and_a_cycle_is_refused(tmp_path):
 def test_a_new_method_replaces_the_base_method():
     spec, _, _, _ = load("tiny-cpu", ["method={finetuning_type: full}"])
     assert spec.method.finetuning_type == "full"
+    spec, origins, _, _ = load("tiny-cpu", ["method.finetuning_type=freeze"])
+    assert spec.method.finetuning_type == "freeze" and "method.lora_rank" not in origins
     spec, _, _, _ = load("tiny-cpu", ["method.lora_rank=16"])
     assert spec.method.lora_rank == 16 and spec.method.lora_alpha == 16  # merged, not replaced
 

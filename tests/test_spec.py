@@ -118,3 +118,8 @@ def test_misspelt_choice_gets_a_did_you_mean():
     assert "less than or equal to 65535" in found["launch.master_port"]
     multi = problems(MINIMAL + "launch: {nnodes: 2, node_rank: 2}\n")
     assert "node_rank=2 must be below nnodes=2" in multi["launch"]
+
+
+def test_a_key_of_another_method_says_so():
+    found = problems(MINIMAL + "method: {finetuning_type: full, lora_rank: 8}\n")
+    assert "finetuning_type full takes no 'lora_rank'" in found["method.lora_rank"]

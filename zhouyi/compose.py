@@ -53,17 +53,23 @@ def _chain(text: str, where: str, seen: list[str]) -> tuple[dict, dict[str, str]
 
 
 def _merge(dst: dict, src: dict, origins: dict[str, str], label: str, prefix: str) -> None:
+    if src.get("finetuning_type", dst.get("finetuning_type")) != dst.get("finetuning_type"):
+        dst.clear()  # another method: the old method's keys mean nothing to it
+        _forget(origins, prefix.rstrip("."))
     for key, value in src.items():
         path = f"{prefix}{key}"
         old = dst.get(key)
-        if isinstance(old, dict) and isinstance(value, dict) and (
-                value.get("finetuning_type", old.get("finetuning_type")) == old.get("finetuning_type")):
+        if isinstance(old, dict) and isinstance(value, dict):
             _merge(old, value, origins, label, path + ".")
             continue
-        for stale in [p for p in origins if p == path or p.startswith(path + ".")]:
-            del origins[stale]
+        _forget(origins, path)
         dst[key] = copy.deepcopy(value)
         _record(value, origins, label, path)
+
+
+def _forget(origins: dict[str, str], path: str) -> None:
+    for stale in [p for p in origins if p == path or p.startswith(path + ".")]:
+        del origins[stale]
 
 
 def _record(value: Any, origins: dict[str, str], label: str, path: str) -> None:

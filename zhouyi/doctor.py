@@ -64,8 +64,7 @@ def environment() -> tuple[dict, Hardware]:
 
 def spec_problems(spec, env: dict, hardware: Hardware, base_dir: Path) -> list[str]:
     """What stops `spec` here, each with the change that fixes it."""
-    from zhouyi.estimate import GIB as _GIB
-    from zhouyi.estimate import arch_for, estimate, setup_for, smallest_fix
+    from zhouyi.estimate import arch_for, memory_problem
     from zhouyi.hardware import hardware_problems
 
     problems = []
@@ -87,16 +86,13 @@ def spec_problems(spec, env: dict, hardware: Hardware, base_dir: Path) -> list[s
     if hardware.card is not None:
         try:
             arch = arch_for(spec, base_dir)
-        except UserError:  # no config to estimate from: say nothing about memory
-            arch = None
-        if arch is not None:
-            result = estimate(arch, setup_for(spec, arch, hardware), hardware)
-            weights_gib = arch.params() * 2 / _GIB
-            if env["free_disk_gib"] < weights_gib * 2:
-                problems.append(f"about {weights_gib * 2:.0f} GiB of disk needed for the model and a merged "
-                                f"export, {env['free_disk_gib']} GiB free here")
-            if not result.fits:
-                fix = smallest_fix(arch, result.setup, hardware)
-                problems.append(f"memory: about {result.total / _GIB:.1f} GiB per GPU does not fit; "
-                                + (f"smallest change: {fix[0]}" if fix else "use more or larger GPUs"))
+        except UserError:  # no config to estimate from: say nothing about memory or disk
+            return problems
+        weights_gib = arch.params() * 2 / GIB
+        if env["free_disk_gib"] < weights_gib * 2:
+            problems.append(f"about {weights_gib * 2:.0f} GiB of disk needed for the model and a merged export, "
+                            f"{env['free_disk_gib']} GiB free here")
+        memory = memory_problem(arch, spec, hardware)
+        if memory:
+            problems.append(f"memory: {memory}")
     return problems

@@ -233,3 +233,14 @@ def format_estimate(arch: Arch, result: Estimate, hardware: Hardware) -> str:
         card, headroom = result.memory_bytes / GIB, result.headroom / GIB
         lines.append(f"  {verdict}: {card:.1f} GiB card, headroom {headroom:+.2f} GiB")
     return "\n".join(lines)
+
+
+def memory_problem(arch: Arch, spec: JobSpec, hardware: Hardware) -> str | None:
+    """Why `spec` does not fit on `hardware`, with the smallest change that makes it fit; None when it fits."""
+    result = estimate(arch, setup_for(spec, arch, hardware), hardware)
+    if result.fits:
+        return None
+    fix = smallest_fix(arch, result.setup, hardware)
+    hint = f"smallest change that fits: {fix[0]}" if fix else "use more or larger GPUs"
+    return (f"needs about {result.total / GIB:.1f} GiB per GPU + {CONTEXT_BYTES / GIB:.0f} GiB context, "
+            f"{hardware.label} has {hardware.card.memory_gib:.0f} GiB; {hint} (zhouyi estimate shows the breakdown)")

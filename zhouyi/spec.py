@@ -427,6 +427,8 @@ def _describe(err: dict[str, Any]) -> tuple[str, str]:
         home = managed_keys().get(key)
         if close:
             hint = f"; did you mean '{close[0]}'?"
+        elif home == path and len(loc) > 2 and loc[0] == "method":
+            hint = f"; finetuning_type {loc[1]} takes no '{key}' (keys: {', '.join(known)})"
         elif home and "." in home:
             hint = f"; '{key}' belongs at '{home}'"
         else:

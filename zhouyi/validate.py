@@ -108,7 +108,7 @@ def check_engine(spec: JobSpec) -> list[Problem]:
 
 
 def check_hardware(spec: JobSpec, base_dir: Path, hardware) -> list[Problem]:
-    from zhouyi.estimate import GIB, arch_for, estimate, setup_for, smallest_fix
+    from zhouyi.estimate import arch_for, memory_problem
     from zhouyi.hardware import hardware_problems
 
     problems = [Problem(where, message) for where, message in hardware_problems(spec, hardware)]
@@ -118,14 +118,8 @@ def check_hardware(spec: JobSpec, base_dir: Path, hardware) -> list[Problem]:
         arch = arch_for(spec, base_dir)
     except UserError as exc:
         return [*problems, Problem("model.model_name_or_path", f"memory not estimated: {exc}", "warning")]
-    result = estimate(arch, setup_for(spec, arch, hardware), hardware)
-    if not result.fits:
-        fix = smallest_fix(arch, result.setup, hardware)
-        hint = f"; smallest change that fits: {fix[0]}" if fix else "; use more or larger GPUs"
-        problems.append(Problem("memory", f"needs about {result.total / GIB:.1f} GiB per GPU + 1 GiB context, "
-                                          f"{hardware.label} has {hardware.card.memory_gib:.0f} GiB{hint} "
-                                          f"(zhouyi estimate shows the breakdown)"))
-    return problems
+    memory = memory_problem(arch, spec, hardware)
+    return [*problems, Problem("memory", memory)] if memory else problems
 
 
 def check_model(spec: JobSpec, base_dir: Path) -> list[Problem]:
