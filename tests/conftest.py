@@ -31,19 +31,40 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(out, corpus_from_alpaca(REPO / "data" / "zhougong_demo.json"))
 
 
+DEMO_DATA = ("zhougong_demo.json", "zhougong_demo_eval.json")  # tiny-cpu's train and held-out splits
+
+
+def lay_out_project(folder: Path, tiny_model: Path | None = None) -> Path:
+    """A project folder like the repo's: data/ with the demo splits, and models/tiny-qwen2 when given."""
+    (folder / "data").mkdir()
+    for name in DEMO_DATA:
+        shutil.copy(REPO / "data" / name, folder / "data")
+    if tiny_model:
+        (folder / "models").mkdir()
+        (folder / "models" / "tiny-qwen2").symlink_to(tiny_model)
+    return folder
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A fresh project folder laid out like the repo: data/ with the demo dataset, and no runs yet."""
-    (tmp_path / "data").mkdir()
-    shutil.copy(REPO / "data" / "zhougong_demo.json", tmp_path / "data")
-    return tmp_path
+    """A fresh project folder with no runs yet."""
+    return lay_out_project(tmp_path)
 
 
 @pytest.fixture
-def tiny_project(project: Path, tiny_model: Path) -> Path:
-    (project / "models").mkdir()
-    (project / "models" / "tiny-qwen2").symlink_to(tiny_model)
-    return project
+def tiny_project(tmp_path: Path, tiny_model: Path) -> Path:
+    return lay_out_project(tmp_path, tiny_model)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_model) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """tiny-cpu trained once for the whole session: (project, run dir, the train result). Tests that use it
+    each write to their own part of the run (export: merged/, eval: eval/) and never retrain it."""
+    project = lay_out_project(tmp_path_factory.mktemp("trained"), tiny_model)
+    result = zhouyi("train", "tiny-cpu", cwd=project)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run,) = (project / "runs").iterdir()
+    return project, run, result
 
 
 def write_json(path: Path, data) -> Path:

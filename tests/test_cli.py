@@ -20,7 +20,8 @@ def test_presets_show_and_schema(project: Path):
 def test_render_writes_every_file(project: Path):
     result = zhouyi("render", "zhougong-lora", "-o", "out", cwd=project)
     assert result.returncode == 0, result.stderr
-    assert {p.name for p in (project / "out").iterdir()} == {"train.yaml", "infer.yaml", "export.yaml",
+    assert {p.name for p in (project / "out").iterdir()} == {"train.yaml", "infer.yaml", "export.yaml", "predict.yaml",
+                                                             "predict_base.yaml",
                                                              "dataset_info.json"}
 
 

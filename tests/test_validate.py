@@ -1,12 +1,11 @@
 """`zhouyi validate` on good and bad specs. One validate call covers many specs: llamafactory is imported once."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, write_json, zhouyi
+from tests.conftest import REPO, lay_out_project, write_json, zhouyi
 
 GOOD = """
 name: {name}
@@ -29,9 +28,7 @@ def spec(folder: Path, name: str, template="qwen", dataset="zhougong_demo", file
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    project = tmp_path_factory.mktemp("validate")
-    (project / "data").mkdir()
-    shutil.copy(REPO / "data" / "zhougong_demo.json", project / "data")
+    project = lay_out_project(tmp_path_factory.mktemp("validate"))
     write_json(project / "data" / "rows_missing_output.json", [{"instruction": "a", "input": ""}])
     (project / "data" / "broken.json").write_text('[{"instruction": "a",')
     names = {
@@ -48,7 +45,8 @@ def reports(tmp_path_factory):
     # the presets too, in a project where the tutorial's data exists, shaped as `zhouyi data clean` writes it
     demo = json.loads((REPO / "data" / "zhougong_demo.json").read_text(encoding="utf-8"))
     rows = [{"system": r["instruction"], "instruction": r["input"], "input": "", "output": r["output"]} for r in demo]
-    write_json(project / "data" / "zhougong.json", rows)
+    write_json(project / "data" / "zhougong.json", rows[:-8])
+    write_json(project / "data" / "zhougong_eval.json", rows[-8:])
     refs = [*names.values(), "tiny-cpu", "zhougong-lora"]
     result = zhouyi("validate", "--json", *refs, cwd=project)
     by_ref = {r["spec"]: r for r in json.loads(result.stdout)}

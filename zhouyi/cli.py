@@ -7,6 +7,7 @@ that names the field or file; a launched llamafactory-cli's exit code is passed 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -310,25 +311,83 @@ def _run_for(args) -> tuple[object, Path]:
 
     if args.run:
         run_dir = check_run(Path(args.run))
+    elif not args.spec:
+        raise UserError("say which model: SPEC (its latest finished run) or --run DIR")
     else:
         spec, _, _ = _load(args.spec, args.set)
         run_dir = latest_trained_run(spec, Path.cwd())
     return spec_from_dict(read_manifest(run_dir)["spec"], str(run_dir)), run_dir
 
 
-def cmd_chat(args) -> int:
-    from zhouyi import launch
+@contextlib.contextmanager
+def _engine(spec, run_dir: Path):
+    """A private LLaMA-Factory API server on the run's model; its log is kept only when something went wrong."""
+    from zhouyi.server import private_server
+
+    log = run_dir / f"server-{os.getpid()}.log"
+    print(f"loading {run_dir.name} in LLaMA-Factory's API server ...", file=sys.stderr, flush=True)
+    with private_server(spec, run_dir, log) as endpoint:
+        yield endpoint
+    log.unlink(missing_ok=True)
+
+
+def cmd_ask(args) -> int:
+    from zhouyi.talk import ask, check_prompt
 
     spec, run_dir = _run_for(args)
-    cmd = launch.build(spec, "chat", run_dir)
+    question = check_prompt(sys.stdin.read() if args.question == "-" else args.question, spec.infer.max_prompt_chars)
+    with _engine(spec, run_dir) as endpoint:
+        ask(endpoint, question, lambda piece: print(piece, end="", flush=True))
+    print()
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from zhouyi.talk import chat_loop
+
+    spec, run_dir = _run_for(args)
+    with _engine(spec, run_dir) as endpoint:
+        chat_loop(endpoint, spec.infer.max_prompt_chars, input, lambda text: print(text, end="", flush=True))
+    return 0
+
+
+def cmd_api(args) -> int:
+    from zhouyi import launch
+    from zhouyi.server import LOOPBACK, api_command, pick_port
+
+    spec, run_dir = _run_for(args)
+    port = pick_port(args.host, args.port, 8000)
+    if args.host != LOOPBACK and not os.environ.get("API_KEY"):
+        print(f"warning: serving on {args.host} without API_KEY: anyone who reaches this port can use the model",
+              file=sys.stderr)
+    cmd = api_command(spec, run_dir, args.host, port)  # API_KEY, if set, reaches the server from our environment
+    print(f"OpenAI-compatible API for {run_dir.name} at http://{args.host}:{port}/v1 (model '{spec.run_name}', "
+          f"{'API_KEY required' if os.environ.get('API_KEY') else 'no API key'}); Ctrl-C stops it")
     if args.dry_run:
         print(f"run: {cmd.shell()}")
         return 0
-    for message in args.message or []:
-        if not message.strip():
-            raise UserError("--message is empty; say what the dream was, e.g. -m '梦见蛇是什么意思'")
-    stdin = "".join(m.replace("\n", " ") + "\n" for m in args.message) + "exit\n" if args.message else None
-    return launch.run(cmd, stdin_text=stdin)
+    return launch.run(cmd)
+
+
+def cmd_eval(args) -> int:
+    from zhouyi.evaluate import METRICS, predict, require_eval_split, write_report
+
+    spec, run_dir = _run_for(args)
+    require_eval_split(spec, run_dir)
+    if args.max_samples is not None and args.max_samples < 1:
+        raise UserError(f"--max-samples {args.max_samples}: answer at least one question")
+    code = predict(spec, run_dir, args.max_samples)
+    if code != 0:
+        return code
+    path, report = write_report(spec, run_dir, _ctx(run_dir), args.max_samples)
+    base, tuned = report["metrics"]["base"], report["metrics"]["tuned"]
+    print(f"{report['rows']} held-out questions: " + ", ".join(
+        f"{m.upper()} {base[m]:.1f} -> {tuned[m]:.1f}" for m in METRICS if m in base and m in tuned))
+    checks = report["checks"]
+    print(f"in voice: base {checks['base']['in_voice']:.0%} -> tuned {checks['tuned']['in_voice']:.0%}; "
+          f"boilerplate: base {checks['base']['boilerplate']:.0%} -> tuned {checks['tuned']['boilerplate']:.0%}")
+    print(f"report: {path}")
+    return 0
 
 
 def cmd_export(args) -> int:
@@ -539,10 +598,21 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--shell", action="store_true", help="a script each node runs with its NODE_RANK")
     p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
 
-    p = verb("chat", cmd_chat, "chat with a trained run (llamafactory-cli chat)")
-    _spec_args(p)
-    p.add_argument("--run", help="run directory (default: the latest finished run of SPEC)")
-    p.add_argument("-m", "--message", action="append", help="send this message and exit (repeatable)")
+    p = verb("eval", cmd_eval, "answer the held-out split with the base and the tuned model; compare them")
+    _run_args(p)
+    p.add_argument("--max-samples", type=int, help="questions to answer (default: the spec's eval.max_samples)")
+
+    p = verb("ask", cmd_ask, "print the tuned model's answer to one question (for scripts)")
+    _run_args(p)
+    p.add_argument("question", metavar="QUESTION", help="the dream, e.g. '梦见蛇是什么意思？'; '-' reads stdin")
+
+    p = verb("chat", cmd_chat, "talk with the tuned model in the terminal, as the persona")
+    _run_args(p)
+
+    p = verb("api", cmd_api, "serve the tuned model over an OpenAI-compatible API (llamafactory-cli api)")
+    _run_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, help="default 8000, or a free one if taken; 0: any free port")
     p.add_argument("--dry-run", action="store_true")
 
     p = verb("export", cmd_export, "merge a run's adapter into full weights (llamafactory-cli export)")
@@ -586,6 +656,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, help="default: from the file (a folder: markdown pages)")
     _cleaning_flags(p)
     return parser
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    """SPEC (its latest finished run) or --run DIR: which trained model a verb uses."""
+    _spec_args(p, optional=True)
+    p.add_argument("--run", help="run directory (default: the latest finished run of SPEC)")
 
 
 def _spec_args(p: argparse.ArgumentParser, optional: bool = False) -> None:

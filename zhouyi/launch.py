@@ -18,8 +18,10 @@ from pathlib import Path
 from zhouyi.errors import UserError
 from zhouyi.spec import JobSpec
 
-VERB_FILES = {"train": "train.yaml", "predict": "predict.yaml", "chat": "infer.yaml", "api": "infer.yaml",
-              "webchat": "infer.yaml", "export": "export.yaml"}
+VERB_FILES = {"train": "train.yaml", "predict": "predict.yaml", "predict_base": "predict_base.yaml",
+              "chat": "infer.yaml", "api": "infer.yaml", "webchat": "infer.yaml", "export": "export.yaml",
+              "quantize": "quantize.yaml"}
+LF_VERBS = {"predict": "train", "predict_base": "train", "quantize": "export"}  # zhouyi verb -> llamafactory-cli
 CLI = "llamafactory-cli"
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
@@ -69,7 +71,7 @@ def build(spec: JobSpec, verb: str, run_dir: Path, node_rank: int | None = None)
     if verb not in VERB_FILES:
         raise ValueError(f"unknown verb {verb!r}")
     config = str(Path(run_dir) / VERB_FILES[verb])
-    lf_verb = "train" if verb == "predict" else verb
+    lf_verb = LF_VERBS.get(verb, verb)
     env = launch_env(spec, node_rank) if verb == "train" else _single_process_env(spec)
     return Command([CLI, lf_verb, config], env, str(run_dir))
 
@@ -107,6 +109,26 @@ def run(cmd: Command, stdin_text: str | None = None, echo=print, log: Path | Non
             start_new_session=True,  # its own group, so one signal reaches torchrun and every worker
         )
         return _wait(proc, stdin_text)
+
+
+def start(cmd: Command, log: Path, echo=print) -> subprocess.Popen:
+    """Start `cmd` in the background (a server), in its own process group, output to `log`; `stop()` ends it."""
+    argv = [resolve_executable(cmd.argv[0]), *cmd.argv[1:]]
+    echo(f"run: {cmd.shell()} > {log} 2>&1 &", flush=True)
+    with open(log, "wb") as sink:
+        return subprocess.Popen(argv, env=_child_env(cmd.env), cwd=cmd.cwd, stdin=subprocess.DEVNULL, stdout=sink,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the background command's group, SIGKILL what is left after `grace` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(grace)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    _reap_group(proc.pid)
+    proc.wait()
 
 
 def _child_env(extra: dict[str, str]) -> dict[str, str]:

@@ -18,7 +18,7 @@ from zhouyi.spec import DatasetEntry, JobSpec
 from zhouyi.yamlsafe import yaml_value
 
 TRAIN_DIR = "train"  # inside the run dir: LLaMA-Factory's output_dir (adapter, checkpoints, logs)
-PREDICT_DIR = "predict"
+EVAL_DIR = "eval"  # inside the run dir: `zhouyi eval`'s predictions (base/, tuned/) and its report
 DATASET_INFO = "dataset_info.json"
 
 
@@ -108,6 +108,7 @@ def render(spec: JobSpec, ctx: RenderContext) -> dict[str, str]:
         "model": spec.model,
         "train": spec.train,
         "infer": spec.infer,
+        "eval": spec.eval,
         "export": spec.export,
         "launch": spec.launch,
         "overrides": spec.overrides,
@@ -121,7 +122,6 @@ def render(spec: JobSpec, ctx: RenderContext) -> dict[str, str]:
         "eval_datasets": ",".join(spec.data.names("eval")),
         "dataset_dir": str(ctx.resolve(spec.data.dataset_dir)),
         "train_dir": str(run / TRAIN_DIR),
-        "predict_dir": str(run / PREDICT_DIR),
         "export_dir": str(run / spec.export.export_dir),
         "deepspeed_file": str(run / ds_name) if ds_name else None,
         "tokenized_path": str(ctx.tokenized_dir) if ctx.tokenized_dir else None,
@@ -134,8 +134,10 @@ def render(spec: JobSpec, ctx: RenderContext) -> dict[str, str]:
         "infer.yaml": _render_yaml("infer.yaml.j2", tuned),
         "export.yaml": _render_yaml("export.yaml.j2", tuned),
     }
-    if values["eval_datasets"]:
-        files["predict.yaml"] = _render_yaml("predict.yaml.j2", tuned)
+    if values["eval_datasets"]:  # `zhouyi eval`: the same questions to the base and to the tuned model
+        for name, model, which in (("predict_base.yaml", base, "base"), ("predict.yaml", tuned, "tuned")):
+            out = str(run / EVAL_DIR / which)
+            files[name] = _render_yaml("predict.yaml.j2", {**model, "which": which, "predict_dir": out})
     if ds_name:
         stage = spec.launch.deepspeed.split("_")[0]
         text = _env().get_template(f"deepspeed/ds_{stage}.json.j2").render(offload="offload" in spec.launch.deepspeed)

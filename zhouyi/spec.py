@@ -231,6 +231,28 @@ class InferSpec(Strict):
     top_p: Annotated[float, Field(gt=0, le=1)] = 0.7
     top_k: Annotated[int, Field(gt=0)] = 50
     repetition_penalty: Annotated[float, Field(gt=0)] = 1.0
+    max_prompt_chars: Annotated[int, Field(gt=0)] = Field(
+        4000, description="longest question `ask`/`chat` send; a dream fits in hundreds, a pasted page does not"
+    )
+
+
+# How `zhouyi eval` judges the voice of an answer (documented heuristic, README "Evaluate"): it stays in
+# 周文王's voice when it names no modern assistant and uses the diviner's words of the training data.
+VOICE_MARKERS = ("主", "预示", "吉", "凶", "宜", "忌", "兆", "吾", "此梦", "梦者")
+OFF_VOICE_MARKERS = ("AI", "人工智能", "语言模型", "助手", "Qwen", "通义", "阿里", "作为一个")
+
+
+class EvalSpec(Strict):
+    """`zhouyi eval`: greedy answers on the held-out split from the base and the tuned model, compared."""
+
+    max_samples: Annotated[int, Field(gt=0)] | None = Field(200, description="eval rows to answer; None: all")
+    max_new_tokens: Annotated[int, Field(gt=0)] = 256
+    per_device_eval_batch_size: Annotated[int, Field(gt=0)] = 8
+    side_by_side: Annotated[int, Field(ge=0)] = Field(5, description="questions shown side by side in the report")
+    voice_markers: list[str] = Field(list(VOICE_MARKERS), min_length=1,
+                                     description="an answer in the persona's voice uses at least one")
+    off_voice_markers: list[str] = Field(list(OFF_VOICE_MARKERS),
+                                         description="an answer with any of these left the persona")
 
 
 class ExportSpec(Strict):
@@ -238,6 +260,10 @@ class ExportSpec(Strict):
     export_size: Annotated[int, Field(gt=0)] = 2
     export_device: Literal["cpu", "auto"] = "cpu"
     export_legacy_format: bool = False
+    export_quantization_maxlen: Annotated[int, Field(gt=0)] = Field(
+        512, description="`export --quantize`: tokens per GPTQ calibration sample (taken from the training data)"
+    )
+    export_quantization_nsamples: Annotated[int, Field(gt=0)] = 128
 
 
 class LaunchSpec(Strict):
@@ -302,6 +328,7 @@ class JobSpec(Strict):
     method: Method = Field(default_factory=LoraMethod)
     train: TrainSpec = Field(default_factory=TrainSpec)
     infer: InferSpec = Field(default_factory=InferSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
     launch: LaunchSpec = Field(default_factory=LaunchSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
@@ -323,6 +350,7 @@ _OTHER_MANAGED = {
     "overwrite_output_dir": "the run directory", "predict_with_generate": "the verb",
     "disable_gradient_checkpointing": "train.gradient_checkpointing", "tokenized_path": "train.tokenized_cache",
     "resume_from_checkpoint": "zhouyi train --resume RUN", "ray_num_workers": "launch.ray_num_workers",
+    "export_quantization_bit": "zhouyi export --quantize", "export_quantization_dataset": "zhouyi export --quantize",
 }
 
 
@@ -407,6 +435,9 @@ def cross_field_problems(spec: JobSpec) -> list[tuple[str, str]]:
     if spec.train.neat_packing and spec.train.flash_attn == "fa2" and spec.train.per_device_train_batch_size > 1:
         problems.append(("train.per_device_train_batch_size",
                          "neat_packing under FlashAttention-2 needs batch size 1; raise gradient_accumulation_steps"))
+    if spec.train.val_size > 0 and spec.data.names("eval"):
+        problems.append(("train.val_size", "the data has an eval split already (a dataset with split: eval); "
+                         "LLaMA-Factory takes one or the other: set val_size to 0"))
     for key in spec.overrides:
         if key in managed_keys():
             problems.append((f"overrides.{key}", f"zhouyi renders this key from the spec; set {managed_keys()[key]}"))

@@ -1,0 +1,76 @@
+"""`zhouyi eval`: the held-out split answered by the base and the tuned model through LLaMA-Factory's own
+prediction, and the comparison report; plus the report's checks on answers written by hand."""
+
+import json
+
+import pytest
+
+from tests.conftest import REPO, zhouyi
+from zhouyi.evaluate import Prediction, build_report, has_boilerplate, in_voice, to_markdown
+from zhouyi.spec import load_spec
+
+
+@pytest.mark.slow
+def test_eval_compares_base_and_tuned_on_the_held_out_split(trained_run):
+    project, run, _ = trained_run
+    result = zhouyi("eval", "--run", str(run), "--max-samples", "4", cwd=project, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((run / "eval" / "report.json").read_text())
+    assert report["rows"] == 4
+    for model in ("base", "tuned"):
+        assert set(report["metrics"][model]) == {"bleu-4", "rouge-1", "rouge-2", "rouge-l"}
+        assert (run / "eval" / model / "generated_predictions.jsonl").is_file(), "LLaMA-Factory's own outputs"
+    assert report["metrics"]["base"] != report["metrics"]["tuned"], "two models, two sets of answers"
+    held_out = json.loads((REPO / "data" / "zhougong_demo_eval.json").read_text())
+    first = report["samples"][0]
+    assert first["question"] == held_out[0]["input"], "the question without the persona in front"
+    assert len(report["samples"]) == 3, "tiny-cpu's eval.side_by_side"
+    assert set(report["checks"]) == {"reference", "base", "tuned"}
+    assert report["checks"]["reference"]["boilerplate"] == 0.0 and report["checks"]["reference"]["in_voice"] == 1.0
+    assert (run / "eval" / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    markdown = (run / "eval" / "report.md").read_text()
+    assert "| metric | base | tuned | change |" in markdown and f"| reference | {held_out[0]['output']} |" in markdown
+    assert "report:" in result.stdout and "ROUGE-L" in result.stdout
+
+
+def test_eval_without_a_held_out_split_says_how_to_make_one(project):
+    (project / "job.yaml").write_text("base: tiny-cpu\nname: job\n"
+                                      "data: {datasets: [{name: zhougong_demo, file_name: zhougong_demo.json}]}\n")
+    assert zhouyi("train", "job.yaml", "--dry-run", cwd=project).returncode == 0
+    (run,) = (project / "runs").iterdir()
+    (run / "train").mkdir()
+    (run / "train" / "adapter_config.json").write_text("{}")
+    result = zhouyi("eval", "--run", str(run), cwd=project)
+    assert result.returncode == 2 and "no eval split" in result.stderr and "split: eval" in result.stderr
+
+
+def test_eval_refuses_a_run_that_did_not_finish(project):
+    assert zhouyi("train", "tiny-cpu", "--dry-run", cwd=project).returncode == 0
+    (run,) = (project / "runs").iterdir()
+    result = zhouyi("eval", "--run", str(run), cwd=project)
+    assert result.returncode == 2 and "training has not finished" in result.stderr
+
+
+def test_boilerplate_and_voice_checks():
+    spec = load_spec("tiny-cpu")
+    voice, off = spec.eval.voice_markers, spec.eval.off_voice_markers
+    assert has_boilerplate("梦见蛇，主财运。【大师特色梦境分析】点此测算")
+    assert has_boilerplate("更多解梦请访问 www.example.com")
+    assert not has_boilerplate("梦见蛇，主财运亨通，宜守不宜攻。")
+    assert in_voice("蛇盘于梦中，主财气将至。", voice, off)
+    assert not in_voice("作为一个AI助手，我认为梦见蛇预示着变化。", voice, off), "an assistant's voice, markers or not"
+    assert not in_voice("这个梦说明你最近压力很大。", voice, off), "no diviner's words"
+
+
+def test_report_puts_the_models_side_by_side():
+    spec = load_spec("tiny-cpu")
+    base = [Prediction("梦见蛇", "主财。", "作为一个AI助手，我无法解梦。"), Prediction("梦见龙", "主贵。", "")]
+    tuned = [Prediction("梦见蛇", "主财。", "蛇入梦，主财。"), Prediction("梦见龙", "主贵。", "龙现，主贵人。")]
+    metrics = {"base": {"rouge-l": 2.0}, "tuned": {"rouge-l": 30.5}}
+    report = build_report(spec, REPO / "runs" / "r", base, tuned, metrics, None)
+    assert report["checks"]["base"] == {"boilerplate": 0.0, "in_voice": 0.0, "empty": 0.5}
+    assert report["checks"]["tuned"]["in_voice"] == 1.0
+    markdown = to_markdown(report)
+    assert "| ROUGE-L | 2.00 | 30.50 | +28.50 |" in markdown
+    assert "| base | (empty) |" in markdown and "| tuned | 龙现，主贵人。 |" in markdown
+    assert "loss" not in markdown.split("## 1.")[0].split("In voice")[1], "no curve, no image link"

@@ -1,0 +1,127 @@
+"""ask, chat and api on a trained tiny model, through LLaMA-Factory's real OpenAI-compatible server."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import zhouyi
+
+QUESTION = "梦见蛇是什么意思？"
+KEY = "test-key-7f3a"
+
+
+@pytest.mark.slow
+def test_ask_prints_only_the_answer(trained_run):
+    project, run, _ = trained_run
+    result = zhouyi("ask", "--run", str(run), QUESTION, cwd=project, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip(), "the model answered"
+    assert "run:" not in result.stdout and "llamafactory" not in result.stdout.lower(), "logs stay on stderr"
+    assert "llamafactory-cli api" in result.stderr and "API_KEY='***'" in result.stderr, "the key is masked"
+    assert not list(run.glob("server-*.log")), "a clean run leaves no server log behind"
+
+
+@pytest.mark.slow
+def test_chat_keeps_a_conversation_and_takes_commands(trained_run):
+    project, run, _ = trained_run
+    result = zhouyi("chat", "--run", str(run), cwd=project, timeout=300,
+                    stdin=f"{QUESTION}\n\n/clear\n{'梦' * 5000}\n梦见龙好不好？\n/exit\n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("答: ") == 2, result.stdout
+    assert "(conversation cleared)" in result.stdout
+    assert "5,000 characters" in result.stdout, "a too-long question is refused and the chat goes on"
+
+
+@pytest.mark.parametrize("question, message", [("   ", "the question is empty"),
+                                                ("梦" * 100_000, "100,000 characters")])
+def test_ask_refuses_an_empty_or_huge_question_before_loading(tiny_project, question, message):
+    run = _fake_trained_run(tiny_project)
+    result = zhouyi("ask", "--run", str(run), "-", stdin=question, cwd=tiny_project)  # "-": a page pasted on stdin
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "loading" not in result.stderr, "refused before any model loads"
+
+
+def test_run_that_is_no_run_is_named(project):
+    (project / "runs" / "nothing").mkdir(parents=True)
+    result = zhouyi("ask", "--run", "runs/nothing", QUESTION, cwd=project)
+    assert result.returncode == 2 and "manifest.json is missing" in result.stderr
+
+
+@pytest.mark.slow
+def test_api_serves_openai_clients_and_requires_the_key(trained_run):
+    from openai import APIStatusError, AuthenticationError, OpenAI
+
+    project, run, _ = trained_run
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "zhouyi", "api", "--run", str(run), "--port", str(port)],
+                              cwd=project, env={**os.environ, "API_KEY": KEY}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        _wait_for(f"{base}/models", server)
+        client = OpenAI(base_url=base, api_key=KEY)
+        assert [m.id for m in client.models.list()] == ["tiny-cpu"], "the model is named after the run"
+
+        reply = client.chat.completions.create(model="tiny-cpu", messages=[{"role": "user", "content": QUESTION}])
+        assert reply.choices[0].message.content and reply.usage.completion_tokens > 0
+
+        stream = client.chat.completions.create(model="tiny-cpu", stream=True,
+                                                messages=[{"role": "user", "content": QUESTION}])
+        pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+        assert len(pieces) > 1, "answers stream token by token"
+
+        with pytest.raises(AuthenticationError):
+            OpenAI(base_url=base, api_key="wrong").models.list()
+        assert httpx.get(f"{base}/models").status_code == 401, "no key, no model"
+
+        with pytest.raises(APIStatusError) as bad_turns:  # two user turns in a row
+            client.chat.completions.create(model="tiny-cpu", messages=[{"role": "user", "content": "a"},
+                                                                       {"role": "user", "content": "b"}])
+        assert bad_turns.value.status_code == 400 and "u/a/u" in bad_turns.value.response.json()["detail"]
+        missing = httpx.post(f"{base}/chat/completions", json={"model": "tiny-cpu"},
+                             headers={"Authorization": f"Bearer {KEY}"})
+        assert missing.status_code == 422 and "messages" in missing.text, "the missing field is named"
+
+        taken = zhouyi("api", "--run", str(run), "--port", str(port), cwd=project)
+        assert taken.returncode == 2 and f"127.0.0.1:{port} is in use" in taken.stderr
+    finally:
+        server.send_signal(signal.SIGINT)
+        output = server.communicate(timeout=60)[0]
+    assert KEY not in output, "the key is never printed"
+    assert not any(KEY in p.read_text(errors="ignore") for p in run.rglob("*") if p.is_file()), "nor written"
+
+
+def _fake_trained_run(project):
+    """A run directory as `zhouyi train` leaves it, without spending the training: enough for checks that
+    come before any model loads."""
+    result = zhouyi("train", "tiny-cpu", "--dry-run", cwd=project)
+    assert result.returncode == 0, result.stderr
+    (run,) = (project / "runs").iterdir()
+    (run / "train").mkdir()
+    (run / "train" / "adapter_config.json").write_text("{}")
+    return run
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url: str, server: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.stdout.read()[-3000:]
+        try:
+            if httpx.get(url, headers={"Authorization": f"Bearer {KEY}"}, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer in {timeout} s")

@@ -1,0 +1,106 @@
+"""LLaMA-Factory's OpenAI-compatible server as zhouyi's inference engine: `api` in the foreground, and a
+private one on a free loopback port behind `ask` and `chat` (started, waited for, asked, stopped)."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from zhouyi import launch
+from zhouyi.errors import UserError
+from zhouyi.spec import JobSpec
+
+LOOPBACK = "127.0.0.1"
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def pick_port(host: str, port: int | None, default: int) -> int:
+    """`port` if given (it must be free: a clear error otherwise), else `default` or, if taken, a free one."""
+    if port is not None:
+        if port and not port_is_free(host, port):
+            raise UserError(f"--port {port}: {host}:{port} is in use; pick another, or --port 0 for a free one")
+        return port or free_port(host)
+    if port_is_free(host, default):
+        return default
+    chosen = free_port(host)
+    print(f"port {default} is in use; serving on {chosen} instead")
+    return chosen
+
+
+def api_command(spec: JobSpec, run_dir: Path, host: str, port: int, key: str | None = None) -> launch.Command:
+    """`llamafactory-cli api infer.yaml` on host:port, naming the model after the run; with `key`, it is required
+    (the key lives in the child's environment only: masked when printed, never written)."""
+    cmd = launch.build(spec, "api", run_dir)
+    env = {**cmd.env, "API_HOST": host, "API_PORT": str(port), "API_MODEL_NAME": spec.run_name}
+    return replace(cmd, env=env | ({"API_KEY": key} if key else {}))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str  # http://host:port/v1
+    key: str
+    model: str
+
+
+@contextmanager
+def private_server(spec: JobSpec, run_dir: Path, log: Path, ready_timeout: float = 600.0) -> Iterator[Endpoint]:
+    """A server only this process can use (loopback, a fresh random key), stopped on the way out."""
+    port, key = free_port(), secrets.token_urlsafe(24)
+    to_stderr = functools.partial(print, file=sys.stderr)  # stdout is the answer's alone
+    proc = launch.start(api_command(spec, run_dir, LOOPBACK, port, key), log, echo=to_stderr)
+    endpoint = Endpoint(f"http://{LOOPBACK}:{port}/v1", key, spec.run_name)
+    try:
+        wait_ready(endpoint, proc, log, ready_timeout)
+        yield endpoint
+    finally:
+        launch.stop(proc)
+
+
+def wait_ready(endpoint: Endpoint, proc, log: Path, timeout: float) -> None:
+    """Poll /v1/models until the model is loaded; a server that exits or never answers is an error with its log."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise UserError(f"the LLaMA-Factory server exited ({proc.returncode}) before it was ready; "
+                            f"its log {log} ends:\n{tail(log)}")
+        try:
+            if httpx.get(f"{endpoint.url}/models", headers=auth(endpoint), timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise UserError(f"the LLaMA-Factory server did not answer within {timeout:.0f} s; its log {log} ends:\n{tail(log)}")
+
+
+def auth(endpoint: Endpoint) -> dict[str, str]:
+    return {"Authorization": f"Bearer {endpoint.key}"}
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
