@@ -70,3 +70,49 @@ def trained_run(tmp_path_factory, tiny_model) -> tuple[Path, Path, subprocess.Co
 def write_json(path: Path, data) -> Path:
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+def fake_trained_run(project: Path, spec: str) -> Path:
+    """A run directory as `zhouyi train` leaves it, without the training: for checks that come before any model
+    loads. (The adapter file is empty: nothing may load it.)"""
+    result = zhouyi("train", spec, "--dry-run", cwd=project)
+    assert result.returncode == 0, result.stderr
+    (run,) = (project / "runs").iterdir()
+    (run / "train").mkdir()
+    (run / "train" / "adapter_config.json").write_text("{}")
+    return run
+
+
+def need(available: bool, what: str) -> None:
+    """Skip when a tool this test needs is missing on a user's machine; in CI (CI=true) that is a failure."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is missing in CI; .ci/run installs it")
+    pytest.skip(f"{what} is not installed here")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, headers: dict | None = None, timeout: float = 180) -> None:
+    """Until `url` answers 200; the server's own output if it exits first."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        try:
+            if httpx.get(url, headers=headers, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer in {timeout} s")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.conftest import REPO, zhouyi
+from tests.conftest import REPO, fake_trained_run, zhouyi
 from zhouyi.evaluate import Prediction, build_report, has_boilerplate, in_voice, to_markdown
 from zhouyi.spec import load_spec
 
@@ -36,10 +36,7 @@ def test_eval_compares_base_and_tuned_on_the_held_out_split(trained_run):
 def test_eval_without_a_held_out_split_says_how_to_make_one(project):
     (project / "job.yaml").write_text("base: tiny-cpu\nname: job\n"
                                       "data: {datasets: [{name: zhougong_demo, file_name: zhougong_demo.json}]}\n")
-    assert zhouyi("train", "job.yaml", "--dry-run", cwd=project).returncode == 0
-    (run,) = (project / "runs").iterdir()
-    (run / "train").mkdir()
-    (run / "train" / "adapter_config.json").write_text("{}")
+    run = fake_trained_run(project, "job.yaml")
     result = zhouyi("eval", "--run", str(run), cwd=project)
     assert result.returncode == 2 and "no eval split" in result.stderr and "split: eval" in result.stderr
 

@@ -2,15 +2,13 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
-from tests.conftest import zhouyi
+from tests.conftest import fake_trained_run, free_port, wait_for_http, zhouyi
 
 QUESTION = "梦见蛇是什么意思？"
 KEY = "test-key-7f3a"
@@ -41,7 +39,7 @@ def test_chat_keeps_a_conversation_and_takes_commands(trained_run):
 @pytest.mark.parametrize("question, message", [("   ", "the question is empty"),
                                                 ("梦" * 100_000, "100,000 characters")])
 def test_ask_refuses_an_empty_or_huge_question_before_loading(tiny_project, question, message):
-    run = _fake_trained_run(tiny_project)
+    run = fake_trained_run(tiny_project, "tiny-cpu")
     result = zhouyi("ask", "--run", str(run), "-", stdin=question, cwd=tiny_project)  # "-": a page pasted on stdin
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "loading" not in result.stderr, "refused before any model loads"
@@ -58,13 +56,13 @@ def test_api_serves_openai_clients_and_requires_the_key(trained_run):
     from openai import APIStatusError, AuthenticationError, OpenAI
 
     project, run, _ = trained_run
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "zhouyi", "api", "--run", str(run), "--port", str(port)],
                               cwd=project, env={**os.environ, "API_KEY": KEY}, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        _wait_for(f"{base}/models", server)
+        wait_for_http(f"{base}/models", server, {"Authorization": f"Bearer {KEY}"})
         client = OpenAI(base_url=base, api_key=KEY)
         assert [m.id for m in client.models.list()] == ["tiny-cpu"], "the model is named after the run"
 
@@ -95,33 +93,3 @@ def test_api_serves_openai_clients_and_requires_the_key(trained_run):
         output = server.communicate(timeout=60)[0]
     assert KEY not in output, "the key is never printed"
     assert not any(KEY in p.read_text(errors="ignore") for p in run.rglob("*") if p.is_file()), "nor written"
-
-
-def _fake_trained_run(project):
-    """A run directory as `zhouyi train` leaves it, without spending the training: enough for checks that
-    come before any model loads."""
-    result = zhouyi("train", "tiny-cpu", "--dry-run", cwd=project)
-    assert result.returncode == 0, result.stderr
-    (run,) = (project / "runs").iterdir()
-    (run / "train").mkdir()
-    (run / "train" / "adapter_config.json").write_text("{}")
-    return run
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str, server: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, server.stdout.read()[-3000:]
-        try:
-            if httpx.get(url, headers={"Authorization": f"Bearer {KEY}"}, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer in {timeout} s")

@@ -369,6 +369,30 @@ def cmd_api(args) -> int:
     return launch.run(cmd)
 
 
+def cmd_webui(args) -> int:
+    from zhouyi import launch, webui
+    from zhouyi.runs import check_run, latest_trained_run
+    from zhouyi.server import pick_port
+
+    spec, _, _ = _load(args.spec, args.set)
+    run_dir = check_run(Path(args.run)) if args.run else None
+    if run_dir is None:
+        with contextlib.suppress(UserError):  # no finished run yet: the board starts without a checkpoint
+            run_dir = latest_trained_run(spec, Path.cwd())
+    folder = webui.workdir(spec, Path.cwd())
+    name = webui.board_model_name(spec)
+    path = webui.prepare(spec, _ctx(folder, spec), folder, run_dir, name)
+    port = pick_port(args.host, args.port, 7860)
+    print(f"LlamaBoard at http://{args.host}:{port}: model {name} at {path}, datasets "
+          f"{', '.join(d.name for d in spec.data.datasets)}" + (f", checkpoint {run_dir.name}" if run_dir else "") +
+          f"; its working folder is {folder}. Ctrl-C stops it")
+    cmd = webui.command(spec, folder, args.host, port)
+    if args.dry_run:
+        print(f"run: {cmd.shell()}")
+        return 0
+    return launch.run(cmd)
+
+
 def cmd_eval(args) -> int:
     from zhouyi.evaluate import METRICS, predict, require_eval_split, write_report
 
@@ -597,6 +621,13 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--slurm", action="store_true", help="an sbatch script: one task a node")
     kind.add_argument("--shell", action="store_true", help="a script each node runs with its NODE_RANK")
     p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
+
+    p = verb("webui", cmd_webui, "LLaMA-Factory's web UI with SPEC's model, datasets and latest run filled in")
+    _spec_args(p)
+    p.add_argument("--run", help="offer this run's adapter as a checkpoint (default: the latest finished run)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, help="default 7860, or a free one if taken; 0: any free port")
+    p.add_argument("--dry-run", action="store_true", help="prepare the folder and print the command")
 
     p = verb("eval", cmd_eval, "answer the held-out split with the base and the tuned model; compare them")
     _run_args(p)

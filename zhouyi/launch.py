@@ -72,11 +72,11 @@ def build(spec: JobSpec, verb: str, run_dir: Path, node_rank: int | None = None)
         raise ValueError(f"unknown verb {verb!r}")
     config = str(Path(run_dir) / VERB_FILES[verb])
     lf_verb = LF_VERBS.get(verb, verb)
-    env = launch_env(spec, node_rank) if verb == "train" else _single_process_env(spec)
+    env = launch_env(spec, node_rank) if verb == "train" else single_process_env(spec)
     return Command([CLI, lf_verb, config], env, str(run_dir))
 
 
-def _single_process_env(spec: JobSpec) -> dict[str, str]:
+def single_process_env(spec: JobSpec) -> dict[str, str]:
     env = {k: v for k, v in launch_env(spec).items() if k in ("CUDA_VISIBLE_DEVICES", "USE_MODELSCOPE_HUB")}
     if spec.launch.device == "cuda" and spec.launch.gpus:
         env["CUDA_VISIBLE_DEVICES"] = str(spec.launch.gpus[0])  # chat/export/predict use one device

@@ -1,0 +1,69 @@
+"""`zhouyi webui` in a real headless Chromium: LlamaBoard opens with the spec's model path filled in, its
+dataset list offers the spec's datasets, and the trained run is offered as a checkpoint."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import free_port, need, wait_for_http, zhouyi
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.mark.slow
+def test_webui_opens_with_the_spec_filled_in(trained_run, tmp_path):
+    need(CHROMIUM is not None, "Chromium (Debian package chromium)")
+    need(importlib.util.find_spec("playwright") is not None, "playwright (pip install playwright)")
+    from playwright.sync_api import expect, sync_playwright
+
+    project, run, _ = trained_run
+    model_path = str(project / "models" / "tiny-qwen2")
+    port = free_port()
+    board = subprocess.Popen([sys.executable, "-m", "zhouyi", "webui", "tiny-cpu", "--port", str(port)], cwd=project,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, board)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            expect(page.get_by_label("模型路径")).to_have_value(model_path, timeout=60_000)
+            dataset = page.get_by_label("数据集").first
+            dataset.click()
+            expect(page.get_by_role("option", name="zhougong_demo", exact=True)).to_be_visible(timeout=30_000)
+            expect(page.get_by_role("option", name="zhougong_demo_eval", exact=True)).to_be_visible()
+            page.screenshot(path=tmp_path / "webui.png", full_page=True)
+            page.keyboard.press("Escape")
+            checkpoints = page.get_by_label("检查点路径")
+            checkpoints.click()
+            expect(page.get_by_role("option", name=run.name, exact=True)).to_be_visible(timeout=30_000)
+            browser.close()
+    finally:
+        board.terminate()
+        output = board.communicate(timeout=60)[0]
+    assert (tmp_path / "webui.png").read_bytes()[:4] == b"\x89PNG"
+    print(f"screenshot: {tmp_path / 'webui.png'}")
+    assert f"model Custom at {model_path}" in output and "127.0.0.1" in output
+
+
+def test_webui_folder_keeps_the_users_choices(tiny_project):
+    folder = tiny_project / ".zhouyi" / "webui" / "tiny-cpu"
+    (folder / "llamaboard_cache").mkdir(parents=True)
+    (folder / "llamaboard_cache" / "user_config.yaml").write_text("lang: en\npath_dict: {Qwen2-7B: /m/q}\n")
+    result = zhouyi("webui", "tiny-cpu", "--dry-run", cwd=tiny_project)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((folder / "llamaboard_cache" / "user_config.yaml").read_text())
+    assert config["lang"] == "en", "the user's language stays"
+    assert config["path_dict"] == {"Qwen2-7B": "/m/q", "Custom": str(tiny_project / "models" / "tiny-qwen2")}
+    assert config["last_model"] == "Custom"
+    registry = json.loads((folder / "data" / "dataset_info.json").read_text())
+    assert registry["zhougong_demo"]["file_name"] == str(tiny_project / "data" / "zhougong_demo.json")
+    assert "GRADIO_SERVER_NAME=127.0.0.1" in result.stdout and "llamafactory-cli webui" in result.stdout

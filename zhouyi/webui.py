@@ -1,0 +1,73 @@
+"""`zhouyi webui`: LLaMA-Factory's web UI (LlamaBoard) in a working directory prepared so the tutorial's clicks
+start from the right place: the dataset list offers the project's datasets, the model and its path are
+pre-selected, and a trained run's adapter is offered as a checkpoint.
+
+LlamaBoard reads all of this relative to its working directory: `data/dataset_info.json` (the dataset list),
+`llamaboard_cache/user_config.yaml` (language, hub, last model and a path per model name) and
+`saves/<model name>/<finetuning type>/<checkpoint>` (the checkpoint list).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from zhouyi.launch import CLI, Command, single_process_env
+from zhouyi.registry import read_registry
+from zhouyi.render import DATASET_INFO, TRAIN_DIR, RenderContext, dataset_entries, model_path
+from zhouyi.spec import JobSpec
+from zhouyi.yamlio import atomic_write
+
+CUSTOM = "Custom"  # LlamaBoard's model name for a model it does not list
+HUBS = {"modelscope": "modelscope", "huggingface": "huggingface", "local": "huggingface"}
+
+
+def workdir(spec: JobSpec, base_dir: Path) -> Path:
+    return base_dir / ".zhouyi" / "webui" / spec.name
+
+
+def board_model_name(spec: JobSpec) -> str:
+    """LlamaBoard's name for the spec's hub model (its template then fills in), or Custom."""
+    if spec.model.source == "local":
+        return CUSTOM
+    from llamafactory.extras.constants import SUPPORTED_MODELS  # imports torch: only this verb pays for it
+
+    wanted = spec.model.model_name_or_path
+    return next((name for name, paths in SUPPORTED_MODELS.items() if wanted in paths.values()), CUSTOM)
+
+
+def datasets_for_board(spec: JobSpec, ctx: RenderContext) -> dict[str, dict]:
+    """The project's registry and the spec's own entries, with file names made absolute (the board's data/
+    folder holds no data)."""
+    dataset_dir = ctx.resolve(spec.data.dataset_dir)
+    entries = {**read_registry(dataset_dir / DATASET_INFO), **dataset_entries(spec)}
+    return {name: {**entry, "file_name": str(dataset_dir / entry["file_name"])} if "file_name" in entry else entry
+            for name, entry in entries.items()}
+
+
+def prepare(spec: JobSpec, ctx: RenderContext, folder: Path, run_dir: Path | None, name: str) -> str:
+    """Write the board's dataset list and user config (keeping the user's other choices); offer `run_dir`'s
+    adapter as a checkpoint. Returns the model path the board shows."""
+    path = model_path(spec, ctx)
+    atomic_write(folder / "data" / DATASET_INFO,
+                 json.dumps(datasets_for_board(spec, ctx), ensure_ascii=False, indent=2) + "\n")
+    config_file = folder / "llamaboard_cache" / "user_config.yaml"
+    config = (yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None) or {}
+    config = {"lang": "zh", "cache_dir": None, **config, "hub_name": HUBS[spec.model.source], "last_model": name,
+              "path_dict": {**(config.get("path_dict") or {}), name: path}}
+    atomic_write(config_file, yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+    if run_dir is not None:
+        finetuning = "lora" if spec.method.finetuning_type in ("lora", "qlora") else spec.method.finetuning_type
+        link = folder / "saves" / name / finetuning / run_dir.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(run_dir / TRAIN_DIR, target_is_directory=True)
+    return path
+
+
+def command(spec: JobSpec, folder: Path, host: str, port: int) -> Command:
+    gradio = {"GRADIO_SERVER_NAME": host, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = single_process_env(spec) | gradio
+    return Command([CLI, "webui"], env, str(folder))
