@@ -1,6 +1,7 @@
 """The tutorial's whole job on the tiny model through the real llamafactory-cli: train, then export."""
 
 import json
+import re
 
 import pytest
 from safetensors import safe_open
@@ -38,7 +39,7 @@ def test_manifest_records_the_run(trained):
     assert (run / "spec.yaml").read_text().startswith("# The tutorial's job on the tiny local model")
 
 
-def test_export_merges_weights_and_refuses_to_overwrite(trained):
+def test_export_merges_weights_writes_the_modelfile_and_smoke_generates(trained):
     project, run, _ = trained
     result = zhouyi("export", "tiny-cpu", "--run", str(run), cwd=project)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -46,6 +47,9 @@ def test_export_merges_weights_and_refuses_to_overwrite(trained):
     with safe_open(merged / "model.safetensors", "pt") as weights:
         assert not any("lora" in key for key in weights.keys()), "adapter merged into the base weights"
     modelfile = (merged / "Modelfile").read_text()
-    assert PERSONA in modelfile, "the persona travels into the Ollama Modelfile"
+    assert f'SYSTEM """{PERSONA}' in modelfile, "the persona travels into the Ollama Modelfile"
+    smoke = re.search(r"smoke check: (\d+) new tokens from (\S+): ", result.stdout)
+    assert smoke and int(smoke.group(1)) > 0 and smoke.group(2) == str(merged), result.stdout[-2000:]
+    assert "zhouyi.smoke" in result.stdout, "plain transformers loaded the merge, outside LLaMA-Factory"
     again = zhouyi("export", "tiny-cpu", "--run", str(run), cwd=project)
     assert again.returncode == 2 and "not empty; pass --force" in again.stderr

@@ -415,10 +415,13 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from zhouyi import launch
+    """Merge (LLaMA-Factory), check the Modelfile's persona, smoke-generate; or, with --quantize, GPTQ the merge."""
+    from zhouyi import exporting, launch
     from zhouyi.runs import ensure_empty_target
 
     spec, run_dir = _run_for(args)
+    if args.quantize:
+        return _quantize(spec, run_dir, args)
     cmd = launch.build(spec, "export", run_dir)
     if args.dry_run:
         print(f"run: {cmd.shell()}")
@@ -426,7 +429,43 @@ def cmd_export(args) -> int:
     target = run_dir / spec.export.export_dir
     ensure_empty_target(target, args.force)
     code = launch.run(cmd)
-    print(f"{'exported' if code == 0 else f'export failed (exit {code})'}: {target}")
+    if code != 0:
+        print(f"export failed (exit {code}): {target}")
+        return code
+    if exporting.modelfile_with_persona(target, spec.model.default_system):
+        print(f"{target / 'Modelfile'}: added the persona as SYSTEM")
+    code = launch.run(exporting.smoke_command(target, spec.model.default_system))
+    print(f"{'exported' if code == 0 else f'exported, but the smoke generation failed (exit {code})'}: {target}")
+    return code
+
+
+def _quantize(spec, run_dir: Path, args) -> int:
+    from zhouyi import exporting, launch
+    from zhouyi.render import quantized_dir_name, render_quantize
+    from zhouyi.runs import ensure_empty_target
+    from zhouyi.yamlio import atomic_write
+
+    merged = run_dir / spec.export.export_dir
+    exporting.require_merged(merged)
+    missing = exporting.missing_quantize_packages()
+    if missing and not args.dry_run:
+        raise UserError(f"GPTQ quantization needs {' and '.join(missing)} (pip install {' '.join(missing)}) and, "
+                        "in practice, a CUDA GPU")
+    calibration = run_dir / exporting.CALIBRATION
+    maxlen = spec.export.export_quantization_maxlen
+    exporting.write_calibration(calibration, exporting.calibration_texts(
+        spec, _ctx(run_dir), 4 * maxlen, spec.export.export_quantization_nsamples))
+    atomic_write(run_dir / "quantize.yaml", render_quantize(spec, run_dir, args.quantize, calibration))
+    cmd = launch.build(spec, "quantize", run_dir)
+    if args.dry_run:
+        print(f"run: {cmd.shell()}")
+        return 0
+    target = run_dir / quantized_dir_name(spec, args.quantize)
+    ensure_empty_target(target, args.force)
+    code = launch.run(cmd)
+    if code == 0:
+        code = launch.run(exporting.smoke_command(target, spec.model.default_system))
+    print(f"{'quantized' if code == 0 else f'quantization failed (exit {code})'}: {target}")
     return code
 
 
@@ -646,9 +685,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="default 8000, or a free one if taken; 0: any free port")
     p.add_argument("--dry-run", action="store_true")
 
-    p = verb("export", cmd_export, "merge a run's adapter into full weights (llamafactory-cli export)")
-    _spec_args(p)
-    p.add_argument("--run", help="run directory (default: the latest finished run of SPEC)")
+    p = verb("export", cmd_export, "merge a run's adapter into safetensors shards with an Ollama Modelfile, then "
+             "smoke-generate from them; --quantize 4|8 GPTQ-quantizes that merge")
+    _run_args(p)
+    p.add_argument("--quantize", type=int, choices=[4, 8], help="second step: quantize the merged weights (GPTQ)")
     p.add_argument("--force", action="store_true", help="replace a non-empty export folder")
     p.add_argument("--dry-run", action="store_true")
 

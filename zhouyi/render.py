@@ -148,6 +148,18 @@ def render(spec: JobSpec, ctx: RenderContext) -> dict[str, str]:
     return files
 
 
+def quantized_dir_name(spec: JobSpec, bits: int) -> str:
+    return f"{spec.export.export_dir}-gptq-int{bits}"
+
+
+def render_quantize(spec: JobSpec, run_dir: Path, bits: int, calibration_file: Path) -> str:
+    """quantize.yaml: the merged weights in the run dir, GPTQ-quantized into `<export_dir>-gptq-int<bits>`."""
+    return _render_yaml("quantize.yaml.j2", {
+        "spec": spec, "model": spec.model, "export": spec.export, "bits": bits,
+        "merged_dir": str(run_dir / spec.export.export_dir),
+        "quantized_dir": str(run_dir / quantized_dir_name(spec, bits)), "calibration_file": str(calibration_file)})
+
+
 def _render_yaml(template: str, values: dict[str, object]) -> str:
     text = _env().get_template(template).render(**values)
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
