@@ -8,7 +8,7 @@ ASK    ?= 梦见蛇是什么意思？
 
 SCRAPED ?= ../shared/data/zgjm
 
-.PHONY: install demo data test test-fast lint validate register train chat export bench clean
+.PHONY: install demo data test test-fast lint validate register train eval ask chat api webui export bench clean
 
 install:
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,12 +18,13 @@ install:
 $(TINY):
 	$(ZHOUYI) tiny-model $(TINY)
 
-## The tutorial's whole job on the tiny model: build it, register data, LoRA-train, export, chat once.
+## The tutorial's whole job on the tiny model: build it, register data, LoRA-train, compare with the base, export, ask.
 demo: $(TINY)
 	$(ZHOUYI) train tiny-cpu
+	$(ZHOUYI) eval tiny-cpu
 	$(ZHOUYI) export tiny-cpu --force
-	$(ZHOUYI) chat tiny-cpu -m '$(ASK)'
-	@echo; echo "demo done: model $(TINY), runs in runs/ (adapter in train/, merged weights in merged/)"
+	$(ZHOUYI) ask tiny-cpu '$(ASK)'
+	@echo; echo "demo done: model $(TINY), runs in runs/ (adapter in train/, report in eval/report.md, merged weights in merged/)"
 
 ## Clean the scraped dream data into data/zhougong.json (+ _eval split), report in out/data-report.
 data:
@@ -48,8 +49,20 @@ register:
 train:
 	$(ZHOUYI) train $(SPEC)
 
+eval:
+	$(ZHOUYI) eval $(SPEC)
+
+ask:
+	$(ZHOUYI) ask $(SPEC) '$(ASK)'
+
 chat:
 	$(ZHOUYI) chat $(SPEC)
+
+api:
+	$(ZHOUYI) api $(SPEC)
+
+webui:
+	$(ZHOUYI) webui $(SPEC)
 
 export:
 	$(ZHOUYI) export $(SPEC)
