@@ -48,7 +48,8 @@ def assert_adapter_saved(run: Path) -> None:
     assert shapes and all(0 not in shape for shape in shapes), "every LoRA tensor was gathered and saved"
 
 
-@pytest.mark.parametrize("deepspeed", ["none", "zero2", "zero3"])
+# plain DDP (no DeepSpeed) with two processes runs in the two-node and Ctrl-C tests below
+@pytest.mark.parametrize("deepspeed", ["zero2", "zero3"])
 def test_two_processes_train_and_save(tiny_project, deepspeed):
     spec = tiny_spec(tiny_project, f"dp-{deepspeed}", {"nproc_per_node": 2, "master_port": free_port(),
                                                         "deepspeed": deepspeed})
@@ -174,7 +175,8 @@ def test_resume_continues_from_the_last_checkpoint(tiny_project):
     assert f"from checkpoint-{checkpoints[-1]}" in resumed.stdout
     assert json.loads((run / "train" / "trainer_state.json").read_text())["global_step"] == 60
     log = (run / "train" / "trainer_log.jsonl").read_text().splitlines()
-    steps = [json.loads(line)["current_steps"] for line in log]
+    entries = [json.loads(line) for line in log]
+    steps = [e["current_steps"] for e in entries if "eval_loss" not in e]  # held-out loss lines repeat a step
     if steps[-1] == steps[-2]:
         steps.pop()  # the trainer logs the last step once more at the end
     last = checkpoints[-1]

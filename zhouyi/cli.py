@@ -1,7 +1,8 @@
 """`zhouyi` command line: one small function per verb (parse, call, print, exit code).
 
 SPEC is a spec file path or a packaged preset name everywhere. User errors exit 2 with a message
-that names the field or file; a launched llamafactory-cli's exit code is passed through.
+that names the field or file; a launched llamafactory-cli's exit code is passed through. The verbs that
+use a trained run (eval, ask, chat, api, webui, export) live in cli_model.py.
 """
 
 from __future__ import annotations
@@ -13,28 +14,11 @@ import os
 import sys
 from pathlib import Path
 
-from zhouyi import __version__
+from zhouyi import __version__, cli_model
+from zhouyi.cli_common import context, load_ref, set_flag, spec_args
 from zhouyi.errors import UserError
 
 FORMATS = ["alpaca", "records", "classical", "csv", "markdown"]
-
-
-def _load(ref: str, sets: list[str] | None = None):
-    """(spec, its own text, where it came from), with `base:` resolved and --set applied."""
-    from zhouyi.compose import load
-
-    spec, _, text, where = load(ref, sets or ())
-    return spec, text, where
-
-
-def _ctx(run_dir: Path, spec=None):
-    from zhouyi.download import recorded
-    from zhouyi.render import RenderContext
-    from zhouyi.tokcache import tokenized_dir
-
-    if spec is None:
-        return RenderContext(Path.cwd(), run_dir)
-    return RenderContext(Path.cwd(), run_dir, tokenized_dir(spec, Path.cwd()), recorded(spec, Path.cwd()))
 
 
 # ------------------------------------------------------------------ verbs
@@ -71,9 +55,9 @@ def cmd_render(args) -> int:
     from zhouyi.render import render
     from zhouyi.runs import write_files
 
-    spec, _, _ = _load(args.spec, args.set)
+    spec, _, _ = load_ref(args.spec, args.set)
     out = Path(args.output or Path("rendered") / spec.name).resolve()
-    files = render(spec, _ctx(out, spec))
+    files = render(spec, context(out, spec))
     write_files(out, files)
     for name in files:
         print(out / name)
@@ -97,7 +81,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_register(args) -> int:
-    spec, _, _ = _load(args.spec, args.set)
+    spec, _, _ = load_ref(args.spec, args.set)
     _register(spec, args.force)
     return 0
 
@@ -106,7 +90,7 @@ def _register(spec, force: bool) -> None:
     from zhouyi.registry import merge_entries
     from zhouyi.render import DATASET_INFO, dataset_entries
 
-    path = _ctx(Path.cwd()).resolve(spec.data.dataset_dir) / DATASET_INFO
+    path = context(Path.cwd()).resolve(spec.data.dataset_dir) / DATASET_INFO
     result = merge_entries(path, dataset_entries(spec), force=force)
     what = ", ".join(f"{k}: {', '.join(v)}" for k, v in
                      (("added", result.added), ("updated", result.updated), ("unchanged", result.unchanged)) if v)
@@ -128,7 +112,7 @@ def cmd_train(args) -> int:
         return _resume(args)
     if not args.spec:
         raise UserError("train needs SPEC (a spec file or preset), or --resume RUN")
-    spec, text, where = _load(args.spec, args.set)
+    spec, text, where = load_ref(args.spec, args.set)
     _check_node_rank(spec, args.node_rank)
     if args.dry_run:
         print("dry run: the registry is left as it is")
@@ -148,7 +132,7 @@ def _new_run(spec, text: str, where: str, node_rank: int | None = None):
     from zhouyi.runs import new_run_dir, write_files, write_manifest
 
     run_dir = new_run_dir(spec, Path.cwd())
-    ctx = _ctx(run_dir, spec)
+    ctx = context(run_dir, spec)
     files = render(spec, ctx)
     write_files(run_dir, files)
     cmd = launch.build(spec, "train", run_dir, node_rank=node_rank)
@@ -157,7 +141,6 @@ def _new_run(spec, text: str, where: str, node_rank: int | None = None):
 
 
 def _train(cmd, run_dir: Path) -> int:
-    import contextlib
 
     from zhouyi import launch
     from zhouyi.progress import LogWatcher
@@ -176,7 +159,7 @@ def cmd_launch_script(args) -> int:
     from zhouyi.launch_script import render_script
     from zhouyi.yamlio import atomic_write
 
-    spec, text, where = _load(args.spec, args.set)
+    spec, text, where = load_ref(args.spec, args.set)
     _register(spec, args.force)
     run_dir, cmd = _new_run(spec, text, where)
     name, script = render_script("slurm" if args.slurm else "shell", spec, cmd, run_dir)
@@ -236,7 +219,7 @@ def cmd_rerun(args) -> int:
 def cmd_download(args) -> int:
     from zhouyi.download import fetch, remember
 
-    spec, _, _ = _load(args.spec, args.set)
+    spec, _, _ = load_ref(args.spec, args.set)
     folder = fetch(spec, Path.cwd(), Path(args.cache_dir).resolve() if args.cache_dir else None, args.offline,
                    args.timeout, args.include)
     if spec.model.source != "local":
@@ -249,7 +232,7 @@ def cmd_doctor(args) -> int:
     from zhouyi.doctor import environment, spec_problems
 
     env, hardware = environment()
-    problems = spec_problems(_load(args.spec, args.set)[0], env, hardware, Path.cwd()) if args.spec else []
+    problems = spec_problems(load_ref(args.spec, args.set)[0], env, hardware, Path.cwd()) if args.spec else []
     if args.json:
         print(json.dumps(env | {"problems": problems}, indent=2))
         return 1 if problems else 0
@@ -304,178 +287,13 @@ def _resume(args) -> int:
     return _train(cmd, run_dir)
 
 
-def _run_for(args) -> tuple[object, Path]:
-    """The spec recorded in --run DIR, or the latest finished run of SPEC."""
-    from zhouyi.runs import check_run, latest_trained_run, read_manifest
-    from zhouyi.spec import spec_from_dict
-
-    if args.run:
-        run_dir = check_run(Path(args.run))
-    elif not args.spec:
-        raise UserError("say which model: SPEC (its latest finished run) or --run DIR")
-    else:
-        spec, _, _ = _load(args.spec, args.set)
-        run_dir = latest_trained_run(spec, Path.cwd())
-    return spec_from_dict(read_manifest(run_dir)["spec"], str(run_dir)), run_dir
-
-
-@contextlib.contextmanager
-def _engine(spec, run_dir: Path):
-    """A private LLaMA-Factory API server on the run's model; its log is kept only when something went wrong."""
-    from zhouyi.server import private_server
-
-    log = run_dir / f"server-{os.getpid()}.log"
-    print(f"loading {run_dir.name} in LLaMA-Factory's API server ...", file=sys.stderr, flush=True)
-    with private_server(spec, run_dir, log) as endpoint:
-        yield endpoint
-    log.unlink(missing_ok=True)
-
-
-def cmd_ask(args) -> int:
-    from zhouyi.talk import ask, check_prompt
-
-    spec, run_dir = _run_for(args)
-    question = check_prompt(sys.stdin.read() if args.question == "-" else args.question, spec.infer.max_prompt_chars)
-    with _engine(spec, run_dir) as endpoint:
-        ask(endpoint, question, lambda piece: print(piece, end="", flush=True))
-    print()
-    return 0
-
-
-def cmd_chat(args) -> int:
-    from zhouyi.talk import chat_loop
-
-    spec, run_dir = _run_for(args)
-    with _engine(spec, run_dir) as endpoint:
-        chat_loop(endpoint, spec.infer.max_prompt_chars, input, lambda text: print(text, end="", flush=True))
-    return 0
-
-
-def cmd_api(args) -> int:
-    from zhouyi import launch
-    from zhouyi.server import LOOPBACK, api_command, pick_port
-
-    spec, run_dir = _run_for(args)
-    port = pick_port(args.host, args.port, 8000)
-    if args.host != LOOPBACK and not os.environ.get("API_KEY"):
-        print(f"warning: serving on {args.host} without API_KEY: anyone who reaches this port can use the model",
-              file=sys.stderr)
-    cmd = api_command(spec, run_dir, args.host, port)  # API_KEY, if set, reaches the server from our environment
-    print(f"OpenAI-compatible API for {run_dir.name} at http://{args.host}:{port}/v1 (model '{spec.run_name}', "
-          f"{'API_KEY required' if os.environ.get('API_KEY') else 'no API key'}); Ctrl-C stops it")
-    if args.dry_run:
-        print(f"run: {cmd.shell()}")
-        return 0
-    return launch.run(cmd)
-
-
-def cmd_webui(args) -> int:
-    from zhouyi import launch, webui
-    from zhouyi.runs import check_run, latest_trained_run
-    from zhouyi.server import pick_port
-
-    spec, _, _ = _load(args.spec, args.set)
-    run_dir = check_run(Path(args.run)) if args.run else None
-    if run_dir is None:
-        with contextlib.suppress(UserError):  # no finished run yet: the board starts without a checkpoint
-            run_dir = latest_trained_run(spec, Path.cwd())
-    folder = webui.workdir(spec, Path.cwd())
-    name = webui.board_model_name(spec)
-    path = webui.prepare(spec, _ctx(folder, spec), folder, run_dir, name)
-    port = pick_port(args.host, args.port, 7860)
-    print(f"LlamaBoard at http://{args.host}:{port}: model {name} at {path}, datasets "
-          f"{', '.join(d.name for d in spec.data.datasets)}" + (f", checkpoint {run_dir.name}" if run_dir else "") +
-          f"; its working folder is {folder}. Ctrl-C stops it")
-    cmd = webui.command(spec, folder, args.host, port)
-    if args.dry_run:
-        print(f"run: {cmd.shell()}")
-        return 0
-    return launch.run(cmd)
-
-
-def cmd_eval(args) -> int:
-    from zhouyi.evaluate import METRICS, predict, require_eval_split, write_report
-
-    spec, run_dir = _run_for(args)
-    require_eval_split(spec, run_dir)
-    if args.max_samples is not None and args.max_samples < 1:
-        raise UserError(f"--max-samples {args.max_samples}: answer at least one question")
-    code = predict(spec, run_dir, args.max_samples)
-    if code != 0:
-        return code
-    path, report = write_report(spec, run_dir, _ctx(run_dir), args.max_samples)
-    base, tuned = report["metrics"]["base"], report["metrics"]["tuned"]
-    print(f"{report['rows']} held-out questions: " + ", ".join(
-        f"{m.upper()} {base[m]:.1f} -> {tuned[m]:.1f}" for m in METRICS if m in base and m in tuned))
-    checks = report["checks"]
-    print(f"in voice: base {checks['base']['in_voice']:.0%} -> tuned {checks['tuned']['in_voice']:.0%}; "
-          f"boilerplate: base {checks['base']['boilerplate']:.0%} -> tuned {checks['tuned']['boilerplate']:.0%}")
-    print(f"report: {path}")
-    return 0
-
-
-def cmd_export(args) -> int:
-    """Merge (LLaMA-Factory), check the Modelfile's persona, smoke-generate; or, with --quantize, GPTQ the merge."""
-    from zhouyi import exporting, launch
-    from zhouyi.runs import ensure_empty_target
-
-    spec, run_dir = _run_for(args)
-    if args.quantize:
-        return _quantize(spec, run_dir, args)
-    cmd = launch.build(spec, "export", run_dir)
-    if args.dry_run:
-        print(f"run: {cmd.shell()}")
-        return 0
-    target = run_dir / spec.export.export_dir
-    ensure_empty_target(target, args.force)
-    code = launch.run(cmd)
-    if code != 0:
-        print(f"export failed (exit {code}): {target}")
-        return code
-    if exporting.modelfile_with_persona(target, spec.model.default_system):
-        print(f"{target / 'Modelfile'}: added the persona as SYSTEM")
-    code = launch.run(exporting.smoke_command(target, spec.model.default_system))
-    print(f"{'exported' if code == 0 else f'exported, but the smoke generation failed (exit {code})'}: {target}")
-    return code
-
-
-def _quantize(spec, run_dir: Path, args) -> int:
-    from zhouyi import exporting, launch
-    from zhouyi.render import quantized_dir_name, render_quantize
-    from zhouyi.runs import ensure_empty_target
-    from zhouyi.yamlio import atomic_write
-
-    merged = run_dir / spec.export.export_dir
-    exporting.require_merged(merged)
-    missing = exporting.missing_quantize_packages()
-    if missing and not args.dry_run:
-        raise UserError(f"GPTQ quantization needs {' and '.join(missing)} (pip install {' '.join(missing)}) and, "
-                        "in practice, a CUDA GPU")
-    calibration = run_dir / exporting.CALIBRATION
-    maxlen = spec.export.export_quantization_maxlen
-    exporting.write_calibration(calibration, exporting.calibration_texts(
-        spec, _ctx(run_dir), 4 * maxlen, spec.export.export_quantization_nsamples))
-    atomic_write(run_dir / "quantize.yaml", render_quantize(spec, run_dir, args.quantize, calibration))
-    cmd = launch.build(spec, "quantize", run_dir)
-    if args.dry_run:
-        print(f"run: {cmd.shell()}")
-        return 0
-    target = run_dir / quantized_dir_name(spec, args.quantize)
-    ensure_empty_target(target, args.force)
-    code = launch.run(cmd)
-    if code == 0:
-        code = launch.run(exporting.smoke_command(target, spec.model.default_system))
-    print(f"{'quantized' if code == 0 else f'quantization failed (exit {code})'}: {target}")
-    return code
-
-
 def cmd_bench(args) -> int:
     import time
 
     from zhouyi.bench import runner
     from zhouyi.runs import runs_dir
 
-    spec, _, _ = _load(args.spec, args.set)
+    spec, _, _ = load_ref(args.spec, args.set)
     if args.warmup < 1 or args.steps <= args.warmup:
         raise UserError(f"--steps {args.steps} --warmup {args.warmup}: need warmup >= 1 and steps > warmup")
     opts = runner.BenchOptions(steps=args.steps, warmup=args.warmup, random_init=args.random_init,
@@ -502,7 +320,7 @@ def cmd_estimate(args) -> int:
     from zhouyi.estimate import arch_for, estimate, format_estimate, setup_for, smallest_fix
     from zhouyi.hardware import hardware_problems, parse_hardware
 
-    spec, _, _ = _load(args.spec, args.set)
+    spec, _, _ = load_ref(args.spec, args.set)
     hardware = parse_hardware(args.hardware)
     arch = arch_for(spec, Path.cwd())
     result = estimate(arch, setup_for(spec, arch, hardware), hardware)
@@ -531,7 +349,7 @@ def _clean_options(args):
 
     spec, clean, persona = None, None, CleanOptions.persona
     if args.spec:
-        spec, _, _ = _load(args.spec, args.set)
+        spec, _, _ = load_ref(args.spec, args.set)
         clean, persona = spec.data.clean, spec.model.default_system or persona
 
     def pick(flag, field: str, default):
@@ -599,22 +417,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     verb("presets", cmd_presets, "list the packaged specs")
     p = verb("show", cmd_show, "print the resolved spec (every default filled in)")
-    _spec_args(p)
+    spec_args(p)
     p.add_argument("--origins", action="store_true", help="one line a value, with where it came from")
     verb("schema", cmd_schema, "print the spec's JSON Schema (for editors)")
 
     p = verb("render", cmd_render, "write the LLaMA-Factory files for SPEC")
-    _spec_args(p)
+    spec_args(p)
     p.add_argument("-o", "--output", help="folder to write into (default: rendered/<name>)")
 
     p = verb("validate", cmd_validate, "check specs, their rendered configs (llamafactory's parser) and data")
     p.add_argument("specs", nargs="+", metavar="spec")
-    _set_flag(p)
+    set_flag(p)
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--hardware", help="also check the specs run and fit there: cpu, h100, 4x4090, 8xa100-80g, ...")
 
     p = verb("register", cmd_register, "merge the spec's datasets into <dataset_dir>/dataset_info.json")
-    _spec_args(p)
+    spec_args(p)
     p.add_argument("--force", action="store_true", help="repoint an existing entry of the same name")
 
     p = verb("tiny-model", cmd_tiny_model, "build the tiny random Qwen2 model used by the demo and tests")
@@ -623,14 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
 
     p = verb("train", cmd_train, "train SPEC in a new run directory with llamafactory-cli train")
-    _spec_args(p, optional=True)
+    spec_args(p, optional=True)
     p.add_argument("--resume", metavar="RUN", help="continue the stopped run RUN from its last checkpoint")
     p.add_argument("--dry-run", action="store_true", help="render and print the command; run nothing")
     p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
     p.add_argument("--node-rank", type=int, default=None, help="this node's rank in a multi-node job")
 
     p = verb("download", cmd_download, "fetch SPEC's model (ModelScope / Hugging Face), check it, train from it")
-    _spec_args(p)
+    spec_args(p)
     p.add_argument("--cache-dir", help="the hub's cache folder (default: the hub's own)")
     p.add_argument("--offline", action="store_true", help="use the cache only; never touch the network")
     p.add_argument("--include", action="append", metavar="PATTERN",
@@ -638,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600, help="seconds before an unanswering hub is given up")
 
     p = verb("doctor", cmd_doctor, "this machine's Python, torch, GPUs, packages and disk; with SPEC, can it run it")
-    _spec_args(p, optional=True)
+    spec_args(p, optional=True)
     p.add_argument("--json", action="store_true")
 
     p = verb("runs", cmd_runs, "list runs: status, steps, last loss, minutes, adapter and merged weights")
@@ -655,45 +473,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
 
     p = verb("launch-script", cmd_launch_script, "render SPEC into a new run and write its per-node launch script")
-    _spec_args(p)
+    spec_args(p)
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--slurm", action="store_true", help="an sbatch script: one task a node")
     kind.add_argument("--shell", action="store_true", help="a script each node runs with its NODE_RANK")
     p.add_argument("--force", action="store_true", help="repoint registry entries of the same name")
 
-    p = verb("webui", cmd_webui, "LLaMA-Factory's web UI with SPEC's model, datasets and latest run filled in")
-    _spec_args(p)
-    p.add_argument("--run", help="offer this run's adapter as a checkpoint (default: the latest finished run)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    p.add_argument("--port", type=int, help="default 7860, or a free one if taken; 0: any free port")
-    p.add_argument("--dry-run", action="store_true", help="prepare the folder and print the command")
-
-    p = verb("eval", cmd_eval, "answer the held-out split with the base and the tuned model; compare them")
-    _run_args(p)
-    p.add_argument("--max-samples", type=int, help="questions to answer (default: the spec's eval.max_samples)")
-
-    p = verb("ask", cmd_ask, "print the tuned model's answer to one question (for scripts)")
-    _run_args(p)
-    p.add_argument("question", metavar="QUESTION", help="the dream, e.g. '梦见蛇是什么意思？'; '-' reads stdin")
-
-    p = verb("chat", cmd_chat, "talk with the tuned model in the terminal, as the persona")
-    _run_args(p)
-
-    p = verb("api", cmd_api, "serve the tuned model over an OpenAI-compatible API (llamafactory-cli api)")
-    _run_args(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    p.add_argument("--port", type=int, help="default 8000, or a free one if taken; 0: any free port")
-    p.add_argument("--dry-run", action="store_true")
-
-    p = verb("export", cmd_export, "merge a run's adapter into safetensors shards with an Ollama Modelfile, then "
-             "smoke-generate from them; --quantize 4|8 GPTQ-quantizes that merge")
-    _run_args(p)
-    p.add_argument("--quantize", type=int, choices=[4, 8], help="second step: quantize the merged weights (GPTQ)")
-    p.add_argument("--force", action="store_true", help="replace a non-empty export folder")
-    p.add_argument("--dry-run", action="store_true")
+    cli_model.add_verbs(verb)
 
     p = verb("bench", cmd_bench, "measure SPEC's training speed: tokens/s, MFU, peak memory (real short runs)")
-    _spec_args(p)
+    spec_args(p)
     p.add_argument("--steps", type=int, default=12, help="optimizer steps per measured run")
     p.add_argument("--warmup", type=int, default=2, help="first steps left out of the rates")
     p.add_argument("--ladder", action="store_true", help="run the ablation ladder (baseline, packing, ...)")
@@ -706,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="report folder (default: <runs_dir>/bench-<name>-<time>)")
 
     p = verb("estimate", cmd_estimate, "per-GPU training memory of SPEC on given hardware, with the smallest fix")
-    _spec_args(p)
+    spec_args(p)
     p.add_argument("--hardware", required=True, help="cpu, h100, 4x4090, 8xa100-80g, ... (count x card)")
     p.add_argument("--json", action="store_true")
 
@@ -729,26 +518,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_args(p: argparse.ArgumentParser) -> None:
-    """SPEC (its latest finished run) or --run DIR: which trained model a verb uses."""
-    _spec_args(p, optional=True)
-    p.add_argument("--run", help="run directory (default: the latest finished run of SPEC)")
-
-
-def _spec_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
-    p.add_argument("spec", nargs="?" if optional else None, help="a spec file or a preset name")
-    _set_flag(p)
-
-
-def _set_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE",
-                   help="override one spec value, type-checked (repeatable), e.g. --set train.learning_rate=2e-4")
-
-
 def _cleaning_flags(p: argparse.ArgumentParser) -> None:
     """Flags `data clean` and `data explain` share; unset ones come from --spec, else zhouyi's defaults."""
     p.add_argument("--spec", help="take settings (rules, thresholds, output) from the spec's data.clean section")
-    _set_flag(p)
+    set_flag(p)
     p.add_argument("--min-han", type=int, help="drop outputs with fewer Han characters (default 20)")
     p.add_argument("--persona-as", choices=["system", "instruction"], help="default: system")
     p.add_argument("--eval-ratio", type=float, help="share of rows held out for eval (default 0.05)")
