@@ -9,7 +9,7 @@ from pathlib import Path
 from zhouyi.render import TRAIN_DIR
 from zhouyi.runs import MANIFEST, is_trained, package_versions, read_manifest, sha256_file
 
-COMPARED = ("spec.resolved.yaml", "train.yaml", "predict.yaml", "infer.yaml", "export.yaml")
+COMPARED = ("spec.resolved.yaml", "train.yaml", "predict_base.yaml", "predict.yaml", "infer.yaml", "export.yaml")
 
 
 def summary(run_dir: Path) -> dict:
