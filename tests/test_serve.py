@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -9,6 +10,8 @@ import httpx
 import pytest
 
 from tests.conftest import fake_trained_run, free_port, wait_for_http, zhouyi
+from zhouyi.errors import UserError
+from zhouyi.server import pick_port
 
 QUESTION = "梦见蛇是什么意思？"
 KEY = "test-key-7f3a"
@@ -43,6 +46,20 @@ def test_ask_refuses_an_empty_or_huge_question_before_loading(tiny_project, ques
     result = zhouyi("ask", "--run", str(run), "-", stdin=question, cwd=tiny_project)  # "-": a page pasted on stdin
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "loading" not in result.stderr, "refused before any model loads"
+
+
+def test_port_is_the_default_a_free_one_or_a_clear_error(capsys):
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        taken = held.getsockname()[1]
+        chosen = pick_port("127.0.0.1", None, taken)
+        assert chosen != taken and f"port {taken} is in use; serving on {chosen}" in capsys.readouterr().out
+        with pytest.raises(UserError, match=f"127.0.0.1:{taken} is in use"):
+            pick_port("127.0.0.1", taken, 8000)
+    assert pick_port("127.0.0.1", None, taken) == taken, "free again: the default is used"
+    assert pick_port("127.0.0.1", 0, 8000) > 0
+    with pytest.raises(UserError, match="1..65535"):
+        pick_port("127.0.0.1", 70000, 8000)
 
 
 def test_run_that_is_no_run_is_named(project):

@@ -38,6 +38,8 @@ def free_port(host: str = LOOPBACK) -> int:
 def pick_port(host: str, port: int | None, default: int) -> int:
     """`port` if given (it must be free: a clear error otherwise), else `default` or, if taken, a free one."""
     if port is not None:
+        if not 0 <= port <= 65535:
+            raise UserError(f"--port {port}: a TCP port is 1..65535 (0: any free port)")
         if port and not port_is_free(host, port):
             raise UserError(f"--port {port}: {host}:{port} is in use; pick another, or --port 0 for a free one")
         return port or free_port(host)
