@@ -48,6 +48,16 @@ def test_ask_refuses_an_empty_or_huge_question_before_loading(tiny_project, ques
     assert "loading" not in result.stderr, "refused before any model loads"
 
 
+@pytest.mark.slow
+def test_a_server_that_cannot_load_the_model_is_reported_with_its_log(tiny_project):
+    run = fake_trained_run(tiny_project, "tiny-cpu")  # its adapter_config.json is empty: PEFT cannot load it
+    result = zhouyi("ask", "--run", str(run), QUESTION, cwd=tiny_project, timeout=300)
+    assert result.returncode == 2 and "exited (1) before it was ready" in result.stderr
+    assert "peft_type" in result.stderr, "the log's tail says why"
+    (log,) = run.glob("server-*.log")
+    assert str(log) in result.stderr, "and the log is kept where it says"
+
+
 def test_port_is_the_default_a_free_one_or_a_clear_error(capsys):
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))

@@ -36,8 +36,11 @@ def _engine(spec, run_dir: Path):
 
     log = run_dir / f"server-{os.getpid()}.log"
     print(f"loading {run_dir.name} in LLaMA-Factory's API server ...", file=sys.stderr, flush=True)
-    with private_server(spec, run_dir, log) as endpoint:
-        yield endpoint
+    try:
+        with private_server(spec, run_dir, log) as endpoint:
+            yield endpoint
+    except UserError as exc:
+        raise exc if str(log) in str(exc) else UserError(f"{exc}\n(the server's log: {log})") from None
     log.unlink(missing_ok=True)
 
 

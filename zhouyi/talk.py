@@ -29,17 +29,21 @@ def stream_answer(endpoint: Endpoint, messages: list[dict[str, str]], timeout: f
     import httpx
 
     body = {"model": endpoint.model, "messages": messages, "stream": True}
-    with httpx.stream("POST", f"{endpoint.url}/chat/completions", json=body, headers=auth(endpoint),
-                      timeout=timeout) as response:
-        if response.status_code != 200:
-            raise UserError(f"the server refused the question ({response.status_code}): {response.read().decode()}")
-        for line in response.iter_lines():
-            data = line.removeprefix("data:").strip()
-            if not line.startswith("data:") or data == "[DONE]":
-                continue
-            piece = json.loads(data)["choices"][0]["delta"].get("content")
-            if piece:
-                yield piece
+    try:
+        with httpx.stream("POST", f"{endpoint.url}/chat/completions", json=body, headers=auth(endpoint),
+                          timeout=timeout) as response:
+            if response.status_code != 200:
+                raise UserError(f"the server refused the question ({response.status_code}): "
+                                f"{response.read().decode()}")
+            for line in response.iter_lines():
+                data = line.removeprefix("data:").strip()
+                if not line.startswith("data:") or data == "[DONE]":
+                    continue
+                piece = json.loads(data)["choices"][0]["delta"].get("content")
+                if piece:
+                    yield piece
+    except httpx.HTTPError as exc:
+        raise UserError(f"the LLaMA-Factory server stopped answering ({type(exc).__name__}: {exc})") from None
 
 
 def ask(endpoint: Endpoint, question: str, out: Callable[[str], None]) -> str:
