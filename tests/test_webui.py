@@ -3,6 +3,7 @@ dataset list offers the spec's datasets, and the trained run is offered as a che
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,16 @@ def test_webui_opens_with_the_spec_filled_in(trained_run, tmp_path):
             checkpoints = page.get_by_label("检查点路径")
             checkpoints.click()
             expect(page.get_by_role("option", name=run.name, exact=True)).to_be_visible(timeout=30_000)
+            page.keyboard.press("Escape")
+            # the spec's training settings, one pick and one press away
+            config = page.get_by_label("配置路径")
+            config.click()
+            page.get_by_role("option", name="zhouyi-tiny-cpu.yaml", exact=True).click()
+            page.get_by_role("button", name="载入训练参数").click()
+            textbox = lambda label: page.get_by_role("textbox", name=re.compile(f"^{label} "))  # noqa: E731
+            expect(textbox("学习率")).to_have_value("0.01", timeout=30_000)
+            expect(textbox("训练轮数")).to_have_value("20.0")
+            page.screenshot(path=tmp_path / "webui-loaded.png", full_page=True)
             browser.close()
     finally:
         board.terminate()
@@ -64,6 +75,9 @@ def test_webui_folder_keeps_the_users_choices(tiny_project):
     assert config["lang"] == "en", "the user's language stays"
     assert config["path_dict"] == {"Qwen2-7B": "/m/q", "Custom": str(tiny_project / "models" / "tiny-qwen2")}
     assert config["last_model"] == "Custom"
+    training = yaml.safe_load((folder / "llamaboard_config" / "zhouyi-tiny-cpu.yaml").read_text())
+    assert training["train.dataset"] == ["zhougong_demo"] and training["train.learning_rate"] == "0.01"
+    assert training["train.lora_rank"] == 8 and training["train.compute_type"] == "fp32"
     registry = json.loads((folder / "data" / "dataset_info.json").read_text())
     assert registry["zhougong_demo"]["file_name"] == str(tiny_project / "data" / "zhougong_demo.json")
     assert "GRADIO_SERVER_NAME=127.0.0.1" in result.stdout and "llamafactory-cli webui" in result.stdout

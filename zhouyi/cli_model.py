@@ -98,7 +98,8 @@ def cmd_webui(args) -> int:
     port = pick_port(args.host, args.port, 7860)
     print(f"LlamaBoard at http://{args.host}:{port}: model {name} at {path}, datasets "
           f"{', '.join(d.name for d in spec.data.datasets)}" + (f", checkpoint {run_dir.name}" if run_dir else "") +
-          f"; its working folder is {folder}. Ctrl-C stops it")
+          f"; its working folder is {folder}.\nThe spec's training settings: pick {webui.config_name(spec)} under "
+          "Config path (配置路径) and press Load arguments (载入训练参数). Ctrl-C stops it")
     cmd = webui.command(spec, folder, args.host, port)
     if args.dry_run:
         print(f"run: {cmd.shell()}")

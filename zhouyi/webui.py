@@ -3,8 +3,9 @@ start from the right place: the dataset list offers the project's datasets, the 
 pre-selected, and a trained run's adapter is offered as a checkpoint.
 
 LlamaBoard reads all of this relative to its working directory: `data/dataset_info.json` (the dataset list),
-`llamaboard_cache/user_config.yaml` (language, hub, last model and a path per model name) and
-`saves/<model name>/<finetuning type>/<checkpoint>` (the checkpoint list).
+`llamaboard_cache/user_config.yaml` (language, hub, last model and a path per model name),
+`saves/<model name>/<finetuning type>/<checkpoint>` (the checkpoint list) and `llamaboard_config/*.yaml` (saved
+training settings, keyed by the board's element ids, which its "Load arguments" button applies).
 """
 
 from __future__ import annotations
@@ -47,6 +48,46 @@ def datasets_for_board(spec: JobSpec, ctx: RenderContext) -> dict[str, dict]:
             for name, entry in entries.items()}
 
 
+def config_name(spec: JobSpec) -> str:
+    return f"zhouyi-{spec.name}.yaml"
+
+
+def board_training_config(spec: JobSpec) -> dict[str, object]:
+    """The spec's training settings as LlamaBoard's element ids and value types (textboxes hold strings)."""
+    t, m = spec.train, spec.method
+    config: dict[str, object] = {
+        "top.template": spec.model.template,
+        "top.finetuning_type": "lora" if m.finetuning_type in ("lora", "qlora") else m.finetuning_type,
+        "train.training_stage": "Supervised Fine-Tuning",
+        "train.dataset_dir": "data",
+        "train.dataset": spec.data.names("train"),
+        "train.learning_rate": str(t.learning_rate),
+        "train.num_train_epochs": str(t.num_train_epochs),
+        "train.compute_type": t.precision,
+        "train.cutoff_len": t.cutoff_len,
+        "train.batch_size": t.per_device_train_batch_size,
+        "train.gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "train.val_size": t.val_size,
+        "train.lr_scheduler_type": t.lr_scheduler_type,
+        "train.logging_steps": t.logging_steps,
+        "train.save_steps": t.save_steps,
+        "train.packing": t.packing or t.neat_packing,
+        "train.neat_packing": t.neat_packing,
+        "train.extra_args": json.dumps({"optim": "adamw_torch", "warmup_ratio": t.warmup_ratio}),
+        "train.ds_stage": {"none": "none", "zero2": "2", "zero2_offload": "2", "zero3": "3",
+                           "zero3_offload": "3"}.get(spec.launch.deepspeed, "none"),
+        "train.ds_offload": "offload" in spec.launch.deepspeed,
+    }
+    if t.max_samples is not None:
+        config["train.max_samples"] = str(t.max_samples)
+    if m.finetuning_type in ("lora", "qlora"):
+        config |= {"train.lora_rank": m.lora_rank, "train.lora_alpha": m.lora_alpha or 2 * m.lora_rank,
+                   "train.lora_dropout": m.lora_dropout, "train.lora_target": m.lora_target}
+    if m.finetuning_type == "qlora":
+        config["top.quantization_bit"] = str(m.quantization_bit)
+    return config
+
+
 def prepare(spec: JobSpec, ctx: RenderContext, folder: Path, run_dir: Path | None, name: str) -> str:
     """Write the board's dataset list and user config (keeping the user's other choices); offer `run_dir`'s
     adapter as a checkpoint. Returns the model path the board shows."""
@@ -58,6 +99,8 @@ def prepare(spec: JobSpec, ctx: RenderContext, folder: Path, run_dir: Path | Non
     config = {"lang": "zh", "cache_dir": None, **config, "hub_name": HUBS[spec.model.source], "last_model": name,
               "path_dict": {**(config.get("path_dict") or {}), name: path}}
     atomic_write(config_file, yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+    atomic_write(folder / "llamaboard_config" / config_name(spec),
+                 yaml.safe_dump(board_training_config(spec), allow_unicode=True, sort_keys=False))
     if run_dir is not None:
         finetuning = "lora" if spec.method.finetuning_type in ("lora", "qlora") else spec.method.finetuning_type
         link = folder / "saves" / name / finetuning / run_dir.name
