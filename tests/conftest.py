@@ -93,14 +93,6 @@ def need(available: bool, what: str) -> None:
     pytest.skip(f"{what} is not installed here")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for_http(url: str, proc: subprocess.Popen, headers: dict | None = None, timeout: float = 180) -> None:
     """Until `url` answers 200; the server's own output if it exits first."""
     import time

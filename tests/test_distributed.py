@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,10 @@ import yaml
 from safetensors import safe_open
 
 from tests.conftest import zhouyi
+from zhouyi.server import free_port
 from zhouyi.spec import read_spec_source
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tiny_spec(project: Path, name: str, launch: dict, **train) -> str:

@@ -9,9 +9,9 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import fake_trained_run, free_port, wait_for_http, zhouyi
+from tests.conftest import fake_trained_run, wait_for_http, zhouyi
 from zhouyi.errors import UserError
-from zhouyi.server import pick_port
+from zhouyi.server import free_port, pick_port
 
 QUESTION = "梦见蛇是什么意思？"
 KEY = "test-key-7f3a"

@@ -11,7 +11,8 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import free_port, need, wait_for_http, zhouyi
+from tests.conftest import need, wait_for_http, zhouyi
+from zhouyi.server import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
