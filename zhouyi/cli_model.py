@@ -148,7 +148,7 @@ def cmd_export(args) -> int:
         return code
     if exporting.modelfile_with_persona(target, spec.model.default_system):
         print(f"{target / 'Modelfile'}: added the persona as SYSTEM")
-    code = launch.run(exporting.smoke_command(target, spec.model.default_system))
+    code = launch.run(exporting.smoke_command(spec, target))
     print(f"{'exported' if code == 0 else f'exported, but the smoke generation failed (exit {code})'}: {target}")
     return code
 
@@ -178,7 +178,7 @@ def _quantize(spec, run_dir: Path, args) -> int:
     ensure_empty_target(target, args.force)
     code = launch.run(cmd)
     if code == 0:
-        code = launch.run(exporting.smoke_command(target, spec.model.default_system))
+        code = launch.run(exporting.smoke_command(spec, target))
     print(f"{'quantized' if code == 0 else f'quantization failed (exit {code})'}: {target}")
     return code
 

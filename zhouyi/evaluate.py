@@ -19,7 +19,6 @@ from zhouyi import launch
 from zhouyi.data.rules import DEFAULT_RULES
 from zhouyi.errors import UserError
 from zhouyi.render import EVAL_DIR, TRAIN_DIR, RenderContext
-from zhouyi.server import tail
 from zhouyi.spec import JobSpec
 from zhouyi.yamlio import atomic_write
 
@@ -58,7 +57,7 @@ def predict(spec: JobSpec, run_dir: Path, max_samples: int | None) -> int:
         log = out / f"{which}.log"
         code = launch.run(cmd, log=log)
         if code != 0:
-            print(f"{which} model: prediction failed (exit {code}); {log} ends:\n{tail(log)}")
+            print(f"{which} model: prediction failed (exit {code}); {log} ends:\n{launch.log_tail(log)}")
             return code
     return 0
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from zhouyi.errors import UserError
-from zhouyi.launch import Command
+from zhouyi.launch import Command, single_process_env
 from zhouyi.render import RenderContext
 from zhouyi.runs import dist_version
 from zhouyi.spec import JobSpec
@@ -33,9 +33,11 @@ def modelfile_with_persona(folder: Path, persona: str | None) -> bool:
     return True
 
 
-def smoke_command(folder: Path, persona: str | None) -> Command:
+def smoke_command(spec: JobSpec, folder: Path) -> Command:
+    """Load `folder` with plain transformers on the device chat and export use, and generate as the persona."""
+    persona = spec.model.default_system
     return Command([sys.executable, "-m", "zhouyi.smoke", str(folder), *(["--system", persona] if persona else [])],
-                   {"CUDA_VISIBLE_DEVICES": ""}, str(folder))
+                   single_process_env(spec), str(folder))
 
 
 def require_merged(folder: Path) -> None:

@@ -131,6 +131,14 @@ def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
     proc.wait()
 
 
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a command's log, for an error message."""
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 def _child_env(extra: dict[str, str]) -> dict[str, str]:
     """The caller's environment plus `extra`, with this Python's bin folder first on PATH: LLaMA-Factory
     starts `torchrun` by name, which a venv that is not activated would not otherwise provide."""

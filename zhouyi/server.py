@@ -87,22 +87,16 @@ def wait_ready(endpoint: Endpoint, proc, log: Path, timeout: float) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise UserError(f"the LLaMA-Factory server exited ({proc.returncode}) before it was ready; "
-                            f"its log {log} ends:\n{tail(log)}")
+                            f"its log {log} ends:\n{launch.log_tail(log)}")
         try:
             if httpx.get(f"{endpoint.url}/models", headers=auth(endpoint), timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.5)
-    raise UserError(f"the LLaMA-Factory server did not answer within {timeout:.0f} s; its log {log} ends:\n{tail(log)}")
+    raise UserError(f"the LLaMA-Factory server did not answer within {timeout:.0f} s; its log {log} ends:\n"
+                    f"{launch.log_tail(log)}")
 
 
 def auth(endpoint: Endpoint) -> dict[str, str]:
     return {"Authorization": f"Bearer {endpoint.key}"}
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

@@ -17,12 +17,11 @@ import yaml
 
 from zhouyi.launch import CLI, Command, single_process_env
 from zhouyi.registry import read_registry
-from zhouyi.render import DATASET_INFO, TRAIN_DIR, RenderContext, dataset_entries, model_path
+from zhouyi.render import DATASET_INFO, TRAIN_DIR, RenderContext, dataset_entries, method_keys, model_path
 from zhouyi.spec import JobSpec
 from zhouyi.yamlio import atomic_write
 
 CUSTOM = "Custom"  # LlamaBoard's model name for a model it does not list
-HUBS = {"modelscope": "modelscope", "huggingface": "huggingface", "local": "huggingface"}
 
 
 def workdir(spec: JobSpec, base_dir: Path) -> Path:
@@ -57,7 +56,7 @@ def board_training_config(spec: JobSpec) -> dict[str, object]:
     t, m = spec.train, spec.method
     config: dict[str, object] = {
         "top.template": spec.model.template,
-        "top.finetuning_type": "lora" if m.finetuning_type in ("lora", "qlora") else m.finetuning_type,
+        "top.finetuning_type": method_keys(spec)["finetuning_type"],
         "train.training_stage": "Supervised Fine-Tuning",
         "train.dataset_dir": "data",
         "train.dataset": spec.data.names("train"),
@@ -96,14 +95,14 @@ def prepare(spec: JobSpec, ctx: RenderContext, folder: Path, run_dir: Path | Non
                  json.dumps(datasets_for_board(spec, ctx), ensure_ascii=False, indent=2) + "\n")
     config_file = folder / "llamaboard_cache" / "user_config.yaml"
     config = (yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None) or {}
-    config = {"lang": "zh", "cache_dir": None, **config, "hub_name": HUBS[spec.model.source], "last_model": name,
+    hub = "modelscope" if spec.model.source == "modelscope" else "huggingface"  # a local model: no hub to ask
+    config = {"lang": "zh", "cache_dir": None, **config, "hub_name": hub, "last_model": name,
               "path_dict": {**(config.get("path_dict") or {}), name: path}}
     atomic_write(config_file, yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
     atomic_write(folder / "llamaboard_config" / config_name(spec),
                  yaml.safe_dump(board_training_config(spec), allow_unicode=True, sort_keys=False))
     if run_dir is not None:
-        finetuning = "lora" if spec.method.finetuning_type in ("lora", "qlora") else spec.method.finetuning_type
-        link = folder / "saves" / name / finetuning / run_dir.name
+        link = folder / "saves" / name / method_keys(spec)["finetuning_type"] / run_dir.name
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.is_symlink():
             link.symlink_to(run_dir / TRAIN_DIR, target_is_directory=True)
