@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from zhouyi.errors import SpecError, UserError
 from zhouyi.yamlio import load_yaml_text
+from zhouyi.yamlsafe import omegaconf_problem
 
 Scalar = str | int | float | bool | None
 OverrideValue = Scalar | list[Scalar] | dict[str, Scalar]
@@ -43,6 +44,14 @@ class ModelSpec(Strict):
     template: str = Field(min_length=1, description="LLaMA-Factory chat template; `qwen` for Qwen2.5-Instruct")
     default_system: str | None = Field(None, description="the persona: system prompt used when a row has none")
     trust_remote_code: bool = True
+
+    @field_validator("default_system")
+    @classmethod
+    def _readable_by_llamafactory(cls, value: str | None) -> str | None:
+        problem = omegaconf_problem(value) if value else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class Columns(Strict):

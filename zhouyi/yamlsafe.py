@@ -20,12 +20,31 @@ def yaml_value(value) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"cannot render non-finite number {value!r}")
     if isinstance(value, str):
+        problem = omegaconf_problem(value)
+        if problem:
+            raise ValueError(problem)
         plain = _dump(value, style=None)
         # Number-like text is quoted: loaders disagree on it (OmegaConf reads `0E0` as a float).
         if "\n" not in plain and not _NUMBER_LIKE.match(value) and yaml.safe_load(plain) == value:
             return plain
         return _dump(value, style='"')
     return _dump(value, style=None)
+
+
+def omegaconf_problem(text: str) -> str | None:
+    """Why LLaMA-Factory could not read `text` from its YAML, or None. It reads configs with OmegaConf, which takes
+    `${...}` as an interpolation and fails on a malformed one (`${`, `${a b}`); no quoting or escaping avoids
+    that (an escaped `\\${` would reach LLaMA-Factory with its backslash)."""
+    if "${" not in text:
+        return None
+    from omegaconf import OmegaConf
+
+    try:
+        OmegaConf.to_container(OmegaConf.create({"key": text}))
+    except Exception as exc:  # omegaconf's grammar errors share no public base class
+        return (f"LLaMA-Factory reads its YAML with OmegaConf, which cannot read this text's `${{` "
+                f"({type(exc).__name__}); write it without `${{`")
+    return None
 
 
 def _dump(value, style) -> str:
