@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from tests.conftest import zhouyi
-from zhouyi.compose import load, with_origins
+from zhouyi.load import load, with_origins
 from zhouyi.errors import SpecError, UserError
 
 
@@ -17,10 +17,11 @@ def write(folder, name, text):
 
 def test_base_preset_then_file_then_set_with_origins(tmp_path):
     mine = write(tmp_path, "mine.yaml", "base: tiny-cpu\nname: mine\ntrain: {learning_rate: 0.002}\n")
-    spec, origins, _, where = load(mine, ["train.max_steps=3", "launch.device=cpu"])
+    loaded = load(mine, ["train.max_steps=3", "launch.device=cpu"])
+    spec, origins, where = loaded.spec, loaded.origins, loaded.source
     assert spec.name == "mine" and spec.train.learning_rate == 0.002 and spec.train.max_steps == 3
     assert spec.train.cutoff_len == 256 and spec.model.model_name_or_path == "models/tiny-qwen2"  # from the base
-    shown = with_origins(spec, origins)
+    shown = with_origins(loaded)
     assert "train.learning_rate: 0.002  # " + where in shown
     assert "train.cutoff_len: 256  # preset:tiny-cpu" in shown and "train.max_steps: 3  # --set" in shown
     assert "train.seed: 42  # preset:tiny-cpu" in shown and "infer.top_k: 50  # default" in shown
@@ -29,7 +30,7 @@ def test_base_preset_then_file_then_set_with_origins(tmp_path):
 def test_relative_base_files_chain_and_a_cycle_is_refused(tmp_path):
     write(tmp_path, "common/base.yaml", "base: tiny-cpu\ntrain: {cutoff_len: 128}\n")
     child = write(tmp_path, "jobs/child.yaml", "base: ../common/base.yaml\nname: child\n")
-    spec, _, _, _ = load(child)
+    spec = load(child).spec
     assert spec.train.cutoff_len == 128 and spec.name == "child"
     write(tmp_path, "a.yaml", "base: b.yaml\nname: a\n")
     write(tmp_path, "b.yaml", "base: a.yaml\n")
@@ -38,11 +39,12 @@ def test_relative_base_files_chain_and_a_cycle_is_refused(tmp_path):
 
 
 def test_a_new_method_replaces_the_base_method():
-    spec, _, _, _ = load("tiny-cpu", ["method={finetuning_type: full}"])
+    spec = load("tiny-cpu", ["method={finetuning_type: full}"]).spec
     assert spec.method.finetuning_type == "full"
-    spec, origins, _, _ = load("tiny-cpu", ["method.finetuning_type=freeze"])
+    loaded = load("tiny-cpu", ["method.finetuning_type=freeze"])
+    spec, origins = loaded.spec, loaded.origins
     assert spec.method.finetuning_type == "freeze" and "method.lora_rank" not in origins
-    spec, _, _, _ = load("tiny-cpu", ["method.lora_rank=16"])
+    spec = load("tiny-cpu", ["method.lora_rank=16"]).spec
     assert spec.method.lora_rank == 16 and spec.method.lora_alpha == 16  # merged, not replaced
 
 

@@ -59,11 +59,11 @@ def test_near_duplicates_collapse_per_dream_and_share_a_split():
                Record("a#2", "作曲家是什么意思", "梦见作曲家，" + template.replace("惊人的", "")),  # same dream
                Record("a#3", "蛇", BODY)]
     for ratio in (0.3, 0.5, 0.7):  # whatever the split, the near-duplicate cluster never straddles it
-        result = clean(records, [], CleanOptions(eval_ratio=ratio, seed=7))
+        result = clean(records, [], CleanOptions.of(eval_ratio=ratio, seed=7))
         assert result.report["drops"]["near duplicate"] == 1 and result.report["near_duplicate_clusters"] == 1
         outputs = {row["output"][:5]: split for split in ("train", "eval") for row in getattr(result, split)}
         assert outputs["梦见作曲家"] == outputs["梦见雕塑家"] and len(outputs) == 3
-    exact_only = clean(records, [], CleanOptions(eval_ratio=0.0, near_dup_threshold=None))
+    exact_only = clean(records, [], CleanOptions.of(eval_ratio=0.0, near_dup_threshold=0.0))
     assert len(exact_only.train) == 4 and "near duplicate" not in exact_only.report["drops"]
 
 
@@ -94,12 +94,12 @@ def test_near_duplicate_clusters_equal_brute_force_jaccard():
 def test_duplicates_merge_filters_apply_and_persona_goes_to_system():
     records = [Record("a#0", "蛇", BODY), Record("a#1", "梦见一条蛇", BODY + " "), Record("a#2", "短", "梦见蛇。"),
                Record("a#3", "断", BODY[:-1] + "，然后")]
-    result = clean(records, [], CleanOptions(eval_ratio=0.0))
+    result = clean(records, [], CleanOptions.of(eval_ratio=0.0))
     (row,) = result.train
     assert row["output"] == BODY and row["system"].startswith("你是周文王") and "蛇" in row["instruction"]
     assert result.report["drops"]["exact duplicate text"] == 1
     assert result.report["drops"]["cut mid-sentence"] == 1
-    tutorial = clean(records, [], CleanOptions(eval_ratio=0.0, persona_as="instruction")).train[0]
+    tutorial = clean(records, [], CleanOptions.of(eval_ratio=0.0, persona_as="instruction")).train[0]
     assert tutorial["instruction"].startswith("你是周文王") and "system" not in tutorial
 
 
@@ -167,10 +167,10 @@ def test_bad_clean_settings_name_the_field(tmp_path: Path):
 
 def test_traditional_text_is_converted_to_simplified_before_the_rules():
     records = [Record("t#0", "夢見蛇", "夢見蛇纏身，預示近日有意外之財。若被蛇咬，宜防小人暗算，言行須謹慎。")]
-    result = clean(records, [], CleanOptions(eval_ratio=0.0, t2s=True))
+    result = clean(records, [], CleanOptions.of(eval_ratio=0.0, t2s=True))
     assert result.train[0]["output"] == BODY and "蛇" in result.train[0]["instruction"]
     assert result.report["rule_hits"]["traditional to simplified"] == 1
-    assert clean(records, [], CleanOptions(eval_ratio=0.0)).train[0]["output"] != BODY, "off by default"
+    assert clean(records, [], CleanOptions.of(eval_ratio=0.0)).train[0]["output"] != BODY, "off by default"
 
 
 def test_explain_traces_one_row_rule_by_rule(tmp_path: Path):
@@ -235,7 +235,7 @@ def test_shared_quality_bar():
     for rule in deleting:
         hits = [row["output"] for row in rows if rule.compiled().search(row["output"])]
         assert not hits, f"{rule.name} still matches: {hits[:1]}"
-    assert min(han_count(r["output"]) for r in rows) >= opts.min_han
+    assert min(han_count(r["output"]) for r in rows) >= opts.settings.min_han
     outputs = [re.sub(r"[^\w]", "", r["output"]) for r in rows]
     assert len(outputs) == len(set(outputs)), "no exact duplicate outputs"
     assert 0 < len(result.eval) < len(result.train)

@@ -15,15 +15,15 @@ import yaml
 from safetensors import safe_open
 
 from tests.conftest import zhouyi
-from zhouyi.server import free_port
-from zhouyi.spec import read_spec_source
+from zhouyi.serve.server import free_port
+from zhouyi.load import read_source
 
 pytestmark = pytest.mark.slow
 
 
 def tiny_spec(project: Path, name: str, launch: dict, **train) -> str:
     """tiny-cpu with a short training and the given launch section, written into the project."""
-    spec = yaml.safe_load(read_spec_source("tiny-cpu")[0])
+    spec = yaml.safe_load(read_source("tiny-cpu")[0])
     spec["name"] = name
     spec["train"].update({"num_train_epochs": 1.0, "max_steps": 4, "save_steps": 2, "logging_steps": 1, **train})
     spec["launch"] = {"device": "cpu", **launch}

@@ -6,10 +6,10 @@ import pytest
 
 from tests.conftest import zhouyi
 from zhouyi.errors import UserError
-from zhouyi.estimate import Arch, estimate, setup_for, smallest_fix
-from zhouyi.hardware import hardware_problems, parse_hardware
+from zhouyi.preflight.estimate import Arch, estimate, setup_for, smallest_fix
+from zhouyi.preflight.hardware import hardware_problems, parse_hardware
 from zhouyi.launch import launch_env
-from zhouyi.spec import load_spec, parse_spec
+from zhouyi.load import from_text, load
 
 N = 1_543_714_304  # Qwen2.5-1.5B parameters (the model card's 1.54B; embeddings tied)
 LORA_R8_ALL = 28 * 8 * (2 * (1536 + 1536) + 2 * (1536 + 256) + 3 * (1536 + 8960))  # q,o + k,v + gate,up,down
@@ -25,7 +25,7 @@ launch: {launch}
 
 
 def job(method="{finetuning_type: lora}", batch=1, ckpt="true", launch="{gpus: [0]}"):
-    return parse_spec(SPEC.format(method=method, batch=batch, ckpt=ckpt, launch=launch))
+    return from_text(SPEC.format(method=method, batch=batch, ckpt=ckpt, launch=launch))
 
 
 def run(spec, hardware="h100"):
@@ -91,7 +91,7 @@ def test_hardware_profiles_parse_and_refuse_unknown_cards():
 
 
 def test_hardware_problems_name_the_field():
-    tutorial = load_spec("zhougong-lora")
+    tutorial = load("zhougong-lora").spec
     assert hardware_problems(tutorial, parse_hardware("4x4090")) == []
     t4 = dict(hardware_problems(tutorial, parse_hardware("2xt4")))
     assert "no bf16" in t4["train.precision"] and "gpu id 3" in t4["launch.gpus"]
@@ -99,7 +99,7 @@ def test_hardware_problems_name_the_field():
     one_gpu = job(launch="{gpus: [0], deepspeed: zero2}")
     assert hardware_problems(one_gpu, parse_hardware("h100")) == []
     assert launch_env(one_gpu)["FORCE_TORCHRUN"] == "1" and launch_env(one_gpu)["NPROC_PER_NODE"] == "1"
-    zero3 = parse_spec(SPEC.format(method="{finetuning_type: lora}", batch=1, ckpt="true",
+    zero3 = from_text(SPEC.format(method="{finetuning_type: lora}", batch=1, ckpt="true",
                                    launch="{gpus: [0, 1], deepspeed: zero3}") + "overrides: {use_unsloth: true}\n")
     assert "unsloth" in dict(hardware_problems(zero3, parse_hardware("2xh100")))["overrides.use_unsloth"]
 

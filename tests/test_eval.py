@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import REPO, fake_trained_run, zhouyi
 from zhouyi.evaluate import Prediction, build_report, has_boilerplate, in_voice, to_markdown
-from zhouyi.spec import load_spec
+from zhouyi.load import load
 
 
 @pytest.mark.slow
@@ -49,7 +49,7 @@ def test_eval_refuses_a_run_that_did_not_finish(project):
 
 
 def test_boilerplate_and_voice_checks():
-    spec = load_spec("tiny-cpu")
+    spec = load("tiny-cpu").spec
     voice, off = spec.eval.voice_markers, spec.eval.off_voice_markers
     assert has_boilerplate("梦见蛇，主财运。【大师特色梦境分析】点此测算")
     assert has_boilerplate("更多解梦请访问 www.example.com")
@@ -60,7 +60,7 @@ def test_boilerplate_and_voice_checks():
 
 
 def test_report_puts_the_models_side_by_side():
-    spec = load_spec("tiny-cpu")
+    spec = load("tiny-cpu").spec
     base = [Prediction("梦见蛇", "主财。", "作为一个AI助手，我无法解梦。"), Prediction("梦见龙", "主贵。", "")]
     tuned = [Prediction("梦见蛇", "主财。", "蛇入梦，主财。"), Prediction("梦见龙", "主贵。", "龙现，主贵人。")]
     metrics = {"base": {"rouge-l": 2.0}, "tuned": {"rouge-l": 30.5}}

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from tests.conftest import fake_trained_run, zhouyi
-from zhouyi.exporting import missing_quantize_packages, modelfile_with_persona
+from zhouyi.export import missing_quantize_packages, modelfile_with_persona
 
 PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
 

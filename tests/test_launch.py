@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from zhouyi import launch
+from zhouyi import launch, process
 from zhouyi.errors import UserError
-from zhouyi.spec import load_spec
+from zhouyi.load import load
 
 RUN = Path("/project/runs/job-1")
 
 
 def test_build_is_pure_and_names_the_verbs_config():
-    spec = load_spec("zhougong-lora")
+    spec = load("zhougong-lora").spec
     cmd = launch.build(spec, "train", RUN)
     assert cmd.argv == ["llamafactory-cli", "train", "/project/runs/job-1/train.yaml"]
     assert cmd.env == {"CUDA_VISIBLE_DEVICES": "0,1,2,3", "FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "4",
@@ -29,7 +29,7 @@ def test_build_is_pure_and_names_the_verbs_config():
 
 
 def test_cpu_spec_hides_gpus_and_runs_one_process():
-    cmd = launch.build(load_spec("tiny-cpu"), "train", RUN)
+    cmd = launch.build(load("tiny-cpu").spec, "train", RUN)
     assert cmd.env == {"CUDA_VISIBLE_DEVICES": ""}
 
 
@@ -45,8 +45,8 @@ def _script(tmp_path: Path, body: str) -> launch.Command:
 
 
 def test_run_prints_command_and_returns_exit_code(tmp_path: Path, capsys):
-    cmd = _script(tmp_path, "import os, sys; print(os.environ['ZHOUYI_TEST'], sys.stdin.read()); sys.exit(3)")
-    assert launch.run(cmd, stdin_text="hello") == 3
+    cmd = _script(tmp_path, "import os, sys; print(os.environ['ZHOUYI_TEST']); sys.exit(3)")
+    assert process.run(cmd) == 3
     assert "run: cd" in capsys.readouterr().out
 
 
@@ -54,7 +54,7 @@ def test_missing_llamafactory_cli_is_a_user_error(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     with pytest.raises(UserError, match="'llamafactory-cli' not found"):
-        launch.run(launch.Command(["llamafactory-cli", "train", "x.yaml"]))
+        process.run(launch.Command(["llamafactory-cli", "train", "x.yaml"]))
 
 
 def test_sigterm_reaches_the_whole_child_group(tmp_path: Path):
@@ -63,14 +63,14 @@ def test_sigterm_reaches_the_whole_child_group(tmp_path: Path):
     driver = tmp_path / "driver.py"
     driver.write_text(textwrap.dedent(f"""
         import sys
-        from zhouyi import launch
+        from zhouyi import launch, process
         child = '''
         import subprocess, sys, time
         g = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         open({str(pids)!r}, "w").write(str(g.pid))
         time.sleep(60)
         '''
-        sys.exit(launch.run(launch.Command([sys.executable, "-c", child])))
+        sys.exit(process.run(launch.Command([sys.executable, "-c", child])))
     """))
     proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.DEVNULL)
     deadline = time.time() + 20

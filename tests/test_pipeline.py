@@ -50,6 +50,6 @@ def test_export_merges_weights_writes_the_modelfile_and_smoke_generates(trained)
     assert f'SYSTEM """{PERSONA}' in modelfile, "the persona travels into the Ollama Modelfile"
     smoke = re.search(r"smoke check: (\d+) new tokens from (\S+): ", result.stdout)
     assert smoke and int(smoke.group(1)) > 0 and smoke.group(2) == str(merged), result.stdout[-2000:]
-    assert "zhouyi.smoke" in result.stdout, "plain transformers loaded the merge, outside LLaMA-Factory"
+    assert "zhouyi.child.smoke" in result.stdout, "plain transformers loaded the merge, outside LLaMA-Factory"
     again = zhouyi("export", "tiny-cpu", "--run", str(run), cwd=project)
     assert again.returncode == 2 and "not empty; pass --force" in again.stderr

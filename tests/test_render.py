@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 
 from zhouyi.errors import SpecError
 from zhouyi.render import RenderContext, render
-from zhouyi.spec import load_spec, parse_spec, preset_names
-from zhouyi.yamlsafe import omegaconf_problem, yaml_value
+from zhouyi.load import from_text, load, preset_names
+from zhouyi.yamltext import omegaconf_problem, yaml_value
 
 GOLDEN = Path(__file__).parent / "golden"
 CTX = RenderContext(Path("/project"), Path("/project/runs/job-1"))
@@ -20,7 +20,7 @@ UPDATE = os.environ.get("ZHOUYI_UPDATE_GOLDENS") == "1"
 
 @pytest.mark.parametrize("preset", preset_names())
 def test_rendered_files_match_goldens(preset):
-    files = render(load_spec(preset), CTX)
+    files = render(load(preset).spec, CTX)
     folder = GOLDEN / preset
     if UPDATE:
         folder.mkdir(parents=True, exist_ok=True)
@@ -34,7 +34,7 @@ def test_rendered_files_match_goldens(preset):
 
 
 def test_rendered_yaml_is_what_the_spec_says():
-    spec = load_spec("zhougong-lora")
+    spec = load("zhougong-lora").spec
     files = render(spec, CTX)
     train = yaml.safe_load(files["train.yaml"])
     assert train["learning_rate"] == spec.train.learning_rate
@@ -58,17 +58,17 @@ data: {datasets: [{name: d, file_name: d.json}, {name: e, file_name: e.json, spl
 
 
 def test_method_variants_render_lf_keys():
-    qlora = yaml.safe_load(render(parse_spec(BASE + "method: {finetuning_type: qlora}\n"), CTX)["train.yaml"])
+    qlora = yaml.safe_load(render(from_text(BASE + "method: {finetuning_type: qlora}\n"), CTX)["train.yaml"])
     assert qlora["finetuning_type"] == "lora" and qlora["quantization_bit"] == 4
-    full = render(parse_spec(BASE + "method: {finetuning_type: full}\n"), CTX)
+    full = render(from_text(BASE + "method: {finetuning_type: full}\n"), CTX)
     infer = yaml.safe_load(full["infer.yaml"])
     assert infer["model_name_or_path"] == "/project/runs/job-1/train" and "adapter_name_or_path" not in infer
-    freeze = yaml.safe_load(render(parse_spec(BASE + "method: {finetuning_type: freeze}\n"), CTX)["train.yaml"])
+    freeze = yaml.safe_load(render(from_text(BASE + "method: {finetuning_type: freeze}\n"), CTX)["train.yaml"])
     assert freeze["freeze_trainable_layers"] == 2
 
 
 def test_eval_split_gives_predict_yaml_and_deepspeed_gives_json():
-    files = render(parse_spec(BASE + "launch: {deepspeed: zero3_offload, gpus: [0, 1]}\n"), CTX)
+    files = render(from_text(BASE + "launch: {deepspeed: zero3_offload, gpus: [0, 1]}\n"), CTX)
     predict = yaml.safe_load(files["predict.yaml"])
     assert predict["eval_dataset"] == "e" and predict["predict_with_generate"] is True
     train = yaml.safe_load(files["train.yaml"])
@@ -81,18 +81,18 @@ def test_eval_split_gives_predict_yaml_and_deepspeed_gives_json():
 
 
 def test_overrides_are_rendered_last_and_typed():
-    files = render(parse_spec(BASE + "overrides: {neftune_noise_alpha: 5, upcast_layernorm: true}\n"), CTX)
+    files = render(from_text(BASE + "overrides: {neftune_noise_alpha: 5, upcast_layernorm: true}\n"), CTX)
     train = yaml.safe_load(files["train.yaml"])
     assert train["neftune_noise_alpha"] == 5 and train["upcast_layernorm"] is True
 
 
 def test_speed_knobs_render_lf_keys_only_when_changed():
-    default = yaml.safe_load(render(parse_spec(BASE), CTX)["train.yaml"])
+    default = yaml.safe_load(render(from_text(BASE), CTX)["train.yaml"])
     assert not {"packing", "neat_packing", "disable_gradient_checkpointing", "flash_attn", "enable_liger_kernel",
                 "tokenized_path"} & set(default)
     knobs = "train: {neat_packing: true, gradient_checkpointing: false, flash_attn: sdpa, enable_liger_kernel: true}\n"
     ctx = RenderContext(CTX.base_dir, CTX.run_dir, Path("/project/runs/.tokenized/abc"))
-    train = yaml.safe_load(render(parse_spec(BASE + knobs), ctx)["train.yaml"])
+    train = yaml.safe_load(render(from_text(BASE + knobs), ctx)["train.yaml"])
     assert train["neat_packing"] is True and "packing" not in train  # neat_packing implies packing in LF
     assert train["disable_gradient_checkpointing"] is True and train["flash_attn"] == "sdpa"
     assert train["enable_liger_kernel"] is True and train["tokenized_path"] == "/project/runs/.tokenized/abc"
@@ -121,7 +121,7 @@ def test_yaml_safe_filter_round_trips_any_string(value):
 @given(st.text(min_size=1))
 def test_persona_with_any_text_renders_to_valid_yaml(persona):
     assume(omegaconf_problem(persona) is None)  # those are refused by the spec: test_persona_llamafactory_cannot_read
-    base = parse_spec(BASE)
+    base = from_text(BASE)
     spec = base.model_copy(update={"model": base.model.model_copy(update={"default_system": persona})})
     for name in ("train.yaml", "infer.yaml", "export.yaml", "predict.yaml"):
         assert yaml.safe_load(render(spec, CTX)[name])["default_system"] == persona
@@ -129,19 +129,19 @@ def test_persona_with_any_text_renders_to_valid_yaml(persona):
 
 def test_persona_llamafactory_cannot_read_is_refused_at_its_field():
     with pytest.raises(SpecError) as err:
-        parse_spec(BASE.replace("template: qwen}", "template: qwen, default_system: '价值${千金'}"))
+        from_text(BASE.replace("template: qwen}", "template: qwen, default_system: '价值${千金'}"))
     assert "model.default_system" in str(err.value) and "OmegaConf" in str(err.value)
-    spec = parse_spec(BASE.replace("template: qwen}", "template: qwen, default_system: '价值${千金}'}"))
+    spec = from_text(BASE.replace("template: qwen}", "template: qwen, default_system: '价值${千金}'}"))
     assert yaml.safe_load(render(spec, CTX)["train.yaml"])["default_system"] == "价值${千金}", "a whole ${…} is fine"
 
 
 def test_ray_engine_renders_workers_and_launches_without_torchrun():
     from zhouyi.launch import launch_env
 
-    spec = parse_spec(BASE + "launch: {engine: ray, gpus: [0, 1], nnodes: 2}\n")
+    spec = from_text(BASE + "launch: {engine: ray, gpus: [0, 1], nnodes: 2}\n")
     train = yaml.safe_load(render(spec, CTX)["train.yaml"])
     assert train["ray_num_workers"] == 4
     env = launch_env(spec)
     assert env["USE_RAY"] == "1" and "FORCE_TORCHRUN" not in env and "NNODES" not in env
     with pytest.raises(SpecError, match="engine is torchrun"):
-        parse_spec(BASE + "launch: {ray_num_workers: 2}\n")
+        from_text(BASE + "launch: {ray_num_workers: 2}\n")

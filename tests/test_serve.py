@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import fake_trained_run, wait_for_http, zhouyi
 from zhouyi.errors import UserError
-from zhouyi.server import free_port, pick_port
+from zhouyi.serve.server import free_port, pick_port
 
 QUESTION = "梦见蛇是什么意思？"
 KEY = "test-key-7f3a"

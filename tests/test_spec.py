@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from zhouyi.errors import SpecError, UserError
-from zhouyi.spec import JobSpec, load_spec, parse_spec, preset_names, spec_to_yaml
+from zhouyi.load import from_text, load, preset_names, to_yaml
+from zhouyi.spec import JobSpec
 
 MINIMAL = """
 name: t
@@ -15,35 +16,35 @@ data: {datasets: [{name: d, file_name: d.json}]}
 
 def problems(text: str) -> dict[str, str]:
     with pytest.raises(SpecError) as info:
-        parse_spec(text)
+        from_text(text)
     return dict(info.value.problems)
 
 
 def test_presets_load_and_the_tutorial_job_is_exact():
     assert {"zhougong-lora", "tiny-cpu"} <= set(preset_names())
-    spec = load_spec("zhougong-lora")
+    spec = load("zhougong-lora").spec
     assert spec.model.model_name_or_path == "Qwen/Qwen2.5-1.5B-Instruct"
     assert (spec.model.source, spec.model.template) == ("modelscope", "qwen")
     assert spec.data.names("train") == ["zhougong"]
     assert spec.method.finetuning_type == "lora"
     assert spec.launch.gpus == [0, 1, 2, 3] and spec.train.precision == "bf16"
-    tiny = load_spec("tiny-cpu")
+    tiny = load("tiny-cpu").spec
     assert tiny.launch.device == "cpu" and tiny.model.source == "local"
 
 
 def test_resolved_spec_round_trips():
-    spec = load_spec("zhougong-lora")
-    assert JobSpec.model_validate(yaml.safe_load(spec_to_yaml(spec))) == spec
+    spec = load("zhougong-lora").spec
+    assert JobSpec.model_validate(yaml.safe_load(to_yaml(spec))) == spec
 
 
 def test_minimal_spec_gets_lf_defaults():
-    spec = parse_spec(MINIMAL)
+    spec = from_text(MINIMAL)
     assert spec.method.finetuning_type == "lora" and spec.method.lora_rank == 8
     assert spec.data.datasets[0].resolved_columns.prompt == "instruction"
 
 
 def test_exponent_floats_are_numbers():
-    spec = parse_spec(MINIMAL + "train: {learning_rate: 1e-4}\n")
+    spec = from_text(MINIMAL + "train: {learning_rate: 1e-4}\n")
     assert spec.train.learning_rate == pytest.approx(1e-4)
 
 
@@ -91,16 +92,16 @@ def test_unknown_finetuning_type_and_deepspeed_stage():
 
 def test_missing_spec_file_and_unknown_preset(tmp_path: Path):
     with pytest.raises(UserError, match="spec file not found"):
-        load_spec(str(tmp_path / "nope.yaml"))
+        load(str(tmp_path / "nope.yaml")).spec
     with pytest.raises(UserError, match="did you mean 'tiny-cpu'"):
-        load_spec("tiny-cpy")
+        load("tiny-cpy").spec
 
 
 def test_not_yaml_and_not_a_mapping():
     with pytest.raises(UserError, match="not valid YAML"):
-        parse_spec("name: [unclosed")
+        from_text("name: [unclosed")
     with pytest.raises(SpecError, match="must be a YAML mapping"):
-        parse_spec("- a\n- b\n")
+        from_text("- a\n- b\n")
 
 
 def test_speed_knobs_that_cannot_run_are_refused_at_the_field():

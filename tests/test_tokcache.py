@@ -1,6 +1,6 @@
 """The tokenized-dataset cache key changes with everything that changes the tokens, and nothing else."""
 
-from zhouyi.spec import parse_spec
+from zhouyi.load import from_text
 from zhouyi.tokcache import cache_key, tokenized_dir
 
 SPEC = """
@@ -12,7 +12,7 @@ train: {{cutoff_len: {cutoff}, tokenized_cache: {cache}, learning_rate: {lr}}}
 
 
 def spec(cutoff=256, cache="true", lr=0.001):
-    return parse_spec(SPEC.format(cutoff=cutoff, cache=cache, lr=lr))
+    return from_text(SPEC.format(cutoff=cutoff, cache=cache, lr=lr))
 
 
 def test_key_follows_data_tokenizer_and_settings(tmp_path):

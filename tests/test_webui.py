@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import need, wait_for_http, zhouyi
-from zhouyi.server import free_port
+from zhouyi.serve.server import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",

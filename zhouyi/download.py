@@ -2,7 +2,7 @@
 checked complete, and remembered so every later verb trains from that snapshot.
 
 Snapshots are recorded in `.zhouyi/models.json` under the folder zhouyi runs in, keyed by source,
-model id and revision; `zhouyi.cli` gives the recorded path to the renderer. A snapshot that is not
+model id and revision; `zhouyi.runs.render_context` gives the recorded path to the renderer. A snapshot that is not
 complete (config, tokenizer, every weight shard its index lists) is never recorded.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
+from zhouyi import launch, process
 from zhouyi.errors import UserError
+from zhouyi.files import write_json
 from zhouyi.spec import JobSpec
-from zhouyi.yamlio import atomic_write
 
 RECORD = Path(".zhouyi") / "models.json"
 
@@ -52,8 +52,7 @@ def fetch(spec: JobSpec, base_dir: Path, cache_dir: Path | None, offline: bool, 
                "cache_dir": str(cache_dir) if cache_dir else None, "offline": offline, "include": include or None}
         try:
             # the hub's own progress bars (stderr) reach the user; the answer comes on stdout
-            proc = subprocess.run([sys.executable, "-m", "zhouyi.hub_fetch", json.dumps(job)], stdout=subprocess.PIPE,
-                                  text=True, timeout=timeout)
+            proc = process.capture(launch.child("hub_fetch", json.dumps(job)), timeout=timeout, stderr=False)
         except subprocess.TimeoutExpired:
             raise UserError(f"the {model.source} hub did not answer within {timeout:.0f} s; on a machine without "
                             "network use --offline with a populated --cache-dir, or a local model folder") from None
@@ -75,7 +74,7 @@ def remember(base_dir: Path, spec: JobSpec, folder: Path) -> None:
     path = base_dir / RECORD
     known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     known[key(spec)] = str(folder)
-    atomic_write(path, json.dumps(known, indent=2, ensure_ascii=False) + "\n")
+    write_json(path, known)
 
 
 def recorded(spec: JobSpec, base_dir: Path) -> Path | None:

@@ -15,7 +15,6 @@ class SpecError(UserError):
     """Every problem found in one spec, each as (field path, message), reported together."""
 
     def __init__(self, source: str, problems: list[tuple[str, str]]):
-        self.source = source
         self.problems = problems
         lines = [f"spec error at '{path}': {msg}" if path else f"spec error: {msg}" for path, msg in problems]
         super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join("  " + line for line in lines))

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from zhouyi import launch
+from zhouyi import launch, process
 from zhouyi.data.rules import DEFAULT_RULES
 from zhouyi.errors import UserError
-from zhouyi.render import EVAL_DIR, TRAIN_DIR, RenderContext
+from zhouyi.files import atomic_write, read_json_rows, write_json
+from zhouyi.render import EVAL_DIR, RenderContext
+from zhouyi.runs import read_trainer_log
 from zhouyi.spec import JobSpec
-from zhouyi.yamlio import atomic_write
 
 BOILERPLATE_RULES = ("advert_footer", "site_intro", "html", "url", "attribution", "editor_phrases", "navigation",
                      "horoscope_filler", "numerology_filler", "case_studies")
@@ -52,12 +53,10 @@ def predict(spec: JobSpec, run_dir: Path, max_samples: int | None) -> int:
     out.mkdir(exist_ok=True)
     extra = [f"max_samples={max_samples}"] if max_samples else []  # llamafactory-cli's key=value overrides
     for which, verb in MODELS:
-        cmd = launch.build(spec, verb, run_dir)
-        cmd = replace(cmd, argv=[*cmd.argv, *extra])
         log = out / f"{which}.log"
-        code = launch.run(cmd, log=log)
+        code = process.run(launch.build(spec, verb, run_dir, args=extra), log=log)
         if code != 0:
-            print(f"{which} model: prediction failed (exit {code}); {log} ends:\n{launch.log_tail(log)}")
+            print(f"{which} model: prediction failed (exit {code}); {log} ends:\n{process.log_tail(log)}")
             return code
     return 0
 
@@ -75,14 +74,12 @@ def read_predictions(folder: Path, questions: list[str] | None) -> tuple[list[Pr
 
 def eval_questions(spec: JobSpec, ctx: RenderContext, max_samples: int | None) -> list[str] | None:
     """The eval rows' user turns, in the order LLaMA-Factory reads them (each dataset cut at max_samples)."""
-    from zhouyi.validate import load_rows
-
     questions = []
     for entry in (d for d in spec.data.datasets if d.split == "eval"):
         if entry.file_name is None or entry.formatting != "alpaca":
             return None
         cols = entry.resolved_columns
-        rows = load_rows(ctx.resolve(spec.data.dataset_dir) / entry.file_name)[:max_samples]
+        rows = read_json_rows(ctx.resolve(spec.data.dataset_dir) / entry.file_name)[:max_samples]
         persona = spec.model.default_system  # a persona in the instruction column is not the question
         questions += ["\n".join(t for t in (r.get(cols.prompt, ""), r.get(cols.query or "", "")) if t and t != persona)
                       for r in rows]
@@ -149,14 +146,11 @@ def _one_line(text: str) -> str:
 
 def plot_loss(run_dir: Path, png: Path) -> bool:
     """Training (and held-out) loss by step from the run's trainer_log.jsonl; False when it logged no loss."""
-    log = run_dir / TRAIN_DIR / "trainer_log.jsonl"
     curves: dict[str, dict[int, float]] = {"loss": {}, "eval_loss": {}}
-    if log.is_file():
-        for line in log.read_text("utf-8").splitlines():
-            entry = json.loads(line) if line.strip() else {}
-            for key, points in curves.items():
-                if key in entry:
-                    points[entry["current_steps"]] = entry[key]  # a resumed run logs some steps twice
+    for entry in read_trainer_log(run_dir):
+        for key, points in curves.items():
+            if key in entry and "current_steps" in entry:
+                points[entry["current_steps"]] = entry[key]  # a resumed run logs some steps twice
     if not curves["loss"]:
         return False
     import matplotlib
@@ -186,6 +180,6 @@ def write_report(spec: JobSpec, run_dir: Path, ctx: RenderContext, max_samples: 
     (base, base_metrics), (tuned, tuned_metrics) = (read_predictions(out / which, questions) for which, _ in MODELS)
     loss = "loss.png" if plot_loss(run_dir, out / "loss.png") else None
     report = build_report(spec, run_dir, base, tuned, {"base": base_metrics, "tuned": tuned_metrics}, loss)
-    atomic_write(out / "report.json", json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    write_json(out / "report.json", report)
     atomic_write(out / "report.md", to_markdown(report))
     return out / "report.md", report

@@ -1,28 +1,25 @@
-"""The one place zhouyi starts processes.
+"""Every command zhouyi runs, built whole: argv, environment and working folder. Pure: nothing is read or run here
+(zhouyi.process runs them).
 
-`build()` is pure (spec + run dir -> argv, env, cwd); `run()` prints the exact command, runs it in its
-own process group, forwards Ctrl-C / SIGTERM to that whole group, and returns the child's exit code.
+`build()` makes the `llamafactory-cli` command of a verb on the files rendered into a run, with the launcher
+environment the spec's `launch:` section asks for; `child()` makes a `python -m zhouyi.child.X` helper.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zhouyi.errors import UserError
 from zhouyi.spec import JobSpec
 
+CLI = "llamafactory-cli"
+# zhouyi verb -> the rendered file it runs on (None: no file), and the llamafactory-cli verb where it differs
 VERB_FILES = {"train": "train.yaml", "predict": "predict.yaml", "predict_base": "predict_base.yaml",
               "chat": "infer.yaml", "api": "infer.yaml", "webchat": "infer.yaml", "export": "export.yaml",
-              "quantize": "quantize.yaml"}
-LF_VERBS = {"predict": "train", "predict_base": "train", "quantize": "export"}  # zhouyi verb -> llamafactory-cli
-CLI = "llamafactory-cli"
+              "quantize": "quantize.yaml", "webui": None}
+LF_VERBS = {"predict": "train", "predict_base": "train", "quantize": "export"}
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
 
@@ -40,6 +37,24 @@ class Command:
 
 def redact(env: dict[str, str]) -> dict[str, str]:
     return {k: ("***" if any(m in k.upper() for m in SECRET_MARKERS) else v) for k, v in env.items()}
+
+
+def build(spec: JobSpec, verb: str, run_dir: Path, *, node_rank: int | None = None, config: str | None = None,
+          args: tuple[str, ...] | list[str] = (), env: dict[str, str] | None = None) -> Command:
+    """`llamafactory-cli` for `verb` in `run_dir`, on the verb's rendered file (or `config`, another file there),
+    followed by `args` (LLaMA-Factory's key=value overrides), with `env` on top of the launcher's environment."""
+    if verb not in VERB_FILES:
+        raise ValueError(f"unknown verb {verb!r}")
+    file = config or VERB_FILES[verb]
+    argv = [CLI, LF_VERBS.get(verb, verb), *([str(Path(run_dir) / file)] if file else []), *args]
+    base_env = launch_env(spec, node_rank) if verb == "train" else single_process_env(spec)
+    return Command(argv, base_env | (env or {}), str(run_dir))
+
+
+def child(module: str, *args: str, env: dict[str, str] | None = None, cwd: Path | str = ".") -> Command:
+    """`python -m zhouyi.child.<module>`: a helper that imports what zhouyi itself must not (torch, llamafactory,
+    a hub client), in this same Python."""
+    return Command([sys.executable, "-m", f"zhouyi.child.{module}", *args], env or {}, str(cwd))
 
 
 def launch_env(spec: JobSpec, node_rank: int | None = None) -> dict[str, str]:
@@ -66,117 +81,9 @@ def launch_env(spec: JobSpec, node_rank: int | None = None) -> dict[str, str]:
     return env
 
 
-def build(spec: JobSpec, verb: str, run_dir: Path, node_rank: int | None = None) -> Command:
-    """The command for `verb` on the files rendered into `run_dir`. Pure: nothing is read or run."""
-    if verb not in VERB_FILES:
-        raise ValueError(f"unknown verb {verb!r}")
-    config = str(Path(run_dir) / VERB_FILES[verb])
-    lf_verb = LF_VERBS.get(verb, verb)
-    env = launch_env(spec, node_rank) if verb == "train" else single_process_env(spec)
-    return Command([CLI, lf_verb, config], env, str(run_dir))
-
-
 def single_process_env(spec: JobSpec) -> dict[str, str]:
+    """chat, api, export, predict and the smoke test use one device: the first of the spec's GPUs."""
     env = {k: v for k, v in launch_env(spec).items() if k in ("CUDA_VISIBLE_DEVICES", "USE_MODELSCOPE_HUB")}
     if spec.launch.device == "cuda" and spec.launch.gpus:
-        env["CUDA_VISIBLE_DEVICES"] = str(spec.launch.gpus[0])  # chat/export/predict use one device
+        env["CUDA_VISIBLE_DEVICES"] = str(spec.launch.gpus[0])
     return env
-
-
-def resolve_executable(name: str) -> str:
-    """Find `name` on PATH, or beside the running Python (a venv whose bin/ is not on PATH)."""
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if not found:
-        raise UserError(f"'{name}' not found on PATH; install llamafactory (make install) or activate its venv")
-    return found
-
-
-def run(cmd: Command, stdin_text: str | None = None, echo=print, log: Path | None = None) -> int:
-    """Run `cmd`, print it first, forward SIGINT/SIGTERM to its whole process group, return its exit code.
-
-    With `log`, the child's stdout and stderr go to that file instead of the terminal.
-    """
-    argv = [resolve_executable(cmd.argv[0]), *cmd.argv[1:]]
-    echo(f"run: {cmd.shell()}" + (f" > {log} 2>&1" if log else ""), flush=True)
-    with open(log, "wb") if log else open(os.devnull, "wb") as sink:
-        proc = subprocess.Popen(
-            argv,
-            env=_child_env(cmd.env),
-            cwd=cmd.cwd,
-            stdin=subprocess.PIPE if stdin_text is not None else None,
-            stdout=sink if log else None,
-            stderr=subprocess.STDOUT if log else None,
-            start_new_session=True,  # its own group, so one signal reaches torchrun and every worker
-        )
-        return _wait(proc, stdin_text)
-
-
-def start(cmd: Command, log: Path, echo=print) -> subprocess.Popen:
-    """Start `cmd` in the background (a server), in its own process group, output to `log`; `stop()` ends it."""
-    argv = [resolve_executable(cmd.argv[0]), *cmd.argv[1:]]
-    echo(f"run: {cmd.shell()} > {log} 2>&1 &", flush=True)
-    with open(log, "wb") as sink:
-        return subprocess.Popen(argv, env=_child_env(cmd.env), cwd=cmd.cwd, stdin=subprocess.DEVNULL, stdout=sink,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM the background command's group, SIGKILL what is left after `grace` seconds."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(grace)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    _reap_group(proc.pid)
-    proc.wait()
-
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    """The last lines of a command's log, for an error message."""
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _child_env(extra: dict[str, str]) -> dict[str, str]:
-    """The caller's environment plus `extra`, with this Python's bin folder first on PATH: LLaMA-Factory
-    starts `torchrun` by name, which a venv that is not activated would not otherwise provide."""
-    env = {**os.environ, **extra}
-    bin_dir = str(Path(sys.executable).parent)
-    if bin_dir not in env.get("PATH", "").split(os.pathsep):
-        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-    return env
-
-
-def _wait(proc: subprocess.Popen, stdin_text: str | None) -> int:
-    """Wait for `proc`, forwarding Ctrl-C / SIGTERM to its group; the exit code as a shell reports it."""
-
-    def forward(signum, _frame):
-        try:
-            os.killpg(proc.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        if stdin_text is not None:
-            try:
-                proc.stdin.write(stdin_text.encode("utf-8"))
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
-        code = proc.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        _reap_group(proc.pid)
-    return code if code >= 0 else 128 - code  # killed by signal N -> 128+N, as a shell reports it
-
-
-def _reap_group(pgid: int) -> None:
-    """Leave no stray worker behind: anything still in the child's group gets SIGKILL."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -6,9 +6,10 @@ noise, so zhouyi prints one line per logged step: step, share, loss, elapsed and
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
+
+from zhouyi.runs import read_trainer_log
 
 
 def progress_line(entry: dict) -> str:
@@ -20,16 +21,17 @@ def progress_line(entry: dict) -> str:
 
 
 class LogWatcher:
-    """Follows a trainer_log.jsonl in a thread and echoes a line for each entry, until `stop()`."""
+    """Follows a run's trainer_log.jsonl in a thread and echoes a line for each new entry, until the block ends."""
 
-    def __init__(self, log: Path, echo=print, interval: float = 1.0):
-        self.log, self.echo, self.interval = log, echo, interval
+    def __init__(self, run_dir: Path, echo=print, interval: float = 1.0):
+        self.run_dir, self.echo, self.interval = run_dir, echo, interval
         self._seen = 0
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> LogWatcher:
-        self._seen = len(self._complete_lines())  # a resumed run's earlier entries are not news
+        # a resumed run's earlier entries are not news
+        self._seen = len(read_trainer_log(self.run_dir, complete_only=True))
         self._thread.start()
         return self
 
@@ -42,19 +44,8 @@ class LogWatcher:
         while not self._done.wait(self.interval):
             self._read()
 
-    def _complete_lines(self) -> list[str]:
-        """The log's lines, without a last one still being written."""
-        if not self.log.is_file():
-            return []
-        text = self.log.read_text(encoding="utf-8")
-        lines = text.splitlines()
-        return lines if text.endswith("\n") else lines[:-1]
-
     def _read(self) -> None:
-        complete = self._complete_lines()
-        for line in complete[self._seen:]:
-            try:
-                self.echo(progress_line(json.loads(line)), flush=True)
-            except json.JSONDecodeError:
-                pass
-        self._seen = max(self._seen, len(complete))
+        entries = read_trainer_log(self.run_dir, complete_only=True)
+        for entry in entries[self._seen:]:
+            self.echo(progress_line(entry), flush=True)
+        self._seen = max(self._seen, len(entries))

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zhouyi.errors import UserError
-from zhouyi.yamlio import atomic_write
+from zhouyi.files import atomic_write
+
+DATASET_INFO = "dataset_info.json"  # LLaMA-Factory's registry, in every dataset_dir
 
 
 @dataclass
@@ -20,6 +22,11 @@ class MergeResult:
     @property
     def changed(self) -> bool:
         return bool(self.added or self.updated)
+
+    def describe(self) -> str:
+        what = ", ".join(f"{k}: {', '.join(v)}" for k, v in
+                         (("added", self.added), ("updated", self.updated), ("unchanged", self.unchanged)) if v)
+        return f"registry {self.path}: {what or 'nothing to register'}"
 
 
 def read_registry(path: Path) -> dict[str, dict]:

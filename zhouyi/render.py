@@ -1,4 +1,6 @@
-"""Spec -> rendered LLaMA-Factory files ({file name: text}). Pure: no I/O beyond reading templates.
+"""Spec -> every file zhouyi writes for LLaMA-Factory ({file name: text}): a run's train/predict/infer/export YAML,
+DeepSpeed JSON and dataset_info.json entries, and the files later steps add to a run (resume.yaml, quantize.yaml,
+per-node launch scripts). Pure: no I/O beyond reading templates.
 
 Every path in the output is absolute (relative spec paths resolve against `base_dir`, run outputs
 land in `run_dir`), so a rendered file works from any working directory.
@@ -9,17 +11,22 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
+from zhouyi.launch import Command
+from zhouyi.registry import DATASET_INFO
 from zhouyi.spec import DatasetEntry, JobSpec
-from zhouyi.yamlsafe import yaml_value
+from zhouyi.yamltext import yaml_value
 
 TRAIN_DIR = "train"  # inside the run dir: LLaMA-Factory's output_dir (adapter, checkpoints, logs)
 EVAL_DIR = "eval"  # inside the run dir: `zhouyi eval`'s predictions (base/, tuned/) and its report
-DATASET_INFO = "dataset_info.json"
+RESUME = "resume.yaml"  # inside the run dir: train.yaml continued from a checkpoint
+QUANTIZE = "quantize.yaml"
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ def templates_dir() -> Path:
 
 
 @functools.cache
-def _env() -> jinja2.Environment:
+def template_env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
@@ -140,7 +147,8 @@ def render(spec: JobSpec, ctx: RenderContext) -> dict[str, str]:
             files[name] = _render_yaml("predict.yaml.j2", {**model, "which": which, "predict_dir": out})
     if ds_name:
         stage = spec.launch.deepspeed.split("_")[0]
-        text = _env().get_template(f"deepspeed/ds_{stage}.json.j2").render(offload="offload" in spec.launch.deepspeed)
+        template = template_env().get_template(f"deepspeed/ds_{stage}.json.j2")
+        text = template.render(offload="offload" in spec.launch.deepspeed)
         files[ds_name] = json.dumps(json.loads(text), indent=2) + "\n"
     entries = dataset_entries(spec)
     if entries:
@@ -152,6 +160,11 @@ def quantized_dir_name(spec: JobSpec, bits: int) -> str:
     return f"{spec.export.export_dir}-gptq-int{bits}"
 
 
+def render_resume(train_yaml: str, checkpoint: Path) -> str:
+    """resume.yaml: the run's own train.yaml as it was written, continued from `checkpoint`."""
+    return f"{train_yaml}\n### resume ({checkpoint.name})\nresume_from_checkpoint: {yaml_value(str(checkpoint))}\n"
+
+
 def render_quantize(spec: JobSpec, run_dir: Path, bits: int, calibration_file: Path) -> str:
     """quantize.yaml: the merged weights in the run dir, GPTQ-quantized into `<export_dir>-gptq-int<bits>`."""
     return _render_yaml("quantize.yaml.j2", {
@@ -161,5 +174,24 @@ def render_quantize(spec: JobSpec, run_dir: Path, bits: int, calibration_file: P
 
 
 def _render_yaml(template: str, values: dict[str, object]) -> str:
-    text = _env().get_template(template).render(**values)
+    text = template_env().get_template(template).render(**values)
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
+
+
+NODE_SCRIPTS = {"shell": ("launch/node.sh.j2", "launch-node.sh"), "slurm": ("launch/slurm.sbatch.j2", "launch.sbatch")}
+
+
+def render_node_script(kind: str, spec: JobSpec, cmd: Command, run_dir: Path) -> tuple[str, str]:
+    """(file name, text) of the `kind` script ("shell": each node runs it with its NODE_RANK; "slurm": an sbatch
+    job, MASTER_ADDR from the first host, NODE_RANK from SLURM_NODEID) that runs the train command `cmd`."""
+    template, name = NODE_SCRIPTS[kind]
+    dropped = ("NODE_RANK", "MASTER_ADDR") if kind == "slurm" else ("NODE_RANK",)
+    env = {k: v for k, v in sorted(cmd.env.items()) if k not in dropped}
+    jinja = template_env().overlay()
+    jinja.filters["q"] = lambda value: shlex.quote(str(value))
+    jinja.filters["qjoin"] = lambda argv: shlex.join(str(a) for a in argv)
+    text = jinja.get_template(template).render(
+        spec=spec, launch=spec.launch, env=env, argv=cmd.argv, run_dir=str(run_dir), script_name=name,
+        bin_dir=str(Path(sys.executable).parent), master_addr=spec.launch.master_addr or "its master_addr",
+    )
+    return name, text

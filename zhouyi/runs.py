@@ -1,25 +1,43 @@
-"""Run directories: one per run, never reused, holding the rendered files, the spec and a manifest."""
+"""Run directories: one per run, never reused, holding the rendered files, the spec and a manifest; finding
+them again (latest finished run, last checkpoint), reading what they logged, and comparing them (list, diff,
+drift since a run was made)."""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import time
-from importlib import metadata
 from pathlib import Path
 
+from zhouyi import process
 from zhouyi.errors import UserError
+from zhouyi.files import atomic_write, sha256_file, write_json
 from zhouyi.launch import Command, redact
-from zhouyi.render import DATASET_INFO, TRAIN_DIR, RenderContext
-from zhouyi.spec import JobSpec, spec_to_yaml
-from zhouyi.yamlio import atomic_write
+from zhouyi.load import from_data, to_yaml
+from zhouyi.packages import package_versions
+from zhouyi.registry import DATASET_INFO
+from zhouyi.render import TRAIN_DIR, RenderContext
+from zhouyi.spec import JobSpec
 
 MANIFEST = "manifest.json"
 SPEC_COPY = "spec.yaml"
-PACKAGES = ("zhouyi", "llamafactory", "transformers", "torch", "peft", "datasets", "accelerate", "trl", "deepspeed")
+TRAINER_LOG = "trainer_log.jsonl"  # LLaMA-Factory's per-step log, in the run's train/
+COMPARED = ("spec.resolved.yaml", "train.yaml", "predict_base.yaml", "predict.yaml", "infer.yaml", "export.yaml")
+
+
+def render_context(spec: JobSpec | None, run_dir: Path, base_dir: Path) -> RenderContext:
+    """Where a run's rendered paths point: the project folder, the run folder and, for a spec, its tokenized-data
+    cache (zhouyi.tokcache) and the model snapshot `zhouyi download` recorded (zhouyi.download)."""
+    if spec is None:
+        return RenderContext(base_dir, run_dir)
+    from zhouyi.download import recorded
+    from zhouyi.tokcache import tokenized_dir
+
+    return RenderContext(base_dir, run_dir, tokenized_dir(spec, base_dir), recorded(spec, base_dir))
 
 
 def runs_dir(spec: JobSpec, base_dir: Path) -> Path:
@@ -46,14 +64,6 @@ def write_files(run_dir: Path, files: dict[str, str]) -> None:
         atomic_write(run_dir / name, text)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def data_files(spec: JobSpec, ctx: RenderContext) -> list[Path]:
     """The data files this spec reads: its registry and every registered file it names that exists."""
     dataset_dir = ctx.resolve(spec.data.dataset_dir)
@@ -65,23 +75,12 @@ def data_files(spec: JobSpec, ctx: RenderContext) -> list[Path]:
     return paths
 
 
-def dist_version(name: str) -> str | None:
-    """An installed distribution's version from its metadata (nothing is imported), or None."""
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def package_versions() -> dict[str, str | None]:
-    return {name: dist_version(name) for name in PACKAGES}
-
-
 def git_commit(path: Path) -> str | None:
+    """The commit (with -dirty) of the project the run was made in, when it is a git checkout."""
     try:
-        out = subprocess.run(["git", "-C", str(path), "describe", "--always", "--dirty", "--abbrev=40"],
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
+        out = process.capture(Command(["git", "-C", str(path), "describe", "--always", "--dirty", "--abbrev=40"]),
+                              timeout=10)
+    except (OSError, UserError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
 
@@ -101,8 +100,8 @@ def write_manifest(run_dir: Path, spec: JobSpec, spec_text: str, spec_source: st
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write(run_dir / SPEC_COPY, spec_text)
-    atomic_write(run_dir / "spec.resolved.yaml", spec_to_yaml(spec))
-    atomic_write(run_dir / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+    atomic_write(run_dir / "spec.resolved.yaml", to_yaml(spec))
+    write_json(run_dir / MANIFEST, manifest)
     return manifest
 
 
@@ -111,6 +110,30 @@ def read_manifest(run_dir: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{run_dir} is not a zhouyi run: {MANIFEST} is missing (runs are made by `zhouyi train`)")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def recorded_spec(run_dir: Path) -> JobSpec:
+    """The spec a run was made from, as its manifest recorded it."""
+    return from_data(read_manifest(run_dir)["spec"], str(run_dir))
+
+
+def read_trainer_log(run_dir: Path, complete_only: bool = False) -> list[dict]:
+    """The entries of the run's trainer_log.jsonl ([] before the first step). A line that is not JSON (a killed
+    trainer's last line) is left out; `complete_only` also leaves out a last line still being written."""
+    log = Path(run_dir) / TRAIN_DIR / TRAINER_LOG
+    text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+    lines = text.splitlines()
+    if complete_only and not text.endswith("\n"):
+        lines = lines[:-1]
+    entries = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
 
 
 def latest_trained_run(spec: JobSpec, base_dir: Path) -> Path:
@@ -164,3 +187,76 @@ def ensure_empty_target(path: Path, force: bool) -> None:
             raise UserError(f"{path} exists and is not empty; pass --force to replace it")
         shutil.rmtree(path)
     os.makedirs(path, exist_ok=True)
+
+
+# ---------------------------------------------------------------- past runs: list, diff, drift
+
+
+def summary(run_dir: Path) -> dict:
+    """One run's state from its files: status, steps, last loss, minutes, adapter and merged weights."""
+    manifest = read_manifest(run_dir)
+    train = run_dir / TRAIN_DIR
+    entries = read_trainer_log(run_dir)
+    last = entries[-1] if entries else {}
+    losses = [e["loss"] for e in entries if "loss" in e]
+    if is_trained(run_dir):
+        status = "finished"
+    elif entries or any(train.glob("checkpoint-*")):
+        status = "stopped"
+    else:
+        status = "not started"
+    merged = run_dir / manifest["spec"]["export"]["export_dir"]
+    return {
+        "run": run_dir.name,
+        "status": status,
+        "steps": f"{last.get('current_steps')}/{last.get('total_steps')}" if last else "-",
+        "loss": round(losses[-1], 4) if losses else None,
+        "minutes": round(_seconds(last.get("elapsed_time", "")) / 60, 1) if last else None,
+        "adapter": (train / "adapter_model.safetensors").is_file(),
+        "merged": merged.is_dir() and any(merged.glob("*.safetensors")),
+        "created": manifest.get("created"),
+    }
+
+
+def _seconds(hms: str) -> float:
+    """trainer_log's elapsed_time ('0:01:02' or '1 day, 2:03:04') in seconds."""
+    days, _, clock = hms.rpartition(", ")
+    parts = [float(p) for p in clock.split(":")] if clock else [0.0]
+    seconds = sum(v * 60**i for i, v in enumerate(reversed(parts)))
+    return seconds + (int(days.split()[0]) * 86400 if days else 0)
+
+
+def list_runs(runs_dir: Path) -> list[dict]:
+    runs = sorted((p for p in runs_dir.iterdir() if (p / MANIFEST).is_file()), key=lambda p: p.stat().st_mtime) \
+        if runs_dir.is_dir() else []
+    return [summary(p) for p in runs]
+
+
+def diff_runs(a: Path, b: Path) -> str:
+    """Unified diffs of the resolved specs and the rendered configs that differ; empty when none do."""
+    read_manifest(a), read_manifest(b)
+    out = []
+    for name in COMPARED:
+        left, right = _lines(a / name), _lines(b / name)
+        if left != right:
+            out += difflib.unified_diff(left, right, f"{a.name}/{name}", f"{b.name}/{name}", lineterm="")
+    return "\n".join(out)
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+
+
+def drift(run_dir: Path) -> list[str]:
+    """What differs now from when the run was made: data file contents and package versions."""
+    manifest = read_manifest(run_dir)
+    notes = []
+    for path, digest in manifest.get("data", {}).items():
+        now = sha256_file(Path(path)) if Path(path).is_file() else None
+        if now != digest:
+            notes.append(f"data {path} {'is gone' if now is None else 'changed since the run'}")
+    current = package_versions()
+    for name, version in manifest.get("versions", {}).items():
+        if name != "zhouyi" and current.get(name) != version:
+            notes.append(f"{name} {version} then, {current.get(name)} now")
+    return notes

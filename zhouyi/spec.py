@@ -1,4 +1,5 @@
-"""The typed job spec: one YAML file (or a packaged preset) describing a whole fine-tuning job.
+"""The typed job spec: the models of one YAML file describing a whole fine-tuning job, and the rules that span
+its sections. Loading a file or preset into these models is zhouyi.load's job.
 
 Key names follow LLaMA-Factory's wherever one exists, so a user who knows LLaMA-Factory reads a
 spec without a dictionary. Extra keys are forbidden and types are strict, because LLaMA-Factory
@@ -10,24 +11,20 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-import types
 import typing
-from importlib import resources
-from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from zhouyi.errors import SpecError, UserError
-from zhouyi.yamlio import load_yaml_text
-from zhouyi.yamlsafe import omegaconf_problem
+from zhouyi.yamltext import omegaconf_problem
 
 Scalar = str | int | float | bool | None
 OverrideValue = Scalar | list[Scalar] | dict[str, Scalar]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
+InputFormat = Literal["alpaca", "records", "classical", "csv", "markdown"]  # what `zhouyi data clean` reads
+INPUT_FORMATS: tuple[str, ...] = typing.get_args(InputFormat)
 DEEPSPEED_STAGES = ("none", "zero0", "zero2", "zero3", "zero2_offload", "zero3_offload")
 
 
@@ -120,17 +117,23 @@ class CleanSpec(Strict):
     inputs: list[str] = Field(default_factory=list, description="scraped files; more may be given on the command line")
     output: str = Field("zhougong.json", description="inside dataset_dir; the eval split goes beside it as *_eval")
     report: str | None = "out/data-report"
-    format: Literal["alpaca", "records", "classical", "csv", "markdown"] | None = None
-    title_fields: list[str] = Field(["title", "name", "keyword"], min_length=1, description="first one a row has")
-    text_fields: list[str] = Field(["text", "detail", "content", "body"], min_length=1)
-    min_han: Annotated[int, Field(ge=0)] = 20
-    max_han: Annotated[int, Field(gt=0)] = 1500
-    near_dup_threshold: Annotated[float, Field(ge=0, lt=1)] = 0.8
-    persona_as: Literal["system", "instruction"] = "system"
+    format: InputFormat | None = Field(None, description="input format; default: from the file (a folder: markdown "
+                                       "pages)")
+    title_fields: list[str] = Field(["title", "name", "keyword"], min_length=1,
+                                    description="row fields holding the title, the first one a row has")
+    text_fields: list[str] = Field(["text", "detail", "content", "body"], min_length=1,
+                                   description="row fields holding the text, the first one a row has")
+    min_han: Annotated[int, Field(ge=0)] = Field(20, description="drop outputs with fewer Han characters")
+    max_han: Annotated[int, Field(gt=0)] = Field(1500, description="drop outputs with more Han characters")
+    near_dup_threshold: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.8, description="Jaccard similarity (character 3-grams) from which rows are near duplicates; 0: off")
+    persona_as: Literal["system", "instruction"] = Field(
+        "system", description="where rows carry the persona (instruction: as the tutorial did)")
     t2s: bool = Field(False, description="convert traditional to simplified Chinese (OpenCC) first")
-    case_studies: Literal["drop", "keep_analysis"] = Field("drop", description="readers' 梦境描述/梦境解析 cases")
-    eval_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.05
-    seed: int = 42
+    case_studies: Literal["drop", "keep_analysis"] = Field(
+        "drop", description="readers' 梦境描述/梦境解析 cases: drop them or keep the analysis")
+    eval_ratio: Annotated[float, Field(ge=0, lt=1)] = Field(0.05, description="share of rows held out for eval")
+    seed: int = Field(42, description="split and question phrasing seed")
     disable_rules: list[str] = Field(default_factory=list, description="names of zhouyi's rules to skip")
     rules: list[RuleSpec] = Field(default_factory=list)
 
@@ -374,66 +377,6 @@ def managed_keys() -> dict[str, str]:
     return {**keys, **_OTHER_MANAGED}
 
 
-# ---------------------------------------------------------------- loading
-
-
-def preset_names() -> list[str]:
-    return sorted(p.name[: -len(".yaml")] for p in _presets_dir().iterdir() if p.name.endswith(".yaml"))
-
-
-def _presets_dir():
-    return resources.files("zhouyi") / "presets"
-
-
-def read_spec_source(ref: str) -> tuple[str, str]:
-    """Return (text, where) for a spec file path or a packaged preset name."""
-    path = Path(ref)
-    if path.suffix in (".yaml", ".yml") or path.exists() or "/" in ref:
-        if not path.is_file():
-            hint = f"; packaged presets: {', '.join(preset_names())}"
-            raise UserError(f"spec file not found: {ref}{hint}")
-        return path.read_text(encoding="utf-8"), str(path)
-    preset = _presets_dir() / f"{ref}.yaml"
-    if not preset.is_file():
-        close = difflib.get_close_matches(ref, preset_names(), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise UserError(f"no spec file or preset named '{ref}'{hint}; presets: {', '.join(preset_names())}")
-    return preset.read_text(encoding="utf-8"), f"preset:{ref}"
-
-
-def load_spec(ref: str, sets: list[str] | tuple[str, ...] = ()) -> JobSpec:
-    """A spec file or preset, with its `base:` chain and any `--set key.path=value` (zhouyi.compose)."""
-    from zhouyi.compose import load
-
-    return load(ref, sets)[0]
-
-
-def spec_mapping(text: str, where: str) -> dict[str, Any]:
-    """A spec file's YAML as a mapping, or an error naming the file."""
-    try:
-        data = load_yaml_text(text)
-    except yaml.YAMLError as exc:
-        raise UserError(f"{where}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise SpecError(where, [("", f"the spec must be a YAML mapping, got {type(data).__name__}")])
-    return data
-
-
-def parse_spec(text: str, where: str = "<spec>") -> JobSpec:
-    return spec_from_dict(spec_mapping(text, where), where)
-
-
-def spec_from_dict(data: dict[str, Any], where: str = "<spec>") -> JobSpec:
-    try:
-        spec = JobSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(where, [_describe(err) for err in exc.errors()]) from None
-    problems = cross_field_problems(spec)
-    if problems:
-        raise SpecError(where, problems)
-    return spec
-
-
 def cross_field_problems(spec: JobSpec) -> list[tuple[str, str]]:
     """Rules that span sections, each reported at the field to change."""
     problems = []
@@ -451,79 +394,3 @@ def cross_field_problems(spec: JobSpec) -> list[tuple[str, str]]:
         if key in managed_keys():
             problems.append((f"overrides.{key}", f"zhouyi renders this key from the spec; set {managed_keys()[key]}"))
     return problems
-
-
-_METHOD_TAGS = ("lora", "qlora", "full", "freeze")
-
-
-def _describe(err: dict[str, Any]) -> tuple[str, str]:
-    loc = [part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-after"))]
-    shown = [p for i, p in enumerate(loc) if not (i == 1 and loc[0] == "method" and p in _METHOD_TAGS)]
-    path = ".".join(str(p) for p in shown)
-    if err["type"] == "extra_forbidden":
-        key = str(loc[-1])
-        known = _fields_at(loc[:-1])
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        home = managed_keys().get(key)
-        if close:
-            hint = f"; did you mean '{close[0]}'?"
-        elif home == path and len(loc) > 2 and loc[0] == "method":
-            hint = f"; finetuning_type {loc[1]} takes no '{key}' (keys: {', '.join(known)})"
-        elif home and "." in home:
-            hint = f"; '{key}' belongs at '{home}'"
-        else:
-            hint = f"; known keys: {', '.join(known)}" if known else ""
-        return path, f"unknown key{hint}"
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "literal_error" and isinstance(err.get("input"), str):
-        choices = re.findall(r"'([^']*)'", err["ctx"]["expected"])
-        close = difflib.get_close_matches(err["input"], choices, n=1, cutoff=0.5)
-        return path, f"{msg} (got {err['input']!r}" + (f"; did you mean '{close[0]}'?)" if close else ")")
-    if err["type"] in ("literal_error", "union_tag_invalid") or isinstance(err.get("input", {}), (dict, list)):
-        return path, msg
-    return path, f"{msg} (got {err['input']!r})"
-
-
-def _fields_at(loc: list[Any]) -> list[str]:
-    """Field names of the model found by walking `loc` from JobSpec (for did-you-mean hints)."""
-    model: Any = JobSpec
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        model = _unwrap(model)
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            field = model.model_fields.get(part)
-            if field is None:
-                return []
-            model = field.annotation
-        else:  # a discriminated union: the loc names the chosen member's tag
-            members = [m for m in typing.get_args(model) if isinstance(m, type) and issubclass(m, BaseModel)]
-            model = next((m for m in members if m.model_fields["finetuning_type"].default == part), None)
-    model = _unwrap(model)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
-    return []
-
-
-def _unwrap(tp: Any) -> Any:
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is Annotated:
-            tp = typing.get_args(tp)[0]
-        elif origin is list:
-            tp = typing.get_args(tp)[0]
-        elif origin in (Union, types.UnionType):
-            args = [a for a in typing.get_args(tp) if a is not type(None)]
-            if len(args) != 1:
-                return tp
-            tp = args[0]
-        else:
-            return tp
-
-
-def spec_to_yaml(spec: JobSpec) -> str:
-    """The resolved spec (every default filled in) as YAML, for `zhouyi show` and manifests."""
-    return yaml.safe_dump(
-        spec.model_dump(mode="json"), allow_unicode=True, sort_keys=False, default_flow_style=False, width=100
-    )
-

@@ -12,16 +12,14 @@ import hashlib
 import json
 from pathlib import Path
 
-from zhouyi.runs import dist_version
+from zhouyi.files import sha256_file
+from zhouyi.packages import dist_version
+from zhouyi.registry import DATASET_INFO
 from zhouyi.spec import JobSpec
 
 CACHE_DIR = ".tokenized"  # inside the spec's runs_dir
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
                    "special_tokens_map.json", "chat_template.jinja")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def cache_key(spec: JobSpec, base_dir: Path) -> str:
@@ -30,10 +28,10 @@ def cache_key(spec: JobSpec, base_dir: Path) -> str:
     data = {}
     for entry in spec.data.datasets:
         path = dataset_dir / entry.file_name if entry.file_name else None
-        data[entry.name] = [entry.model_dump(mode="json"), _sha256(path) if path and path.is_file() else None]
-    registry = dataset_dir / "dataset_info.json"
+        data[entry.name] = [entry.model_dump(mode="json"), sha256_file(path) if path and path.is_file() else None]
+    registry = dataset_dir / DATASET_INFO
     tokenizer = (
-        {name: _sha256(model_dir / name) for name in TOKENIZER_FILES if (model_dir / name).is_file()}
+        {name: sha256_file(model_dir / name) for name in TOKENIZER_FILES if (model_dir / name).is_file()}
         if spec.model.source == "local"
         else {"id": spec.model.model_name_or_path, "revision": spec.model.model_revision}
     )
@@ -44,7 +42,7 @@ def cache_key(spec: JobSpec, base_dir: Path) -> str:
         "template": spec.model.template,
         "default_system": spec.model.default_system,
         "data": data,
-        "registry": _sha256(registry) if registry.is_file() else None,
+        "registry": sha256_file(registry) if registry.is_file() else None,
         "train": [t.stage, t.cutoff_len, t.max_samples, t.packing, t.neat_packing, t.val_size, t.seed],
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]

@@ -9,10 +9,6 @@ import json
 from importlib import resources
 
 
-def arch_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files(__name__).iterdir() if p.name.endswith(".json"))
-
-
 def arch_config(model_id: str) -> dict | None:
     """The shipped config.json for a model id, or None when zhouyi ships none for it."""
     name = model_id.rstrip("/").rsplit("/", 1)[-1].lower()

@@ -1,6 +1,6 @@
 """Short real trainings of a spec, measured: tokens/s, MFU, peak memory, time to the first step.
 
-Every measurement is a real LLaMA-Factory training (zhouyi.bench.probe) on one device, in its own
+Every measurement is a real LLaMA-Factory training (zhouyi.child.bench_probe) on one device, in its own
 process, with `max_steps` set and the first `warmup` steps left out of the rates. Results land in
 `<runs_dir>/bench-<name>-<time>/` as bench.json and bench.md, one folder per measured variant.
 """
@@ -17,16 +17,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from zhouyi import launch
+from zhouyi import launch, process
 from zhouyi.archs import arch_config
 from zhouyi.bench.flops import mfu, peak_tflops, train_flops
 from zhouyi.bench.ladder import FULL, LADDER, Rung
 from zhouyi.errors import UserError
+from zhouyi.files import atomic_write, write_json
+from zhouyi.load import from_data
+from zhouyi.packages import dist_version, package_versions
 from zhouyi.render import RenderContext, render
-from zhouyi.runs import dist_version, package_versions, runs_dir, write_files
-from zhouyi.spec import JobSpec, spec_from_dict
+from zhouyi.runs import runs_dir, write_files
+from zhouyi.spec import JobSpec
 from zhouyi.tokcache import TOKENIZER_FILES, tokenized_dir
-from zhouyi.yamlio import atomic_write
 
 MEASURED = "measured.json"
 INTERRUPTED = (128 + 2, 128 + 15)  # exit codes of a run ended by SIGINT / SIGTERM
@@ -110,8 +112,7 @@ def random_init_model(spec: JobSpec, base_dir: Path, work_dir: Path, tokenizer: 
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
             shutil.copyfile(source / name, folder / name)
-    code = launch.run(launch.Command([sys.executable, "-m", "zhouyi.bench.init_weights", str(folder)],
-                                     {}, str(work_dir)), echo=echo)
+    code = process.run(launch.child("init_weights", str(folder), cwd=work_dir), echo=echo)
     if code != 0:
         raise UserError(f"could not build random weights in {folder} (exit {code})")
     return folder
@@ -120,15 +121,14 @@ def random_init_model(spec: JobSpec, base_dir: Path, work_dir: Path, tokenizer: 
 def measure(name: str, what: str, data: dict[str, Any], opts: BenchOptions, base_dir: Path, work_dir: Path,
             echo=print) -> Result:
     """One real training of `data` (a spec as data); never raises for a failed or out-of-memory run."""
-    spec = spec_from_dict(data, f"bench:{name}")
+    spec = from_data(data, f"bench:{name}")
     out = work_dir / name
     out.mkdir(parents=True, exist_ok=True)
     ctx = RenderContext(base_dir, out, tokenized_dir(spec, base_dir))
     write_files(out, render(spec, ctx))
-    env = launch.build(spec, "train", out).env
-    cmd = launch.Command([sys.executable, "-m", "zhouyi.bench.probe", str(out / "train.yaml"), str(out / MEASURED)],
-                         env, str(out))
-    code = launch.run(cmd, echo=echo, log=out / "train.log")
+    cmd = launch.child("bench_probe", str(out / "train.yaml"), str(out / MEASURED),
+                       env=launch.launch_env(spec), cwd=out)
+    code = process.run(cmd, echo=echo, log=out / "train.log")
     if code in INTERRUPTED:
         raise KeyboardInterrupt  # Ctrl-C or SIGTERM (forwarded to the run) ends the whole bench
     settings = {k: data["train"][k] for k in BASE_SETTINGS} | {"finetuning_type": spec.method.finetuning_type}
@@ -228,7 +228,7 @@ def write_report(work_dir: Path, spec: JobSpec, opts: BenchOptions, results: lis
         "results": [asdict(r) for r in results],
     }
     json_path, md_path = work_dir / "bench.json", work_dir / "bench.md"
-    atomic_write(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_json(json_path, report)
     atomic_write(md_path, format_table(results) + "\n")
     return json_path, md_path
 

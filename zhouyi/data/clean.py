@@ -7,10 +7,12 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from zhouyi.data.neardup import clusters
-from zhouyi.data.readers import TEXT_FIELDS, TITLE_FIELDS, Record
-from zhouyi.data.rules import DEFAULT_RULES, Rule, apply_rules
+from zhouyi.data.readers import Record
+from zhouyi.data.rules import DEFAULT_RULES, Rule, apply_rules, case_study_rules
+from zhouyi.spec import CleanSpec
 
 PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
 QUESTIONS = (
@@ -23,17 +25,24 @@ _SENTENCE_END = "。！？」』）》…"
 
 @dataclass(frozen=True)
 class CleanOptions:
-    min_han: int = 20
-    max_han: int = 1500
+    """One cleaning: the spec's `data.clean` settings (zhouyi.spec.CleanSpec, the one home of their defaults), the
+    persona the rows carry, and the rules those settings select."""
+
+    settings: CleanSpec = field(default_factory=CleanSpec)
     persona: str = PERSONA
-    persona_as: str = "system"  # or "instruction", as the tutorial did
-    eval_ratio: float = 0.05
-    seed: int = 42
-    near_dup_threshold: float | None = 0.8  # Jaccard of character 3-grams; None turns near-dup detection off
-    t2s: bool = False  # traditional -> simplified Chinese (OpenCC) before the rules run
-    title_fields: tuple[str, ...] = TITLE_FIELDS  # where readers find a record's title and text
-    text_fields: tuple[str, ...] = TEXT_FIELDS
-    rules: tuple[Rule, ...] = DEFAULT_RULES
+
+    @classmethod
+    def of(cls, persona: str = PERSONA, **settings) -> CleanOptions:
+        """Options with some settings changed from CleanSpec's defaults, e.g. `CleanOptions.of(eval_ratio=0.0)`."""
+        return cls(CleanSpec(**settings), persona)
+
+    @cached_property
+    def rules(self) -> tuple[Rule, ...]:
+        """zhouyi's rules (case studies as `case_studies` says, `disable_rules` left out), then the spec's own."""
+        s = self.settings
+        own = tuple(r for r in case_study_rules(DEFAULT_RULES, s.case_studies) if r.name not in s.disable_rules)
+        return own + tuple(Rule(r.name, r.description or "spec rule", r.pattern, r.action, r.replacement)
+                           for r in s.rules)
 
 
 @dataclass
@@ -69,11 +78,11 @@ def question(title: str, seed: int) -> str:
 
 def drop_reason(text: str, opts: CleanOptions) -> str | None:
     """Why the filters drop a cleaned text, or None when it stays."""
-    n = han_count(text)
-    if n < opts.min_han:
-        return f"shorter than {opts.min_han} Han characters"
-    if n > opts.max_han:
-        return f"longer than {opts.max_han} Han characters"
+    n, s = han_count(text), opts.settings
+    if n < s.min_han:
+        return f"shorter than {s.min_han} Han characters"
+    if n > s.max_han:
+        return f"longer than {s.max_han} Han characters"
     if text[-1] not in _SENTENCE_END:
         return "cut mid-sentence"
     return None
@@ -84,7 +93,8 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
     hits: Counter = Counter()
     examples: dict[str, list[dict]] = defaultdict(list)
     kept: list[tuple[Record, str]] = []
-    if opts.t2s:
+    settings = opts.settings
+    if settings.t2s:
         records, converted = to_simplified(records)
         hits["traditional to simplified"] = converted
     for rec in records:
@@ -108,7 +118,7 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
 
     chosen = [(key, *min(group, key=lambda rt: (len(rt[0].title), rt[0].source))) for key, group in groups.items()]
     # Near duplicates: one row per dream keyword; a cluster's rows all go to one split (no train/eval leakage).
-    roots = clusters([text for _, _, text in chosen], opts.near_dup_threshold) if opts.near_dup_threshold \
+    roots = clusters([text for _, _, text in chosen], settings.near_dup_threshold) if settings.near_dup_threshold \
         else list(range(len(chosen)))
     seen: set[tuple[int, str]] = set()
     result = CleanResult()
@@ -118,12 +128,12 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
             continue
         seen.add((root, keyword(rec.title)))
         split_key = chosen[root][0]  # the split follows the cluster
-        q = rec.question or question(rec.title, opts.seed)
-        if opts.persona_as == "instruction":
+        q = rec.question or question(rec.title, settings.seed)
+        if settings.persona_as == "instruction":
             row = {"instruction": opts.persona, "input": q, "output": text}
         else:
             row = {"instruction": q, "input": "", "output": text, "system": opts.persona}
-        is_eval = _stable_int(opts.seed, "split", split_key) % 10_000 < opts.eval_ratio * 10_000
+        is_eval = _stable_int(settings.seed, "split", split_key) % 10_000 < settings.eval_ratio * 10_000
         (result.eval if is_eval else result.train).append(row)
 
     lengths_in = [han_count(r.text) for r in records]
@@ -136,7 +146,7 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
         "near_duplicate_clusters": len({r for i, r in enumerate(roots) if r != i}),
         "drops": {k: v for k, v in drops.most_common() if v},
         "rule_hits": {name: hits.get(name, 0) for name in
-                      (["traditional to simplified"] if opts.t2s else []) + [rule.name for rule in opts.rules]},
+                      (["traditional to simplified"] if settings.t2s else []) + [rule.name for rule in opts.rules]},
         "han_length_before": _stats(lengths_in),
         "han_length_after": _stats(lengths_out),
         "examples": dict(examples),

@@ -11,12 +11,12 @@ from zhouyi.errors import UserError
 
 
 def explain(path: Path, row: int, opts: CleanOptions, fmt: str | None = None) -> list[str]:
-    read = read_file(path, fmt, opts.title_fields, opts.text_fields)
+    read = read_file(path, fmt or opts.settings.format, opts.settings.title_fields, opts.settings.text_fields)
     if not 0 <= row < len(read.records):
         raise UserError(f"ROW {row}: {path} has {len(read.records)} readable records (0..{len(read.records) - 1})"
                         + (f"; {len(read.skipped)} unreadable rows were skipped" if read.skipped else ""))
     rec = read.records[row]
-    if opts.t2s:
+    if opts.settings.t2s:
         (rec,), _ = to_simplified([rec])
     lines = [f"record {row} of {path} ({rec.source})", f"title: {rec.title}", "before:", _indent(rec.text), ""]
     text: str | None = rec.text
@@ -33,7 +33,7 @@ def explain(path: Path, row: int, opts: CleanOptions, fmt: str | None = None) ->
     reason = drop_reason(text, opts)
     if reason:
         return [*lines, f"verdict: dropped ({reason})"]
-    q = rec.question or question(rec.title, opts.seed)
+    q = rec.question or question(rec.title, opts.settings.seed)
     return [*lines, f"verdict: kept as '{q}' (keyword '{keyword(rec.title)}'), unless an identical or near-identical "
                     "text of the same dream comes first"]
 

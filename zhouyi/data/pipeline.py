@@ -8,8 +8,10 @@ from pathlib import Path
 from zhouyi.data.clean import CleanOptions, CleanResult, clean, han_count
 from zhouyi.data.readers import read_file
 from zhouyi.errors import UserError
-from zhouyi.registry import merge_entries
-from zhouyi.yamlio import atomic_write
+from zhouyi.files import atomic_write, write_json
+from zhouyi.registry import DATASET_INFO, merge_entries
+from zhouyi.render import dataset_entry
+from zhouyi.spec import ALPACA_COLUMNS, DatasetEntry
 
 
 def eval_path(output: Path) -> Path:
@@ -17,13 +19,13 @@ def eval_path(output: Path) -> Path:
 
 
 def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: CleanOptions,
-              fmt: str | None = None, register: bool = True, echo=print) -> CleanResult:
+              register: bool = True, echo=print) -> CleanResult:
     output = Path(output).resolve()
     if any(Path(i).resolve() in (output, eval_path(output)) for i in inputs):
         raise UserError(f"output {output} is one of the inputs; write the cleaned data elsewhere")
     records, skipped = [], []
     for path in inputs:
-        read = read_file(Path(path), fmt, opts.title_fields, opts.text_fields)
+        read = read_file(Path(path), opts.settings.format, opts.settings.title_fields, opts.settings.text_fields)
         records += read.records
         skipped += read.skipped
         echo(f"read {path}: {len(read.records)} records" + (f", {len(read.skipped)} skipped" if read.skipped else ""),
@@ -39,13 +41,12 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
         write_histogram(Path(report_dir) / "lengths.png", [han_count(r.text) for r in records],
                         [han_count(r["output"]) for r in result.train + result.eval])
     if register:
-        columns = {"prompt": "instruction", "query": "input", "response": "output"}
-        if opts.persona_as == "system":
-            columns["system"] = "system"
-        entries = {output.stem: {"file_name": output.name, "formatting": "alpaca", "columns": columns}}
-        if result.eval:
-            entries[f"{output.stem}_eval"] = {**entries[output.stem], "file_name": eval_path(output).name}
-        merge_entries(output.parent / "dataset_info.json", entries)
+        columns = ALPACA_COLUMNS.model_copy(update={"system": "system"} if opts.settings.persona_as == "system" else {})
+        files = {output.stem: output.name} | ({f"{output.stem}_eval": eval_path(output).name} if result.eval else {})
+        # constructed unchecked: a dataset name taken from a file name need not fit a spec's name pattern
+        entries = {name: dataset_entry(DatasetEntry.model_construct(name=name, file_name=file, columns=columns))
+                   for name, file in files.items()}
+        merge_entries(output.parent / DATASET_INFO, entries)
     return result
 
 
@@ -74,7 +75,7 @@ def write_histogram(path: Path, before: list[int], after: list[int]) -> None:
 
 
 def write_report(folder: Path, report: dict) -> None:
-    atomic_write(folder / "report.json", json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    write_json(folder / "report.json", report)
     lines = ["# Data cleaning report", "",
              f"Rows in: {report['rows_in']}; rows out: {report['rows_out']} "
              f"(train {report['train_rows']}, eval {report['eval_rows']}).", "",

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zhouyi.errors import UserError
+from zhouyi.files import BadLine, json_rows
+from zhouyi.spec import CleanSpec
 
-TITLE_FIELDS = ("title", "name", "keyword")
-TEXT_FIELDS = ("text", "detail", "content", "body")
+TITLE_FIELDS = tuple(CleanSpec.model_fields["title_fields"].default)  # data.clean's defaults
+TEXT_FIELDS = tuple(CleanSpec.model_fields["text_fields"].default)
 ENCODINGS = ("utf-8-sig", "gb18030")
 
 
@@ -124,27 +126,10 @@ def _read_markdown_folder(folder: Path, title_fields: tuple[str, ...]) -> ReadRe
 
 
 def _json_rows(path: Path, text: str) -> list:
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            return json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
-    if stripped.startswith("{") and "\n" in stripped:
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    rows.append(_BadLine(n))
-        return rows
-    raise UserError(f"{path}: expected a JSON list of rows or JSON objects one per line")
-
-
-@dataclass(frozen=True)
-class _BadLine:
-    line: int
+    try:
+        return json_rows(text)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 def _from_rows(path: Path, rows: list, alpaca: bool, fields: tuple[tuple[str, ...], tuple[str, ...]]) -> ReadResult:
@@ -152,7 +137,7 @@ def _from_rows(path: Path, rows: list, alpaca: bool, fields: tuple[tuple[str, ..
     result = ReadResult()
     for i, row in enumerate(rows):
         source = f"{path.name}#{i}"
-        if isinstance(row, _BadLine):
+        if isinstance(row, BadLine):
             result.skipped.append((source, f"line {row.line} is not valid JSON"))
             continue
         if not isinstance(row, dict):

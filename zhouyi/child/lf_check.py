@@ -1,7 +1,7 @@
 """Run LLaMA-Factory's own argument parser on rendered YAML files, with no GPU and no model download.
 
-Started as `python -m zhouyi.lf_check` by validate.py: reads [{"id", "kind", "path"}] as JSON on stdin,
-prints {"id": [errors]} on stdout. llamafactory is imported once; every file is parsed in a freshly
+Started as `python -m zhouyi.child.lf_check` by zhouyi.preflight.validate: reads [{"id", "kind", "path"}] as JSON
+on stdin, prints {"id": [errors]} on stdout. llamafactory is imported once; every file is parsed in a freshly
 forked child, because the library mutates global state while parsing.
 """
 

@@ -1,22 +1,24 @@
 """`zhouyi validate`: the spec, the rendered configs (by llamafactory's own parser) and the data, all at once.
 
-No GPU and no model download: configs are parsed in one subprocess (see lf_check.py) for all specs
-together, so llamafactory is imported once and the files are parsed in parallel.
+No GPU and no model download: configs are parsed in one child process (zhouyi.child.lf_check) for all
+specs together, so llamafactory is imported once and the files are parsed in parallel.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from zhouyi import launch, process
 from zhouyi.errors import SpecError, UserError
-from zhouyi.registry import read_registry
-from zhouyi.render import DATASET_INFO, RenderContext, dataset_entries, render
-from zhouyi.spec import JobSpec, load_spec
+from zhouyi.files import read_json_rows
+from zhouyi.load import load
+from zhouyi.registry import DATASET_INFO, read_registry
+from zhouyi.render import RenderContext, dataset_entries, render
+from zhouyi.spec import JobSpec
 
 PARSE_KINDS = {"train.yaml": "train", "predict.yaml": "train", "infer.yaml": "infer", "export.yaml": "infer"}
 
@@ -42,7 +44,7 @@ class Report:
 
 
 def validate_specs(refs: list[str], base_dir: Path, hardware=None, sets: tuple[str, ...] = ()) -> list[Report]:
-    """Validate each spec; with `hardware` (zhouyi.hardware.Hardware), also that it runs and fits there."""
+    """Validate each spec; with `hardware` (zhouyi.preflight.hardware.Hardware), also that it runs and fits there."""
     reports: list[Report] = []
     jobs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="zhouyi-validate-") as tmp:
@@ -50,7 +52,7 @@ def validate_specs(refs: list[str], base_dir: Path, hardware=None, sets: tuple[s
             report = Report(ref, [])
             reports.append(report)
             try:
-                spec = load_spec(ref, sets)
+                spec = load(ref, sets).spec
             except SpecError as exc:
                 report.problems += [Problem(path or "spec", msg) for path, msg in exc.problems]
                 continue
@@ -78,10 +80,10 @@ def validate_specs(refs: list[str], base_dir: Path, hardware=None, sets: tuple[s
 
 
 def parse_with_llamafactory(jobs: list[dict]) -> dict[str, list[str]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "zhouyi.lf_check"],
-        input=json.dumps(jobs), capture_output=True, text=True, timeout=600,
-    )
+    try:
+        proc = process.capture(launch.child("lf_check"), stdin_text=json.dumps(jobs), timeout=600)
+    except subprocess.TimeoutExpired:
+        raise UserError("llamafactory's parser did not finish within 600 s") from None
     if proc.returncode != 0 or not proc.stdout.strip():
         tail = (proc.stderr or "").strip().splitlines()[-5:]
         raise UserError("could not run llamafactory's parser (is llamafactory installed?):\n  " + "\n  ".join(tail))
@@ -108,8 +110,8 @@ def check_engine(spec: JobSpec) -> list[Problem]:
 
 
 def check_hardware(spec: JobSpec, base_dir: Path, hardware) -> list[Problem]:
-    from zhouyi.estimate import arch_for, memory_problem
-    from zhouyi.hardware import hardware_problems
+    from zhouyi.preflight.estimate import arch_for, memory_problem
+    from zhouyi.preflight.hardware import hardware_problems
 
     problems = [Problem(where, message) for where, message in hardware_problems(spec, hardware)]
     if hardware.card is None:
@@ -167,7 +169,7 @@ def check_rows(path: Path, info: dict) -> list[Problem]:
     if not path.is_file():
         return [Problem(str(path), "data file not found; create it (e.g. `make data`) or fix file_name")]
     try:
-        rows = load_rows(path)
+        rows = read_json_rows(path)
     except (ValueError, UnicodeDecodeError) as exc:
         return [Problem(str(path), f"cannot read rows: {exc}")]
     if not rows:
@@ -185,23 +187,3 @@ def check_rows(path: Path, info: dict) -> list[Problem]:
         if empty:
             problems.append(Problem(str(path), f"{empty} of {len(rows)} rows have an empty response", "warning"))
     return problems
-
-
-def load_rows(path: Path) -> list:
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix == ".jsonl":
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"line {n}: not valid JSON ({exc.msg})") from None
-        return rows
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"line {exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, list):
-        raise ValueError(f"expected a JSON list of rows, got {type(data).__name__}")
-    return data

@@ -10,10 +10,10 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from zhouyi import launch
+from zhouyi import launch, process
 from zhouyi.errors import UserError
 from zhouyi.spec import JobSpec
 
@@ -53,9 +53,8 @@ def pick_port(host: str, port: int | None, default: int) -> int:
 def api_command(spec: JobSpec, run_dir: Path, host: str, port: int, key: str | None = None) -> launch.Command:
     """`llamafactory-cli api infer.yaml` on host:port, naming the model after the run; with `key`, it is required
     (the key lives in the child's environment only: masked when printed, never written)."""
-    cmd = launch.build(spec, "api", run_dir)
-    env = {**cmd.env, "API_HOST": host, "API_PORT": str(port), "API_MODEL_NAME": spec.run_name}
-    return replace(cmd, env=env | ({"API_KEY": key} if key else {}))
+    env = {"API_HOST": host, "API_PORT": str(port), "API_MODEL_NAME": spec.run_name}
+    return launch.build(spec, "api", run_dir, env=env | ({"API_KEY": key} if key else {}))
 
 
 @dataclass(frozen=True)
@@ -70,13 +69,13 @@ def private_server(spec: JobSpec, run_dir: Path, log: Path, ready_timeout: float
     """A server only this process can use (loopback, a fresh random key), stopped on the way out."""
     port, key = free_port(), secrets.token_urlsafe(24)
     to_stderr = functools.partial(print, file=sys.stderr)  # stdout is the answer's alone
-    proc = launch.start(api_command(spec, run_dir, LOOPBACK, port, key), log, echo=to_stderr)
+    proc = process.start(api_command(spec, run_dir, LOOPBACK, port, key), log, echo=to_stderr)
     endpoint = Endpoint(f"http://{LOOPBACK}:{port}/v1", key, spec.run_name)
     try:
         wait_ready(endpoint, proc, log, ready_timeout)
         yield endpoint
     finally:
-        launch.stop(proc)
+        process.stop(proc)
 
 
 def wait_ready(endpoint: Endpoint, proc, log: Path, timeout: float) -> None:
@@ -87,7 +86,7 @@ def wait_ready(endpoint: Endpoint, proc, log: Path, timeout: float) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise UserError(f"the LLaMA-Factory server exited ({proc.returncode}) before it was ready; "
-                            f"its log {log} ends:\n{launch.log_tail(log)}")
+                            f"its log {log} ends:\n{process.log_tail(log)}")
         try:
             if httpx.get(f"{endpoint.url}/models", headers=auth(endpoint), timeout=2).status_code == 200:
                 return
@@ -95,7 +94,7 @@ def wait_ready(endpoint: Endpoint, proc, log: Path, timeout: float) -> None:
             pass
         time.sleep(0.5)
     raise UserError(f"the LLaMA-Factory server did not answer within {timeout:.0f} s; its log {log} ends:\n"
-                    f"{launch.log_tail(log)}")
+                    f"{process.log_tail(log)}")
 
 
 def auth(endpoint: Endpoint) -> dict[str, str]:

@@ -5,7 +5,7 @@ counts and peak device memory from inside the trainer, which only a TrainerCallb
 module calls the entry point `llamafactory-cli train` calls (llamafactory.train.tuner.run_exp) with
 one callback and writes what it measured as JSON.
 
-    python -m zhouyi.bench.probe train.yaml measured.json
+    python -m zhouyi.child.bench_probe train.yaml measured.json
 """
 
 from __future__ import annotations

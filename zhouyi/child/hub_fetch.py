@@ -1,7 +1,7 @@
 """Child process of `zhouyi download`: one snapshot_download call, its result as one JSON line.
 
 It runs apart so the parent can stop it after a timeout: a hub that does not answer must never
-hang zhouyi.    python -m zhouyi.hub_fetch '{"source": ..., "repo": ..., "revision": ..., ...}'
+hang zhouyi.    python -m zhouyi.child.hub_fetch '{"source": ..., "repo": ..., "revision": ..., ...}'
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from zhouyi.archs import arch_config
 from zhouyi.errors import UserError
-from zhouyi.hardware import Hardware
+from zhouyi.preflight.hardware import Hardware
 from zhouyi.spec import JobSpec
 
 GIB = 2**30

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import yaml
 
-from zhouyi.launch import CLI, Command, single_process_env
-from zhouyi.registry import read_registry
-from zhouyi.render import DATASET_INFO, TRAIN_DIR, RenderContext, dataset_entries, method_keys, model_path
+from zhouyi import launch
+from zhouyi.files import atomic_write, write_json
+from zhouyi.launch import Command
+from zhouyi.registry import DATASET_INFO, read_registry
+from zhouyi.render import TRAIN_DIR, RenderContext, dataset_entries, method_keys, model_path
 from zhouyi.spec import JobSpec
-from zhouyi.yamlio import atomic_write
 
 CUSTOM = "Custom"  # LlamaBoard's model name for a model it does not list
 
@@ -91,8 +92,7 @@ def prepare(spec: JobSpec, ctx: RenderContext, folder: Path, run_dir: Path | Non
     """Write the board's dataset list and user config (keeping the user's other choices); offer `run_dir`'s
     adapter as a checkpoint. Returns the model path the board shows."""
     path = model_path(spec, ctx)
-    atomic_write(folder / "data" / DATASET_INFO,
-                 json.dumps(datasets_for_board(spec, ctx), ensure_ascii=False, indent=2) + "\n")
+    write_json(folder / "data" / DATASET_INFO, datasets_for_board(spec, ctx))
     config_file = folder / "llamaboard_cache" / "user_config.yaml"
     config = (yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None) or {}
     hub = "modelscope" if spec.model.source == "modelscope" else "huggingface"  # a local model: no hub to ask
@@ -111,5 +111,4 @@ def prepare(spec: JobSpec, ctx: RenderContext, folder: Path, run_dir: Path | Non
 
 def command(spec: JobSpec, folder: Path, host: str, port: int) -> Command:
     gradio = {"GRADIO_SERVER_NAME": host, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    env = single_process_env(spec) | gradio
-    return Command([CLI, "webui"], env, str(folder))
+    return launch.build(spec, "webui", folder, env=gradio)

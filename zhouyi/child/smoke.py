@@ -1,4 +1,4 @@
-"""`python -m zhouyi.smoke DIR [QUESTION]`: load exported weights with plain transformers (no LLaMA-Factory, as
+"""`python -m zhouyi.child.smoke DIR [QUESTION]`: load exported weights with plain transformers (no LLaMA-Factory, as
 another tool would) and generate a few tokens with the model's own chat template. Exit 0 when it speaks."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zhouyi.smoke")
+    parser = argparse.ArgumentParser(prog="python -m zhouyi.child.smoke")
     parser.add_argument("model_dir")
     parser.add_argument("question", nargs="?", default="梦见蛇是什么意思？")
     parser.add_argument("--system", help="the persona, as the Modelfile's SYSTEM gives it")

@@ -11,8 +11,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from zhouyi.errors import UserError
-from zhouyi.hardware import Card, Hardware
-from zhouyi.runs import dist_version
+from zhouyi.packages import dist_version
+from zhouyi.preflight.hardware import Card, Hardware
 
 LF_NEEDS = ("transformers", "datasets", "peft", "trl", "accelerate")
 OPTIONAL = ("deepspeed", "flash_attn", "liger_kernel", "bitsandbytes", "ray")
@@ -64,8 +64,8 @@ def environment() -> tuple[dict, Hardware]:
 
 def spec_problems(spec, env: dict, hardware: Hardware, base_dir: Path) -> list[str]:
     """What stops `spec` here, each with the change that fixes it."""
-    from zhouyi.estimate import arch_for, memory_problem
-    from zhouyi.hardware import hardware_problems
+    from zhouyi.preflight.estimate import arch_for, memory_problem
+    from zhouyi.preflight.hardware import hardware_problems
 
     problems = []
     if spec.launch.device == "cuda" and hardware.card is None:

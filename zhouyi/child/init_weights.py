@@ -4,7 +4,7 @@
 the weights once and saving them makes every measured run load the same model in seconds, where
 LLaMA-Factory's `train_from_scratch` would initialise 1.5B parameters on the CPU in every run.
 
-    python -m zhouyi.bench.init_weights MODEL_DIR [SEED]
+    python -m zhouyi.child.init_weights MODEL_DIR [SEED]
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Render any value as one YAML flow node that reads back identical, whatever characters it holds."""
+"""YAML as LLaMA-Factory reads it (OmegaConf): a loader that reads `1e-4` as a number, any value rendered as one
+YAML node that reads back identical, and the `${` check OmegaConf needs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,21 @@ import yaml
 
 _INF = float("inf")
 _NUMBER_LIKE = re.compile(r"^\s*[-+.0-9]")
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-4` / `5e3` as floats, as LLaMA-Factory's OmegaConf loader does."""
+
+
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml_text(text: str):
+    return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def yaml_value(value) -> str:

@@ -1,0 +1,52 @@
+"""`zhouyi bench`: measure a spec's training speed with short real trainings (zhouyi.bench)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from zhouyi.cli.common import load_spec, spec_args, verb
+from zhouyi.errors import UserError
+
+
+def add_verbs(sub) -> None:
+    p = verb(sub, "bench", cmd_bench, "measure SPEC's training speed: tokens/s, MFU, peak memory (real short runs)")
+    spec_args(p)
+    p.add_argument("--steps", type=int, default=12, help="optimizer steps per measured run")
+    p.add_argument("--warmup", type=int, default=2, help="first steps left out of the rates")
+    p.add_argument("--ladder", action="store_true", help="run the ablation ladder (baseline, packing, ...)")
+    p.add_argument("--random-init", action="store_true",
+                   help="build the model from its config with random weights (no download, no weights)")
+    p.add_argument("--tokenizer", help="tokenizer folder for --random-init (default: models/tiny-qwen2)")
+    p.add_argument("--cutoff", type=int, help="cutoff_len for the measured runs (default: the spec's)")
+    p.add_argument("--max-samples", type=int, help="rows to tokenize (default: the spec's)")
+    p.add_argument("--cpu", action="store_true", help="measure on the CPU in fp32, whatever the spec's device")
+    p.add_argument("-o", "--output", help="report folder (default: <runs_dir>/bench-<name>-<time>)")
+
+
+def cmd_bench(args) -> int:
+    from zhouyi import train
+    from zhouyi.bench import runner
+    from zhouyi.runs import runs_dir
+
+    spec = load_spec(args).spec
+    if args.warmup < 1 or args.steps <= args.warmup:
+        raise UserError(f"--steps {args.steps} --warmup {args.warmup}: need warmup >= 1 and steps > warmup")
+    opts = runner.BenchOptions(steps=args.steps, warmup=args.warmup, random_init=args.random_init,
+                               cutoff_len=args.cutoff, max_samples=args.max_samples, cpu=args.cpu,
+                               tokenizer=Path(args.tokenizer).resolve() if args.tokenizer else None)
+    base = Path.cwd()
+    print(train.register(spec, base).describe())
+    work = Path(args.output).resolve() if args.output else (
+        runs_dir(spec, base) / f"bench-{spec.run_name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if args.ladder:
+        results = runner.ladder(spec, opts, base, work,
+                                on_result=lambda so_far: runner.write_report(work, spec, opts, so_far))
+    else:
+        results = [runner.measure(spec.name, "the spec as written", runner.bench_data(spec, opts, base, work),
+                                  opts, base, work)]
+    json_path, _ = runner.write_report(work, spec, opts, results)
+    print(runner.format_table(results))
+    print(f"bench report: {json_path}")
+    return 0 if any(r.status == "ok" for r in results) else 1

@@ -1,0 +1,115 @@
+"""`zhouyi data clean` and `zhouyi data explain` (zhouyi.data). Their cleaning flags are made from the fields of the
+spec's `data.clean` section (zhouyi.spec.CleanSpec): a flag changes that field, on top of the spec given with
+--spec or of the section's defaults."""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from pathlib import Path
+
+from zhouyi.cli.common import load_spec, set_flag
+from zhouyi.errors import UserError
+
+# flag -> the data.clean field it sets
+CLEAN_FLAGS = {"--min-han": "min_han", "--persona-as": "persona_as", "--eval-ratio": "eval_ratio", "--seed": "seed",
+               "--t2s": "t2s", "--title-field": "title_fields", "--text-field": "text_fields",
+               "--case-studies": "case_studies", "--near-dup": "near_dup_threshold", "--format": "format"}
+
+
+def add_verbs(sub) -> None:
+    data = sub.add_parser("data", help="clean scraped dream data into an alpaca dataset")
+    data_sub = data.add_subparsers(dest="data_verb", required=True, metavar="DATA_VERB")
+    p = data_sub.add_parser("clean", help="clean, dedup and split INPUT files into an alpaca dataset, with a report")
+    p.set_defaults(func=cmd_data_clean)
+    p.add_argument("inputs", nargs="*", metavar="INPUT")
+    p.add_argument("-o", "--output", help="train file (the eval split goes beside it as *_eval.json)")
+    p.add_argument("--report", help="folder for report.json and report.md")
+    _cleaning_flags(p)
+    p.add_argument("--no-register", action="store_true", help="leave dataset_info.json alone")
+
+    p = data_sub.add_parser("explain", help="show what cleaning does to row ROW of FILE, rule by rule")
+    p.set_defaults(func=cmd_data_explain)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("row", metavar="ROW", type=int, help="record number in FILE, from 0")
+    _cleaning_flags(p)
+
+
+def cmd_data_clean(args) -> int:
+    from zhouyi.data.pipeline import eval_path, run_clean
+
+    opts, spec = _options(args)
+    clean = spec.data.clean if spec else None
+    inputs = [*(clean.inputs if clean else []), *args.inputs]
+    output = args.output or (str(Path(spec.data.dataset_dir) / clean.output) if clean else None)
+    if not inputs or not output:
+        raise UserError("data clean needs INPUT files and -o FILE, or --spec SPEC with data.clean set")
+    report = args.report or (clean.report if clean else None)
+    result = run_clean([Path(p) for p in inputs], Path(output), Path(report) if report else None, opts,
+                       register=not args.no_register)
+    r = result.report
+    print(f"{r['rows_in']} rows in, {r['rows_out']} out: {output} ({r['train_rows']} train), "
+          f"{eval_path(Path(output))} ({r['eval_rows']} eval); drops: {r['drops']}")
+    return 0
+
+
+def cmd_data_explain(args) -> int:
+    from zhouyi.data.explain import explain
+
+    opts, _ = _options(args)
+    print("\n".join(explain(Path(args.file), args.row, opts)))
+    return 0
+
+
+def _options(args):
+    """(CleanOptions, the spec or None): the spec's data.clean (or its defaults) with the flags given on top."""
+    from pydantic import ValidationError
+
+    from zhouyi.data.clean import PERSONA, CleanOptions
+    from zhouyi.spec import CleanSpec
+
+    spec = load_spec(args).spec if args.spec else None
+    base = spec.data.clean if spec else CleanSpec()
+    given = {flag: value for flag in CLEAN_FLAGS if (value := getattr(args, _dest(flag))) not in (None, False)}
+    try:
+        settings = CleanSpec.model_validate(base.model_dump() | {CLEAN_FLAGS[f]: v for f, v in given.items()})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = next(f for f, name in CLEAN_FLAGS.items() if name == err["loc"][0])
+        raise UserError(f"{flag} {given[flag]}: {err['msg']} ({CleanSpec.model_fields[err['loc'][0]].description})") \
+            from None
+    return CleanOptions(settings, (spec.model.default_system if spec else None) or PERSONA), spec
+
+
+def _cleaning_flags(p: argparse.ArgumentParser) -> None:
+    """--spec and one flag per CLEAN_FLAGS field: its type, choices and help (with the default) from the field."""
+    from zhouyi.spec import CleanSpec
+
+    p.add_argument("--spec", help="take settings (rules, thresholds, output) from the spec's data.clean section")
+    set_flag(p)
+    for flag, name in CLEAN_FLAGS.items():
+        field = CleanSpec.model_fields[name]
+        default = ", ".join(field.default) if isinstance(field.default, list) else field.default
+        kind = _unoptional(field.annotation)
+        help_text = f"{field.description} (default: {default})"
+        if kind is bool:
+            p.add_argument(flag, action="store_true", help=help_text)
+        elif typing.get_origin(kind) is list:
+            p.add_argument(flag, action="append", help=help_text + "; repeatable")
+        elif typing.get_origin(kind) is typing.Literal:
+            p.add_argument(flag, choices=typing.get_args(kind), help=help_text)
+        else:
+            p.add_argument(flag, type=kind, help=help_text)
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _unoptional(annotation):
+    """`X | None` -> X; anything else as it is."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return annotation
+    (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return inner

@@ -1,0 +1,98 @@
+"""Making and training runs, as a library: register the spec's datasets, make a new run (its rendered files and
+manifest), train it, resume a stopped one, rerun a past one. The `train`, `rerun` and `launch-script` verbs only
+parse, call these and print.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from zhouyi import launch, process
+from zhouyi.errors import UserError
+from zhouyi.files import atomic_write
+from zhouyi.launch import Command
+from zhouyi.load import LoadedSpec, to_yaml
+from zhouyi.registry import DATASET_INFO, MergeResult, merge_entries
+from zhouyi.render import RESUME, TRAIN_DIR, dataset_entries, render, render_node_script, render_resume
+from zhouyi.runs import (
+    drift,
+    last_checkpoint,
+    new_run_dir,
+    recorded_spec,
+    render_context,
+    write_files,
+    write_manifest,
+)
+from zhouyi.spec import JobSpec
+
+
+@dataclass(frozen=True)
+class Run:
+    dir: Path
+    spec: JobSpec
+    command: Command  # the training command, ready to run
+
+
+def register(spec: JobSpec, base_dir: Path, force: bool = False) -> MergeResult:
+    """Merge the spec's datasets into its dataset_dir's dataset_info.json (a repointed entry needs `force`)."""
+    path = render_context(None, base_dir, base_dir).resolve(spec.data.dataset_dir) / DATASET_INFO
+    return merge_entries(path, dataset_entries(spec), force=force)
+
+
+def new_run(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None) -> Run:
+    """A fresh run dir holding every rendered file and the manifest (what the run is, before it is launched)."""
+    spec = loaded.spec
+    check_node_rank(spec, node_rank)
+    run_dir = new_run_dir(spec, base_dir)
+    ctx = render_context(spec, run_dir, base_dir)
+    files = render(spec, ctx)
+    write_files(run_dir, files)
+    cmd = launch.build(spec, "train", run_dir, node_rank=node_rank)
+    write_manifest(run_dir, spec, loaded.text, loaded.source, ctx, files, cmd)
+    return Run(run_dir, spec, cmd)
+
+
+def train(run: Run, echo=print) -> int:
+    """Run the training; in CI and logs (stdout not a terminal) also one plain progress line per logged step."""
+    from zhouyi.progress import LogWatcher
+
+    watching = LogWatcher(run.dir, echo) if not sys.stdout.isatty() else contextlib.nullcontext()
+    with watching:
+        code = process.run(run.command, echo=echo)
+    echo(f"{'trained' if code == 0 else f'training failed (exit {code})'}: {run.dir / TRAIN_DIR}")
+    return code
+
+
+def resume(run_dir: Path, node_rank: int | None = None) -> tuple[Run, Path]:
+    """The stopped run continued from its last checkpoint, in the same run dir, with the train.yaml it was made
+    with (written as resume.yaml); returns the run and the checkpoint."""
+    run_dir = Path(run_dir).resolve()
+    checkpoint = last_checkpoint(run_dir)
+    spec = recorded_spec(run_dir)
+    check_node_rank(spec, node_rank)
+    atomic_write(run_dir / RESUME, render_resume((run_dir / "train.yaml").read_text(encoding="utf-8"), checkpoint))
+    return Run(run_dir, spec, launch.build(spec, "train", run_dir, node_rank=node_rank, config=RESUME)), checkpoint
+
+
+def rerun_source(run_dir: Path) -> tuple[LoadedSpec, list[str]]:
+    """A past run's recorded spec, to make a new run from, and what changed since (data, package versions)."""
+    old = Path(run_dir).resolve()
+    spec = recorded_spec(old)
+    return LoadedSpec(spec, to_yaml(spec), f"rerun of {old}", {}), drift(old)
+
+
+def write_node_script(run: Run, kind: str) -> Path:
+    """The run's per-node launch script ("shell" or "slurm"), executable."""
+    name, script = render_node_script(kind, run.spec, run.command, run.dir)
+    atomic_write(run.dir / name, script)
+    (run.dir / name).chmod(0o755)
+    return run.dir / name
+
+
+def check_node_rank(spec: JobSpec, node_rank: int | None) -> None:
+    if node_rank is not None and not 0 <= node_rank < spec.launch.nnodes:
+        raise UserError(f"--node-rank {node_rank}: launch.nnodes is {spec.launch.nnodes}, so ranks are "
+                        f"0..{spec.launch.nnodes - 1}")
