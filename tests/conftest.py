@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -16,11 +18,35 @@ SHARED_DATA = REPO.parent / "shared" / "data" / "zgjm"
 
 
 def zhouyi(*args: str, cwd: Path, stdin: str | None = None, timeout: int = 600, env: dict | None = None):
-    """Run the real CLI in a subprocess, as a user would."""
+    """Run the real CLI in a subprocess, as a user would: for verbs that train, serve or export."""
     return subprocess.run(
         [sys.executable, "-m", "zhouyi", *args], cwd=cwd, input=stdin, capture_output=True, text=True,
         timeout=timeout, env={**os.environ, **(env or {})},
     )
+
+
+def cli(*args: str, cwd: Path, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The same CLI called in this process (`zhouyi.cli.main`, as the `zhouyi` script calls it), for verbs that
+    start no training: no interpreter start per call. Same result shape as `zhouyi()`; a traceback fails the test."""
+    from zhouyi.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_cwd, saved_env, saved_stdin = os.getcwd(), dict(os.environ), sys.stdin
+    os.chdir(cwd)
+    os.environ.update(env or {})
+    sys.stdin = io.StringIO(stdin or "")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse: --help, or a usage error
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.stdin = saved_stdin
+    return subprocess.CompletedProcess(["zhouyi", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +102,7 @@ def write_json(path: Path, data) -> Path:
 def fake_trained_run(project: Path, spec: str) -> Path:
     """A run directory as `zhouyi train` leaves it, without the training: for checks that come before any model
     loads. (The adapter file is empty: nothing may load it.)"""
-    result = zhouyi("train", spec, "--dry-run", cwd=project)
+    result = cli("train", spec, "--dry-run", cwd=project)
     assert result.returncode == 0, result.stderr
     (run,) = (project / "runs").iterdir()
     (run / "train").mkdir()

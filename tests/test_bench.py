@@ -12,8 +12,8 @@ import torch
 
 from tests.conftest import zhouyi
 from zhouyi.bench.flops import mfu, peak_tflops, train_flops
-from zhouyi.child.bench_probe import sequence_lengths
 from zhouyi.bench.runner import summarize
+from zhouyi.child.bench_probe import sequence_lengths
 
 QWEN25_1_5B = 1_543_714_304  # parameters, tied embeddings counted once
 

@@ -5,20 +5,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import zhouyi
+from tests.conftest import cli
 
 
 def test_presets_show_and_schema(project: Path):
-    out = zhouyi("presets", cwd=project).stdout
+    out = cli("presets", cwd=project).stdout
     assert "zhougong-lora" in out and "tiny-cpu" in out
-    shown = zhouyi("show", "zhougong-lora", cwd=project)
+    shown = cli("show", "zhougong-lora", cwd=project)
     assert shown.returncode == 0 and "model_name_or_path: Qwen/Qwen2.5-1.5B-Instruct" in shown.stdout
-    schema = json.loads(zhouyi("schema", cwd=project).stdout)
+    schema = json.loads(cli("schema", cwd=project).stdout)
     assert "model" in schema["properties"]
 
 
 def test_render_writes_every_file(project: Path):
-    result = zhouyi("render", "zhougong-lora", "-o", "out", cwd=project)
+    result = cli("render", "zhougong-lora", "-o", "out", cwd=project)
     assert result.returncode == 0, result.stderr
     assert {p.name for p in (project / "out").iterdir()} == {"train.yaml", "infer.yaml", "export.yaml", "predict.yaml",
                                                              "predict_base.yaml",
@@ -36,13 +36,13 @@ def test_user_errors_exit_2_with_a_message(project: Path):
         "name: u\nmodel: {model_name_or_path: m, template: qwen}\ndata: {datasets: [{name: d, file_name: d.json}]}\n"
         "train: {learning_rat: 0.1}\n")
     for ref, expected in cases.items():
-        result = zhouyi("render", ref, cwd=project)
+        result = cli("render", ref, cwd=project)
         assert result.returncode == 2 and expected in result.stderr, (ref, result.stderr)
         assert "Traceback" not in result.stderr
 
 
 def test_dry_run_train_renders_a_run_and_runs_nothing(project: Path):
-    result = zhouyi("train", "tiny-cpu", "--dry-run", cwd=project)
+    result = cli("train", "tiny-cpu", "--dry-run", cwd=project)
     assert result.returncode == 0, result.stderr
     (run,) = (project / "runs").iterdir()
     assert "llamafactory-cli train " + str(run / "train.yaml") in result.stdout
@@ -51,28 +51,28 @@ def test_dry_run_train_renders_a_run_and_runs_nothing(project: Path):
     assert manifest["spec"]["name"] == "tiny-cpu" and manifest["versions"]["llamafactory"].startswith("0.9.5")
     assert not (run / "train").exists(), "nothing was trained"
     assert not (project / "data" / "dataset_info.json").exists(), "dry run leaves the registry alone"
-    second = zhouyi("train", "tiny-cpu", "--dry-run", cwd=project)
+    second = cli("train", "tiny-cpu", "--dry-run", cwd=project)
     assert second.returncode == 0 and len(list((project / "runs").iterdir())) == 2, "never reuse a run dir"
 
 
 def test_chat_and_export_need_a_finished_run(project: Path):
-    result = zhouyi("chat", "tiny-cpu", cwd=project)
+    result = cli("chat", "tiny-cpu", cwd=project)
     assert result.returncode == 2 and "no finished run of 'tiny-cpu'" in result.stderr
     (project / "notarun").mkdir()
-    result = zhouyi("export", "tiny-cpu", "--run", "notarun", cwd=project)
+    result = cli("export", "tiny-cpu", "--run", "notarun", cwd=project)
     assert result.returncode == 2 and "manifest.json is missing" in result.stderr
 
 
 def test_register_refuses_to_repoint(project: Path):
-    assert zhouyi("register", "tiny-cpu", cwd=project).returncode == 0
+    assert cli("register", "tiny-cpu", cwd=project).returncode == 0
     registry = project / "data" / "dataset_info.json"
     data = json.loads(registry.read_text())
     data["zhougong_demo"]["file_name"] = "mine.json"
     registry.write_text(json.dumps(data))
-    result = zhouyi("register", "tiny-cpu", cwd=project)
+    result = cli("register", "tiny-cpu", cwd=project)
     assert result.returncode == 2 and "refusing to repoint" in result.stderr
     assert json.loads(registry.read_text())["zhougong_demo"]["file_name"] == "mine.json"
-    assert zhouyi("register", "tiny-cpu", "--force", cwd=project).returncode == 0
+    assert cli("register", "tiny-cpu", "--force", cwd=project).returncode == 0
 
 
 def test_render_imports_nothing_heavy(project: Path):

@@ -3,9 +3,9 @@
 import pytest
 import yaml
 
-from tests.conftest import zhouyi
-from zhouyi.load import load, with_origins
+from tests.conftest import cli
 from zhouyi.errors import SpecError, UserError
+from zhouyi.load import load, with_origins
 
 
 def write(folder, name, text):
@@ -18,7 +18,7 @@ def write(folder, name, text):
 def test_base_preset_then_file_then_set_with_origins(tmp_path):
     mine = write(tmp_path, "mine.yaml", "base: tiny-cpu\nname: mine\ntrain: {learning_rate: 0.002}\n")
     loaded = load(mine, ["train.max_steps=3", "launch.device=cpu"])
-    spec, origins, where = loaded.spec, loaded.origins, loaded.source
+    spec, where = loaded.spec, loaded.source
     assert spec.name == "mine" and spec.train.learning_rate == 0.002 and spec.train.max_steps == 3
     assert spec.train.cutoff_len == 256 and spec.model.model_name_or_path == "models/tiny-qwen2"  # from the base
     shown = with_origins(loaded)
@@ -61,19 +61,19 @@ def test_bad_sets_name_the_key():
 
 
 def test_set_reaches_every_verb(project):
-    result = zhouyi("train", "tiny-cpu", "--dry-run", "--set", "train.max_steps=3", cwd=project)
+    result = cli("train", "tiny-cpu", "--dry-run", "--set", "train.max_steps=3", cwd=project)
     assert result.returncode == 0, result.stderr
     (run,) = (project / "runs").iterdir()
     assert yaml.safe_load((run / "train.yaml").read_text())["max_steps"] == 3
     assert yaml.safe_load((run / "spec.resolved.yaml").read_text())["train"]["max_steps"] == 3
-    shown = zhouyi("show", "tiny-cpu", "--origins", "--set", "train.seed=7", cwd=project)
+    shown = cli("show", "tiny-cpu", "--origins", "--set", "train.seed=7", cwd=project)
     assert "train.seed: 7  # --set" in shown.stdout
-    bad = zhouyi("render", "tiny-cpu", "--set", "train.nope=1", cwd=project)
+    bad = cli("render", "tiny-cpu", "--set", "train.nope=1", cwd=project)
     assert bad.returncode == 2 and "train.nope" in bad.stderr
 
 
 def test_schema_knows_base_so_editors_accept_it(tmp_path):
     import json
 
-    schema = json.loads(zhouyi("schema", cwd=tmp_path).stdout)
+    schema = json.loads(cli("schema", cwd=tmp_path).stdout)
     assert schema["properties"]["base"]["type"] == "string" and schema["additionalProperties"] is False

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_DATA, write_json, zhouyi
+from tests.conftest import SHARED_DATA, cli, write_json
 from zhouyi.data.clean import CleanOptions, clean, han_count, keyword, question
 from zhouyi.data.readers import Record, read_file
 from zhouyi.data.rules import DEFAULT_RULES, apply_rules, case_study_rules
@@ -106,7 +106,7 @@ def test_duplicates_merge_filters_apply_and_persona_goes_to_system():
 def test_cli_writes_registers_and_refuses_bad_input(tmp_path: Path):
     rows = [{"title": f"蛇{i}", "text": BODY.replace("蛇", f"蛇{i}")} for i in range(40)]
     src = write_json(tmp_path / "pages.json", rows)
-    result = zhouyi("data", "clean", str(src), "-o", "data/zhougong.json", "--report", "rep", cwd=tmp_path)
+    result = cli("data", "clean", str(src), "-o", "data/zhougong.json", "--report", "rep", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     train = json.loads((tmp_path / "data" / "zhougong.json").read_text())
     evals = json.loads((tmp_path / "data" / "zhougong_eval.json").read_text()) if (
@@ -120,7 +120,7 @@ def test_cli_writes_registers_and_refuses_bad_input(tmp_path: Path):
     tiny = write_json(tmp_path / "tiny.json", [{"title": "蛇", "text": "梦见蛇。"}])
     for args, expected in [((str(tmp_path / "empty.json"),), "empty"), ((str(tiny),), "every row was filtered out"),
                            (("data/zhougong.json",), "is one of the inputs")]:
-        bad = zhouyi("data", "clean", *args, "-o", "data/zhougong.json", cwd=tmp_path)
+        bad = cli("data", "clean", *args, "-o", "data/zhougong.json", cwd=tmp_path)
         assert bad.returncode == 2 and expected in bad.stderr, bad.stderr
     assert json.loads((tmp_path / "data" / "zhougong.json").read_text()) == train, "nothing overwritten on error"
 
@@ -147,7 +147,7 @@ def test_spec_drives_the_cleaning_rules_and_output(tmp_path: Path):
     (tmp_path / "mine.yaml").write_text(SPEC_WITH_CLEAN, encoding="utf-8")
     rows = [{"title": "蛇", "text": "梦见梦见" + BODY[2:] + "本文来自某某网。"}]
     src = write_json(tmp_path / "pages.json", rows)
-    result = zhouyi("data", "clean", "--spec", "mine.yaml", str(src), cwd=tmp_path)
+    result = cli("data", "clean", "--spec", "mine.yaml", str(src), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (row,) = json.loads((tmp_path / "mydata" / "dreams.json").read_text())
     assert row["output"] == "梦见梦见" + BODY[2:], "the spec's rule ran; the disabled one did not"
@@ -159,7 +159,7 @@ def test_spec_drives_the_cleaning_rules_and_output(tmp_path: Path):
 def test_bad_clean_settings_name_the_field(tmp_path: Path):
     bad = SPEC_WITH_CLEAN.replace("[doubled_mengjian]", "[doubled_mengjan]").replace("S+?。", "S+?(。")
     (tmp_path / "bad.yaml").write_text(bad, encoding="utf-8")
-    result = zhouyi("data", "clean", "--spec", "bad.yaml", "x.json", cwd=tmp_path)
+    result = cli("data", "clean", "--spec", "bad.yaml", "x.json", cwd=tmp_path)
     assert result.returncode == 2
     assert "data.clean.disable_rules" in result.stderr and "did you mean 'doubled_mengjian'?" in result.stderr
     assert "data.clean.rules.0.pattern" in result.stderr and "not a valid regex" in result.stderr
@@ -176,13 +176,13 @@ def test_traditional_text_is_converted_to_simplified_before_the_rules():
 def test_explain_traces_one_row_rule_by_rule(tmp_path: Path):
     src = write_json(tmp_path / "pages.json", [{"title": "蛇", "text": f"{INTRO}\n{BODY}\n{FOOTER}"},
                                                {"title": "短", "text": "梦见蛇。"}])
-    kept = zhouyi("data", "explain", str(src), "0", cwd=tmp_path)
+    kept = cli("data", "explain", str(src), "0", cwd=tmp_path)
     assert kept.returncode == 0, kept.stderr
     assert "rule site_intro" in kept.stdout and "rule advert_footer" in kept.stdout
     assert f"  {BODY}" in kept.stdout and "verdict: kept" in kept.stdout
-    dropped = zhouyi("data", "explain", str(src), "1", cwd=tmp_path)
+    dropped = cli("data", "explain", str(src), "1", cwd=tmp_path)
     assert "verdict: dropped (shorter than 20 Han characters)" in dropped.stdout
-    missing = zhouyi("data", "explain", str(src), "2", cwd=tmp_path)
+    missing = cli("data", "explain", str(src), "2", cwd=tmp_path)
     assert missing.returncode == 2 and "has 2 readable records (0..1)" in missing.stderr
 
 

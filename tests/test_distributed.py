@@ -14,9 +14,9 @@ import pytest
 import yaml
 from safetensors import safe_open
 
-from tests.conftest import zhouyi
-from zhouyi.serve.server import free_port
+from tests.conftest import cli, zhouyi
 from zhouyi.load import read_source
+from zhouyi.serve.server import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -182,10 +182,10 @@ def test_resume_continues_from_the_last_checkpoint(tiny_project):
 
 def test_resume_refuses_runs_it_cannot_continue(tiny_project):
     spec = tiny_spec(tiny_project, "nockpt", {}, max_steps=1, save_steps=1000)
-    assert zhouyi("train", spec, "--dry-run", cwd=tiny_project).returncode == 0
+    assert cli("train", spec, "--dry-run", cwd=tiny_project).returncode == 0
     run = only_run(tiny_project)
-    result = zhouyi("train", "--resume", str(run), cwd=tiny_project)
+    result = cli("train", "--resume", str(run), cwd=tiny_project)
     assert result.returncode == 2 and "no checkpoint was saved" in result.stderr
-    assert zhouyi("train", "--resume", str(tiny_project), cwd=tiny_project).returncode == 2
-    both = zhouyi("train", spec, "--resume", str(run), cwd=tiny_project)
+    assert cli("train", "--resume", str(tiny_project), cwd=tiny_project).returncode == 2
+    both = cli("train", spec, "--resume", str(run), cwd=tiny_project)
     assert both.returncode == 2 and "not both" in both.stderr

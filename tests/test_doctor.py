@@ -2,11 +2,11 @@
 
 import json
 
-from tests.conftest import zhouyi
+from tests.conftest import cli
 
 
 def test_doctor_reports_the_machine_and_blocks_a_gpu_spec_here(project):
-    result = zhouyi("doctor", "--json", cwd=project)
+    result = cli("doctor", "--json", cwd=project)
     assert result.returncode == 0, result.stderr
     env = json.loads(result.stdout)
     assert env["llamafactory"] == "0.9.5" and env["python"].startswith("3.")
@@ -15,10 +15,10 @@ def test_doctor_reports_the_machine_and_blocks_a_gpu_spec_here(project):
     assert env["optional"]["deepspeed"] is True and env["free_disk_gib"] > 0
     if env["gpus"]:  # this test is written for CI's CPU machines
         return
-    blocked = zhouyi("doctor", "zhougong-lora", cwd=project)
+    blocked = cli("doctor", "zhougong-lora", cwd=project)
     assert blocked.returncode == 1
     assert "no CUDA GPU" in blocked.stdout and "--set launch.device=cpu" in blocked.stdout
-    fine = zhouyi("doctor", "tiny-cpu", cwd=project)
+    fine = cli("doctor", "tiny-cpu", cwd=project)
     assert fine.returncode == 0 and "this machine can run it" in fine.stdout
-    fa2 = zhouyi("doctor", "tiny-cpu", "--set", "train.flash_attn=fa2", cwd=project)
+    fa2 = cli("doctor", "tiny-cpu", "--set", "train.flash_attn=fa2", cwd=project)
     assert fa2.returncode == 1 and "flash-attn" in fa2.stdout

@@ -6,7 +6,7 @@ import time
 
 import yaml
 
-from tests.conftest import zhouyi
+from tests.conftest import cli
 
 
 def populate(cache, tiny_model):
@@ -18,28 +18,28 @@ def populate(cache, tiny_model):
 
 def test_offline_cache_is_found_checked_and_used_by_later_verbs(project, tiny_model):
     snapshot = populate(project / "cache", tiny_model)
-    result = zhouyi("download", "zhougong-lora", "--cache-dir", "cache", "--offline", cwd=project)
+    result = cli("download", "zhougong-lora", "--cache-dir", "cache", "--offline", cwd=project)
     assert result.returncode == 0, result.stderr
     assert f"complete at {snapshot}" in result.stdout
     recorded = json.loads((project / ".zhouyi" / "models.json").read_text())
     assert recorded == {"modelscope:Qwen/Qwen2.5-1.5B-Instruct@master": str(snapshot)}
-    assert zhouyi("render", "zhougong-lora", "-o", "r", cwd=project).returncode == 0
+    assert cli("render", "zhougong-lora", "-o", "r", cwd=project).returncode == 0
     assert yaml.safe_load((project / "r" / "train.yaml").read_text())["model_name_or_path"] == str(snapshot)
 
 
 def test_incomplete_or_absent_snapshot_is_refused_and_not_recorded(project, tiny_model):
     snapshot = populate(project / "cache", tiny_model)
     (snapshot / "model.safetensors").unlink()
-    result = zhouyi("download", "zhougong-lora", "--cache-dir", "cache", "--offline", cwd=project)
+    result = cli("download", "zhougong-lora", "--cache-dir", "cache", "--offline", cwd=project)
     assert result.returncode == 2 and "missing: weights" in result.stderr and "again" in result.stderr
     assert not (project / ".zhouyi").exists()
-    absent = zhouyi("download", "zhougong-lora", "--cache-dir", "nowhere", "--offline", cwd=project)
+    absent = cli("download", "zhougong-lora", "--cache-dir", "nowhere", "--offline", cwd=project)
     assert absent.returncode == 2 and "in the cache" in absent.stderr
 
 
 def test_unreachable_hub_fails_fast_with_a_clear_message(project):
     start = time.time()
-    result = zhouyi("download", "zhougong-lora", "--cache-dir", "cache", "--timeout", "5", cwd=project,
+    result = cli("download", "zhougong-lora", "--cache-dir", "cache", "--timeout", "5", cwd=project,
                     env={"MODELSCOPE_DOMAIN": "127.0.0.1:9"})
     assert time.time() - start < 30
     assert result.returncode == 2
@@ -47,9 +47,9 @@ def test_unreachable_hub_fails_fast_with_a_clear_message(project):
 
 
 def test_local_model_is_checked_in_place(tiny_project):
-    ok = zhouyi("download", "tiny-cpu", cwd=tiny_project)
+    ok = cli("download", "tiny-cpu", cwd=tiny_project)
     assert ok.returncode == 0 and "complete at" in ok.stdout
-    bad = zhouyi("download", "tiny-cpu", "--set", "model.model_name_or_path=models/none", cwd=tiny_project)
+    bad = cli("download", "tiny-cpu", "--set", "model.model_name_or_path=models/none", cwd=tiny_project)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
 
 
@@ -59,6 +59,6 @@ def test_hugging_face_cache_works_the_same(project, tiny_model):
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0123abcd")
     hf = ["--set", "model.source=huggingface", "--set", "model.model_revision=main"]
-    result = zhouyi("download", "zhougong-lora", *hf, "--cache-dir", "hf", "--offline", cwd=project)
+    result = cli("download", "zhougong-lora", *hf, "--cache-dir", "hf", "--offline", cwd=project)
     assert result.returncode == 0, result.stderr
     assert str(repo / "snapshots" / "0123abcd") in result.stdout

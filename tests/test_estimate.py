@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from tests.conftest import zhouyi
+from tests.conftest import cli
 from zhouyi.errors import UserError
-from zhouyi.preflight.estimate import Arch, estimate, setup_for, smallest_fix
-from zhouyi.preflight.hardware import hardware_problems, parse_hardware
 from zhouyi.launch import launch_env
 from zhouyi.load import from_text, load
+from zhouyi.preflight.estimate import Arch, estimate, setup_for, smallest_fix
+from zhouyi.preflight.hardware import hardware_problems, parse_hardware
 
 N = 1_543_714_304  # Qwen2.5-1.5B parameters (the model card's 1.54B; embeddings tied)
 LORA_R8_ALL = 28 * 8 * (2 * (1536 + 1536) + 2 * (1536 + 256) + 3 * (1536 + 8960))  # q,o + k,v + gate,up,down
@@ -105,21 +105,21 @@ def test_hardware_problems_name_the_field():
 
 
 def test_estimate_and_validate_on_the_command_line(tmp_path):
-    result = zhouyi("estimate", "zhougong-lora", "--hardware", "4x4090", "--json", cwd=tmp_path)
+    result = cli("estimate", "zhougong-lora", "--hardware", "4x4090", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["fits"] and report["parameters"] == N and report["problems"] == []
-    small = zhouyi("estimate", "zhougong-lora", "--hardware", "1xt4", cwd=tmp_path)
+    small = cli("estimate", "zhougong-lora", "--hardware", "1xt4", cwd=tmp_path)
     assert small.returncode == 1 and "no bf16" in small.stdout
-    bad = zhouyi("estimate", "zhougong-lora", "--hardware", "9xfoo", cwd=tmp_path)
+    bad = cli("estimate", "zhougong-lora", "--hardware", "9xfoo", cwd=tmp_path)
     assert bad.returncode == 2 and "cards:" in bad.stderr
 
 
 def test_validate_with_hardware_reports_what_stops_the_spec_there(project):
-    result = zhouyi("validate", "--json", "--hardware", "h100", "tiny-cpu", cwd=project)
+    result = cli("validate", "--json", "--hardware", "h100", "tiny-cpu", cwd=project)
     assert result.returncode == 2
     (report,) = json.loads(result.stdout)
     errors = {p["where"]: p["message"] for p in report["problems"] if p["level"] == "error"}
     assert "set device: cuda" in errors["launch.device"]
-    fits = zhouyi("validate", "--hardware", "cpu", "tiny-cpu", cwd=project)
+    fits = cli("validate", "--hardware", "cpu", "tiny-cpu", cwd=project)
     assert fits.returncode == 0, fits.stdout

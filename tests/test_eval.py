@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.conftest import REPO, fake_trained_run, zhouyi
+from tests.conftest import REPO, cli, fake_trained_run, zhouyi
 from zhouyi.evaluate import Prediction, build_report, has_boilerplate, in_voice, to_markdown
 from zhouyi.load import load
 
@@ -37,14 +37,14 @@ def test_eval_without_a_held_out_split_says_how_to_make_one(project):
     (project / "job.yaml").write_text("base: tiny-cpu\nname: job\n"
                                       "data: {datasets: [{name: zhougong_demo, file_name: zhougong_demo.json}]}\n")
     run = fake_trained_run(project, "job.yaml")
-    result = zhouyi("eval", "--run", str(run), cwd=project)
+    result = cli("eval", "--run", str(run), cwd=project)
     assert result.returncode == 2 and "no eval split" in result.stderr and "split: eval" in result.stderr
 
 
 def test_eval_refuses_a_run_that_did_not_finish(project):
-    assert zhouyi("train", "tiny-cpu", "--dry-run", cwd=project).returncode == 0
+    assert cli("train", "tiny-cpu", "--dry-run", cwd=project).returncode == 0
     (run,) = (project / "runs").iterdir()
-    result = zhouyi("eval", "--run", str(run), cwd=project)
+    result = cli("eval", "--run", str(run), cwd=project)
     assert result.returncode == 2 and "training has not finished" in result.stderr
 
 

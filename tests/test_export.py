@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import fake_trained_run, zhouyi
+from tests.conftest import cli, fake_trained_run
 from zhouyi.export import missing_quantize_packages, modelfile_with_persona
 
 PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
@@ -14,7 +14,7 @@ PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王
 
 def test_quantize_refuses_a_run_with_no_merge(project):
     run = fake_trained_run(project, "tiny-cpu")
-    result = zhouyi("export", "--run", str(run), "--quantize", "4", cwd=project)
+    result = cli("export", "--run", str(run), "--quantize", "4", cwd=project)
     assert result.returncode == 2 and "without --quantize first" in result.stderr
 
 
@@ -22,7 +22,7 @@ def test_quantize_renders_a_second_step_calibrated_on_our_data(project):
     run = fake_trained_run(project, "tiny-cpu")
     (run / "merged").mkdir()
     (run / "merged" / "config.json").write_text("{}")
-    result = zhouyi("export", "--run", str(run), "--quantize", "8", "--dry-run", cwd=project)
+    result = cli("export", "--run", str(run), "--quantize", "8", "--dry-run", cwd=project)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load((run / "quantize.yaml").read_text())
     assert config["model_name_or_path"] == str(run / "merged") and "adapter_name_or_path" not in config
@@ -38,7 +38,7 @@ def test_quantize_names_the_packages_it_needs(project):
     run = fake_trained_run(project, "tiny-cpu")
     (run / "merged").mkdir()
     (run / "merged" / "config.json").write_text("{}")
-    result = zhouyi("export", "--run", str(run), "--quantize", "4", cwd=project)
+    result = cli("export", "--run", str(run), "--quantize", "4", cwd=project)
     assert result.returncode == 2 and "pip install" in result.stderr and "gptqmodel" in result.stderr
     assert not (run / "merged-gptq-int4").exists(), "nothing started, nothing written"
 

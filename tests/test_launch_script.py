@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import zhouyi
+from tests.conftest import cli
 
 MULTI = """
 name: multi
@@ -19,7 +19,7 @@ def scripts(project):
     (project / "multi.yaml").write_text(MULTI)
     paths = {}
     for kind in ("slurm", "shell"):
-        result = zhouyi("launch-script", "multi.yaml", f"--{kind}", cwd=project)
+        result = cli("launch-script", "multi.yaml", f"--{kind}", cwd=project)
         assert result.returncode == 0, result.stderr
         paths[kind] = project / result.stdout.strip().splitlines()[-1]
     return paths
@@ -56,7 +56,7 @@ def test_shell_script_takes_the_rank_and_refuses_a_wrong_one(scripts):
 
 def test_node_rank_outside_the_job_is_refused(project):
     (project / "multi.yaml").write_text(MULTI)
-    result = zhouyi("train", "multi.yaml", "--dry-run", "--node-rank", "2", cwd=project)
+    result = cli("train", "multi.yaml", "--dry-run", "--node-rank", "2", cwd=project)
     assert result.returncode == 2 and "ranks are 0..1" in result.stderr
-    ok = zhouyi("train", "multi.yaml", "--dry-run", "--node-rank", "1", cwd=project)
+    ok = cli("train", "multi.yaml", "--dry-run", "--node-rank", "1", cwd=project)
     assert ok.returncode == 0 and "NODE_RANK=1" in ok.stdout and "MASTER_PORT=29500" in ok.stdout

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from zhouyi.errors import SpecError
-from zhouyi.render import RenderContext, render
 from zhouyi.load import from_text, load, preset_names
+from zhouyi.render import RenderContext, render
 from zhouyi.yamltext import omegaconf_problem, yaml_value
 
 GOLDEN = Path(__file__).parent / "golden"

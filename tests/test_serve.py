@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import fake_trained_run, wait_for_http, zhouyi
+from tests.conftest import cli, fake_trained_run, wait_for_http, zhouyi
 from zhouyi.errors import UserError
 from zhouyi.serve.server import free_port, pick_port
 
@@ -43,7 +43,7 @@ def test_chat_keeps_a_conversation_and_takes_commands(trained_run):
                                                 ("梦" * 100_000, "100,000 characters")])
 def test_ask_refuses_an_empty_or_huge_question_before_loading(tiny_project, question, message):
     run = fake_trained_run(tiny_project, "tiny-cpu")
-    result = zhouyi("ask", "--run", str(run), "-", stdin=question, cwd=tiny_project)  # "-": a page pasted on stdin
+    result = cli("ask", "--run", str(run), "-", stdin=question, cwd=tiny_project)  # "-": a page pasted on stdin
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "loading" not in result.stderr, "refused before any model loads"
 
@@ -74,7 +74,7 @@ def test_port_is_the_default_a_free_one_or_a_clear_error(capsys):
 
 def test_run_that_is_no_run_is_named(project):
     (project / "runs" / "nothing").mkdir(parents=True)
-    result = zhouyi("ask", "--run", "runs/nothing", QUESTION, cwd=project)
+    result = cli("ask", "--run", "runs/nothing", QUESTION, cwd=project)
     assert result.returncode == 2 and "manifest.json is missing" in result.stderr
 
 
@@ -113,7 +113,7 @@ def test_api_serves_openai_clients_and_requires_the_key(trained_run):
                              headers={"Authorization": f"Bearer {KEY}"})
         assert missing.status_code == 422 and "messages" in missing.text, "the missing field is named"
 
-        taken = zhouyi("api", "--run", str(run), "--port", str(port), cwd=project)
+        taken = cli("api", "--run", str(run), "--port", str(port), cwd=project)
         assert taken.returncode == 2 and f"127.0.0.1:{port} is in use" in taken.stderr
     finally:
         server.send_signal(signal.SIGINT)

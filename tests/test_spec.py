@@ -92,9 +92,9 @@ def test_unknown_finetuning_type_and_deepspeed_stage():
 
 def test_missing_spec_file_and_unknown_preset(tmp_path: Path):
     with pytest.raises(UserError, match="spec file not found"):
-        load(str(tmp_path / "nope.yaml")).spec
+        load(str(tmp_path / "nope.yaml"))
     with pytest.raises(UserError, match="did you mean 'tiny-cpu'"):
-        load("tiny-cpy").spec
+        load("tiny-cpy")
 
 
 def test_not_yaml_and_not_a_mapping():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, lay_out_project, write_json, zhouyi
+from tests.conftest import REPO, cli, lay_out_project, write_json
 
 GOOD = """
 name: {name}
@@ -48,7 +48,7 @@ def reports(tmp_path_factory):
     write_json(project / "data" / "zhougong.json", rows[:-8])
     write_json(project / "data" / "zhougong_eval.json", rows[-8:])
     refs = [*names.values(), "tiny-cpu", "zhougong-lora"]
-    result = zhouyi("validate", "--json", *refs, cwd=project)
+    result = cli("validate", "--json", *refs, cwd=project)
     by_ref = {r["spec"]: r for r in json.loads(result.stdout)}
     return {key: by_ref[ref] for key, ref in names.items()} | {p: by_ref[p] for p in ("tiny-cpu", "zhougong-lora")} \
         | {"_rc": result.returncode}

@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import need, wait_for_http, zhouyi
+from tests.conftest import cli, need, wait_for_http
 from zhouyi.serve.server import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -70,7 +70,7 @@ def test_webui_folder_keeps_the_users_choices(tiny_project):
     folder = tiny_project / ".zhouyi" / "webui" / "tiny-cpu"
     (folder / "llamaboard_cache").mkdir(parents=True)
     (folder / "llamaboard_cache" / "user_config.yaml").write_text("lang: en\npath_dict: {Qwen2-7B: /m/q}\n")
-    result = zhouyi("webui", "tiny-cpu", "--dry-run", cwd=tiny_project)
+    result = cli("webui", "tiny-cpu", "--dry-run", cwd=tiny_project)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load((folder / "llamaboard_cache" / "user_config.yaml").read_text())
     assert config["lang"] == "en", "the user's language stays"

@@ -9,7 +9,6 @@ complete (config, tokenizer, every weight shard its index lists) is never record
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from zhouyi import launch, process
@@ -53,7 +52,7 @@ def fetch(spec: JobSpec, base_dir: Path, cache_dir: Path | None, offline: bool, 
         try:
             # the hub's own progress bars (stderr) reach the user; the answer comes on stdout
             proc = process.capture(launch.child("hub_fetch", json.dumps(job)), timeout=timeout, stderr=False)
-        except subprocess.TimeoutExpired:
+        except process.TimeoutExpired:
             raise UserError(f"the {model.source} hub did not answer within {timeout:.0f} s; on a machine without "
                             "network use --offline with a populated --cache-dir, or a local model folder") from None
         lines = proc.stdout.strip().splitlines()

@@ -21,6 +21,7 @@ from zhouyi.errors import UserError
 from zhouyi.launch import CLI, Command
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+TimeoutExpired = subprocess.TimeoutExpired  # what capture() raises after its timeout
 
 
 def run(cmd: Command, echo=print, log: Path | None = None, dry_run: bool = False) -> int:

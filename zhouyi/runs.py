@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -80,7 +79,7 @@ def git_commit(path: Path) -> str | None:
     try:
         out = process.capture(Command(["git", "-C", str(path), "describe", "--always", "--dirty", "--abbrev=40"]),
                               timeout=10)
-    except (OSError, UserError, subprocess.TimeoutExpired):
+    except (OSError, UserError, process.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
 

@@ -92,7 +92,7 @@ def _cleaning_flags(p: argparse.ArgumentParser) -> None:
         field = CleanSpec.model_fields[name]
         default = ", ".join(field.default) if isinstance(field.default, list) else field.default
         kind = _unoptional(field.annotation)
-        help_text = f"{field.description} (default: {default})"
+        help_text = field.description + ("" if default in (None, False) else f" (default: {default})")
         if kind is bool:
             p.add_argument(flag, action="store_true", help=help_text)
         elif typing.get_origin(kind) is list:

@@ -7,7 +7,6 @@ specs together, so llamafactory is imported once and the files are parsed in par
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -82,7 +81,7 @@ def validate_specs(refs: list[str], base_dir: Path, hardware=None, sets: tuple[s
 def parse_with_llamafactory(jobs: list[dict]) -> dict[str, list[str]]:
     try:
         proc = process.capture(launch.child("lf_check"), stdin_text=json.dumps(jobs), timeout=600)
-    except subprocess.TimeoutExpired:
+    except process.TimeoutExpired:
         raise UserError("llamafactory's parser did not finish within 600 s") from None
     if proc.returncode != 0 or not proc.stdout.strip():
         tail = (proc.stderr or "").strip().splitlines()[-5:]
