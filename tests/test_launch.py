@@ -90,3 +90,33 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
+def test_a_child_that_ignores_the_signal_is_stopped_harder(tmp_path: Path, signum):
+    """A child started with SIGINT ignored (as a non-interactive shell starts background jobs) and one that ignores
+    SIGHUP itself: zhouyi forwards the signal, then SIGTERM, then SIGKILL, and leaves nothing running."""
+    pids = tmp_path / "pids"
+    driver = tmp_path / "driver.py"
+    driver.write_text(textwrap.dedent(f"""
+        import signal, sys
+        from zhouyi import launch, process
+        process.ESCALATE_AFTER = 1.0
+        child = '''
+        import signal, time
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        open({str(pids)!r}, "w").write("ready")
+        time.sleep(60)
+        '''
+        sys.exit(process.run(launch.Command([sys.executable, "-c", child])))
+    """))
+    proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while not (pids.exists() and pids.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    started = time.time()
+    proc.send_signal(signum)
+    assert proc.wait(timeout=15) == 128 + signal.SIGKILL, "SIGINT/SIGHUP and SIGTERM ignored: SIGKILL ended it"
+    assert time.time() - started < 10

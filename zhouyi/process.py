@@ -1,9 +1,11 @@
 """The one place zhouyi starts processes.
 
 Every child runs in its own process group, so one signal reaches it and everything it started (torchrun and
-its workers). While zhouyi waits, Ctrl-C, SIGTERM and SIGHUP are forwarded to that whole group; what is left
-of the group when the child ends is killed. Commands come from zhouyi.launch, already whole: nothing here
-changes them.
+its workers). While zhouyi waits, Ctrl-C, SIGTERM and SIGHUP are forwarded to that whole group; a group still
+running ESCALATE_AFTER seconds later gets SIGTERM, then SIGKILL (a child may ignore SIGINT: anything a
+non-interactive shell starts in the background does). What is left of the group when the child ends is killed.
+Under nohup, SIGHUP stays ignored: the training is meant to outlive the terminal. Commands come from
+zhouyi.launch, already whole: nothing here changes them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +24,8 @@ from zhouyi.errors import UserError
 from zhouyi.launch import CLI, Command
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+ESCALATION = (signal.SIGTERM, signal.SIGKILL)
+ESCALATE_AFTER = 10.0  # seconds a signalled group has to stop before the next, harder signal
 TimeoutExpired = subprocess.TimeoutExpired  # what capture() raises after its timeout
 
 
@@ -36,8 +41,9 @@ def run(cmd: Command, echo=print, log: Path | None = None, dry_run: bool = False
     with open(log, "wb") if log else contextlib.nullcontext() as sink:
         proc = subprocess.Popen(argv, env=_child_env(cmd.env), cwd=cmd.cwd, stdout=sink,
                                 stderr=subprocess.STDOUT if log else None, start_new_session=True)
-        with _forwarding(proc):
-            code = proc.wait()
+        with _forwarding(proc) as forwarder:
+            while (code := _poll(proc)) is None:
+                forwarder.escalate()
     return code if code >= 0 else 128 - code  # killed by signal N -> 128+N, as a shell reports it
 
 
@@ -50,13 +56,19 @@ def capture(cmd: Command, stdin_text: str | None = None, timeout: float | None =
     proc = subprocess.Popen(argv, env=_child_env(cmd.env), cwd=cmd.cwd, text=True, start_new_session=True,
                             stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE if stderr else None)
-    with _forwarding(proc):
-        try:
-            out, err = proc.communicate(stdin_text, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
-            proc.communicate()
-            raise
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with _forwarding(proc) as forwarder:
+        while True:
+            try:
+                out, err = proc.communicate(stdin_text, timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                stdin_text = None  # communicate() sent it already; a second call only goes on reading
+                if deadline is not None and time.monotonic() > deadline:
+                    _kill_group(proc.pid)
+                    proc.communicate()
+                    raise subprocess.TimeoutExpired(argv, timeout) from None
+                forwarder.escalate()
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
@@ -107,25 +119,52 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def _forwarding(proc: subprocess.Popen) -> Iterator[None]:
-    """While the block runs, Ctrl-C / SIGTERM / SIGHUP go to the child's whole group; after it, nothing of the
-    group is left running."""
-
-    def forward(signum, _frame):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+def _poll(proc: subprocess.Popen, interval: float = 0.2) -> int | None:
     try:
-        yield
+        return proc.wait(interval)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+class _Forwarder:
+    """Passes the signals zhouyi gets on to the child's group, and hardens them when the group does not stop."""
+
+    def __init__(self, pgid: int):
+        self.pgid = pgid
+        self.signalled_at: float | None = None
+        self.escalations = iter(ESCALATION)
+
+    def forward(self, signum, _frame) -> None:
+        _signal_group(self.pgid, signum)
+        self.signalled_at = self.signalled_at or time.monotonic()
+
+    def escalate(self) -> None:
+        if self.signalled_at is not None and time.monotonic() - self.signalled_at > ESCALATE_AFTER:
+            _signal_group(self.pgid, next(self.escalations, signal.SIGKILL))
+            self.signalled_at = time.monotonic()
+
+
+@contextlib.contextmanager
+def _forwarding(proc: subprocess.Popen) -> Iterator[_Forwarder]:
+    """While the block runs, Ctrl-C / SIGTERM / SIGHUP (unless nohup ignores it) go to the child's whole group;
+    after it, nothing of the group is left running."""
+    forwarder = _Forwarder(proc.pid)
+    nohup = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    previous = {sig: signal.signal(sig, forwarder.forward) for sig in FORWARDED
+                if not (sig == signal.SIGHUP and nohup)}
+    try:
+        yield forwarder
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _kill_group(proc.pid)
 
 
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
 def _kill_group(pgid: int) -> None:
     """Leave no stray worker behind: anything still in the child's group gets SIGKILL."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+    _signal_group(pgid, signal.SIGKILL)
