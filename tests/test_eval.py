@@ -6,7 +6,16 @@ import json
 import pytest
 
 from tests.conftest import REPO, cli, fake_trained_run, zhouyi
-from zhouyi.evaluate import Prediction, build_report, has_boilerplate, in_voice, loops, to_markdown
+from zhouyi.evaluate import (
+    Prediction,
+    build_report,
+    compare,
+    comparison_markdown,
+    has_boilerplate,
+    in_voice,
+    loops,
+    to_markdown,
+)
 from zhouyi.load import load
 
 
@@ -100,3 +109,34 @@ def test_without_system_needs_an_eval_split_that_does_not_carry_the_persona(proj
     result = cli("eval", "--run", str(run), "--without-system", cwd=project)
     assert result.returncode == 2 and "maps a system column" in result.stderr
     assert not (run / "eval").exists(), "refused before anything ran"
+
+
+def test_several_runs_compare_in_one_table():
+    spec = load("tiny-cpu").spec
+    base = [Prediction("梦见蛇", "主财。", "作为一个AI助手，我无法解梦。")]
+    reports = [build_report(spec, REPO / "runs" / name, base, [Prediction("梦见蛇", "主财。", answer)],
+                            {"base": {"rouge-l": 2.0}, "tuned": {"rouge-l": score}}, None)
+               for name, answer, score in (("tutorial-1", "小编帮你整理的梦见蛇的详细解说吧。", 20.0),
+                                           ("clean-1", "蛇入梦，主财。", 40.0))]
+    table = compare(reports)
+    assert list(table["checks"]) == ["reference", "base", "tutorial-1", "clean-1"], "the base once, then each run"
+    assert table["metrics"]["clean-1"]["rouge-l"] == 40.0 and table["checks"]["tutorial-1"]["boilerplate"] == 1.0
+    markdown = comparison_markdown(table)
+    assert "| ROUGE-L | 2.00 | 20.00 | 40.00 |" in markdown
+    assert "| with site boilerplate | 0% | 0% | 100% | 0% |" in markdown
+    assert "| clean-1 | 蛇入梦，主财。 |" in markdown
+
+
+def test_runs_with_different_held_out_questions_are_not_compared(project):
+    first = fake_trained_run(project, "tiny-cpu")
+    (project / "other.yaml").write_text(
+        "base: tiny-cpu\nname: other\ndata:\n  datasets:\n"
+        "    - {name: zhougong_demo, file_name: zhougong_demo.json}\n"
+        "    - {name: other_eval, file_name: zhougong_demo.json, split: eval}\n")
+    assert cli("train", "other.yaml", "--dry-run", cwd=project).returncode == 0
+    (second,) = (project / "runs").glob("other-*")
+    (second / "train").mkdir()
+    (second / "train" / "adapter_config.json").write_text("{}")
+    result = cli("eval", "--run", str(first), "--run", str(second), cwd=project)
+    assert result.returncode == 2 and "held-out split differs" in result.stderr
+    assert not (first / "eval").exists() and not (second / "eval").exists(), "refused before anything ran"

@@ -59,14 +59,18 @@ def require_no_system_column(spec: JobSpec) -> None:
                         " so its rows carry the persona; map no system column for the eval split")
 
 
-def predict(spec: JobSpec, run_dir: Path, max_samples: int | None, without_system: bool = False) -> int:
+def predict(spec: JobSpec, run_dir: Path, max_samples: int | None, without_system: bool = False,
+            with_base: bool = True) -> int:
     """Answer the eval split with the base model, then the tuned one, and with `without_system` both again with no
-    system prompt (the template's own default instead of the persona); 0, or the failing exit code."""
+    system prompt (the template's own default instead of the persona); `with_base=False` asks the tuned model
+    only (another run already asked the base). 0, or the failing exit code."""
     out = run_dir / EVAL_DIR
     out.mkdir(exist_ok=True)
     extra = [f"max_samples={max_samples}"] if max_samples else []  # llamafactory-cli's key=value overrides
     bare = [(which, verb, ["default_system=null", f"output_dir={out / which}"]) for which, verb in WITHOUT_SYSTEM]
     for which, verb, overrides in [(w, v, []) for w, v in MODELS] + (bare if without_system else []):
+        if which.startswith("base") and not with_base:
+            continue
         log = out / f"{which}.log"
         code = process.run(launch.build(spec, verb, run_dir, args=[*extra, *overrides]), log=log)
         if code != 0:
@@ -249,10 +253,11 @@ def plot_loss(run_dir: Path, png: Path) -> bool:
 
 
 def write_report(spec: JobSpec, run_dir: Path, ctx: RenderContext, max_samples: int | None,
-                 without_system: bool = False) -> tuple[Path, dict]:
+                 without_system: bool = False, base_from: Path | None = None) -> tuple[Path, dict]:
+    """The run's eval/report.{json,md}; `base_from`: the eval folder of a run that asked the base model already."""
     out = run_dir / EVAL_DIR
     questions = eval_questions(spec, ctx, max_samples or spec.eval.max_samples)
-    read = {which: read_predictions(out / which, questions)
+    read = {which: read_predictions((base_from if base_from and which.startswith("base") else out) / which, questions)
             for which, _ in MODELS + (WITHOUT_SYSTEM if without_system else ())}
     loss = "loss.png" if plot_loss(run_dir, out / "loss.png") else None
     report = build_report(spec, run_dir, read["base"][0], read["tuned"][0],
@@ -261,3 +266,44 @@ def write_report(spec: JobSpec, run_dir: Path, ctx: RenderContext, max_samples: 
     write_json(out / "report.json", report)
     atomic_write(out / "report.md", to_markdown(report))
     return out / "report.md", report
+
+
+def compare(reports: list[dict]) -> dict:
+    """Several runs' reports on the same questions as one table: the base once, then each run's tuned model."""
+    first = reports[0]
+    columns: dict[str, tuple[dict, str]] = {"reference": (first, "reference")}
+    for which in ("base", "base_no_system"):
+        if which in first["checks"]:
+            columns[COLUMN_LABELS[which]] = (first, which)
+    for report in reports:
+        name = Path(report["run"]).name
+        columns[name] = (report, "tuned")
+        if "tuned_no_system" in report["checks"]:
+            columns[f"{name}, no system prompt"] = (report, "tuned_no_system")
+    return {"runs": [r["run"] for r in reports], "rows": first["rows"], "settings": first["settings"],
+            "metrics": {c: r["metrics"][w] for c, (r, w) in columns.items() if w in r["metrics"]},
+            "checks": {c: r["checks"][w] for c, (r, w) in columns.items()},
+            "samples": [{"question": s["question"], **{c: r["samples"][i][w] for c, (r, w) in columns.items()
+                                                       if i < len(r["samples"])}}
+                        for i, s in enumerate(first["samples"])]}
+
+
+def comparison_markdown(table: dict) -> str:
+    columns = [c for c in table["checks"] if c != "reference"]
+    lines = [f"# {len(table['runs'])} runs on {table['rows']} held-out questions", "",
+             "Greedy answers (max " + str(table["settings"]["max_new_tokens"]) + " new tokens); runs: "
+             + ", ".join(Path(r).name for r in table["runs"]) + ".", "",
+             "| metric | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    lines += [f"| {m.upper()} | " + " | ".join(f"{table['metrics'][c][m]:.2f}" if m in table["metrics"].get(c, {})
+                                               else "-" for c in columns) + " |" for m in METRICS]
+    labels = {"boilerplate": "with site boilerplate", "in_voice": "in the persona's voice",
+              "loops": "repeating itself", "at_token_limit": "cut at the token limit (never ended)"}
+    everything = ["reference", *columns]
+    lines += ["", "| share of answers | " + " | ".join(everything) + " |", "|---|" + "---:|" * len(everything)]
+    for key, label in labels.items():
+        lines.append(f"| {label} | " + " | ".join(f"{table['checks'][c][key]:.0%}" if key in table["checks"][c]
+                                                  else "-" for c in everything) + " |")
+    for n, sample in enumerate(table["samples"], 1):
+        lines += ["", f"## {n}. {_one_line(sample['question'])}", "", "| | answer |", "|---|---|"]
+        lines += [f"| {c} | {_one_line(sample[c])} |" for c in everything if c in sample]
+    return "\n".join(lines) + "\n"
