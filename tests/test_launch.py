@@ -57,30 +57,37 @@ def test_missing_llamafactory_cli_is_a_user_error(monkeypatch):
         process.run(launch.Command(["llamafactory-cli", "train", "x.yaml"]))
 
 
-def test_sigterm_reaches_the_whole_child_group(tmp_path: Path):
-    """zhouyi's run() in a parent; its child spawns a grandchild; SIGTERM to the parent ends both."""
+def _driven(tmp_path: Path, child: str, setup: str = "") -> tuple[subprocess.Popen, str]:
+    """zhouyi's process.run() in a parent process, on `child` (Python source, which writes its `pids` file when it is
+    ready); returns the parent and what the child wrote."""
     pids = tmp_path / "pids"
     driver = tmp_path / "driver.py"
     driver.write_text(textwrap.dedent(f"""
         import sys
         from zhouyi import launch, process
-        child = '''
-        import subprocess, sys, time
-        g = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-        open({str(pids)!r}, "w").write(str(g.pid))
-        time.sleep(60)
-        '''
+        {setup}
+        child = {textwrap.dedent(child).replace("PIDS", repr(str(pids)))!r}
         sys.exit(process.run(launch.Command([sys.executable, "-c", child])))
     """))
     proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.DEVNULL)
     deadline = time.time() + 20
     while not (pids.exists() and pids.read_text()) and time.time() < deadline:
         time.sleep(0.1)
-    grandchild = int(pids.read_text())
+    return proc, pids.read_text()
+
+
+def test_sigterm_reaches_the_whole_child_group(tmp_path: Path):
+    """zhouyi's run() in a parent; its child spawns a grandchild; SIGTERM to the parent ends both."""
+    proc, grandchild = _driven(tmp_path, """
+        import subprocess, sys, time
+        g = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        open(PIDS, "w").write(str(g.pid))
+        time.sleep(60)
+    """)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 128 + signal.SIGTERM
     time.sleep(0.5)
-    assert not _alive(grandchild)
+    assert not _alive(int(grandchild))
 
 
 def _alive(pid: int) -> bool:
@@ -96,26 +103,13 @@ def _alive(pid: int) -> bool:
 def test_a_child_that_ignores_the_signal_is_stopped_harder(tmp_path: Path, signum):
     """A child started with SIGINT ignored (as a non-interactive shell starts background jobs) and one that ignores
     SIGHUP itself: zhouyi forwards the signal, then SIGTERM, then SIGKILL, and leaves nothing running."""
-    pids = tmp_path / "pids"
-    driver = tmp_path / "driver.py"
-    driver.write_text(textwrap.dedent(f"""
-        import signal, sys
-        from zhouyi import launch, process
-        process.ESCALATE_AFTER = 1.0
-        child = '''
+    proc, _ = _driven(tmp_path, """
         import signal, time
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        open({str(pids)!r}, "w").write("ready")
+        for ignored in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+            signal.signal(ignored, signal.SIG_IGN)
+        open(PIDS, "w").write("ready")
         time.sleep(60)
-        '''
-        sys.exit(process.run(launch.Command([sys.executable, "-c", child])))
-    """))
-    proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while not (pids.exists() and pids.read_text()) and time.time() < deadline:
-        time.sleep(0.1)
+    """, setup="process.ESCALATE_AFTER = 1.0")
     started = time.time()
     proc.send_signal(signum)
     assert proc.wait(timeout=15) == 128 + signal.SIGKILL, "SIGINT/SIGHUP and SIGTERM ignored: SIGKILL ended it"
