@@ -6,14 +6,12 @@ import json
 import pytest
 
 from tests.conftest import REPO, cli, fake_trained_run, zhouyi
+from zhouyi.answer_checks import has_boilerplate, in_voice, loops
 from zhouyi.evaluate import (
     Prediction,
     build_report,
     compare,
     comparison_markdown,
-    has_boilerplate,
-    in_voice,
-    loops,
     to_markdown,
 )
 from zhouyi.load import load

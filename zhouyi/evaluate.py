@@ -1,7 +1,7 @@
 """`zhouyi eval`: did fine-tuning help? The same held-out questions go to the base and to the tuned model through
 LLaMA-Factory's own prediction (`do_predict`, greedy); zhouyi only reads its outputs and writes the comparison.
 
-Checks on the answers (documented in the README, "Evaluate"):
+Checks on the answers (zhouyi.answer_checks; documented in the README, "Evaluate"):
 - boilerplate: the answer contains a dream site's phrase that `zhouyi data clean` removes (adverts, editor notes,
   site intros, pasted horoscope or numerology filler, URLs, HTML); with clean data this falls to zero;
 - in voice: the answer names no modern assistant (`eval.off_voice_markers`) and uses at least one of the diviner's
@@ -19,15 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi import launch, process
-from zhouyi.data.rules import DEFAULT_RULES
+from zhouyi.answer_checks import answer_checks
 from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, read_json_rows, write_json
 from zhouyi.render import EVAL_DIR, RenderContext
 from zhouyi.runs import read_trainer_log
 from zhouyi.spec import JobSpec
 
-BOILERPLATE_RULES = ("advert_footer", "site_intro", "html", "url", "attribution", "editor_phrases", "navigation",
-                     "horoscope_filler", "numerology_filler", "case_studies")
 METRICS = ("bleu-4", "rouge-1", "rouge-2", "rouge-l")
 MODELS = (("base", "predict_base"), ("tuned", "predict"))  # (output folder, launch verb)
 WITHOUT_SYSTEM = (("base_no_system", "predict_base"), ("tuned_no_system", "predict"))  # `--without-system`
@@ -104,32 +102,6 @@ def eval_questions(spec: JobSpec, ctx: RenderContext, max_samples: int | None) -
     return questions
 
 
-def has_boilerplate(text: str) -> bool:
-    return any(rule.compiled().search(text) for rule in DEFAULT_RULES if rule.name in BOILERPLATE_RULES)
-
-
-def in_voice(text: str, voice: list[str], off_voice: list[str]) -> bool:
-    return not any(m in text for m in off_voice) and any(m in text for m in voice)
-
-
-def loops(text: str, width: int = 10, times: int = 3) -> bool:
-    """The answer repeats itself: some `width`-character stretch occurs `times` times, or a sentence of six or more
-    characters twice (what a model that never learnt to stop does until its token limit)."""
-    compact = "".join(text.split())
-    stretches = [compact[i:i + width] for i in range(max(len(compact) - width + 1, 0))]
-    if any(count >= times for count in _counts(stretches).values()):
-        return True
-    sentences = [s for s in re.split(r"[。！？!?\n；;]", text) if len(s.strip()) >= 6]
-    return any(count >= 2 for count in _counts([s.strip() for s in sentences]).values())
-
-
-def _counts(items: list[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item] = counts.get(item, 0) + 1
-    return counts
-
-
 def token_counter(run_dir: Path):
     """Counts an answer's tokens with the run's own tokenizer (for the token-limit check), or None."""
     import yaml
@@ -142,24 +114,6 @@ def token_counter(run_dir: Path):
     except Exception:  # noqa: BLE001 - no tokenizer, no token-limit check; the other checks still hold
         return None
     return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
-
-
-def share(flags: list[bool]) -> float:
-    return round(sum(flags) / len(flags), 3) if flags else 0.0
-
-
-def answer_checks(texts: list[str], references: list[str], spec: JobSpec, count_tokens=None) -> dict[str, float]:
-    """The share of answers with each problem, and their mean length against the reference's."""
-    voice, off = spec.eval.voice_markers, spec.eval.off_voice_markers
-    checks = {"boilerplate": share([has_boilerplate(t) for t in texts]),
-              "in_voice": share([in_voice(t, voice, off) for t in texts]),
-              "empty": share([not t.strip() for t in texts]),
-              "loops": share([loops(t) for t in texts]),
-              "length_ratio": round(sum(len(t) / max(len(r), 1) for t, r in zip(texts, references, strict=True))
-                                    / max(len(texts), 1), 2)}
-    if count_tokens is not None:  # an answer this long was cut by the limit, not ended by the model
-        checks["at_token_limit"] = share([count_tokens(t) >= spec.eval.max_new_tokens - 1 for t in texts])
-    return checks
 
 
 def build_report(spec: JobSpec, run_dir: Path, base: list[Prediction], tuned: list[Prediction],
