@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import cli
 from zhouyi.errors import SpecError, UserError
 from zhouyi.load import from_text, load, preset_names, to_yaml
 from zhouyi.spec import JobSpec
@@ -102,6 +103,19 @@ def test_not_yaml_and_not_a_mapping():
         from_text("name: [unclosed")
     with pytest.raises(SpecError, match="must be a YAML mapping"):
         from_text("- a\n- b\n")
+
+
+def test_a_key_given_twice_or_an_alias_is_refused_not_silently_resolved(tmp_path: Path):
+    twice = MINIMAL + "train: {learning_rate: 2.0e-4}\ntrain: {cutoff_len: 512}\n"
+    with pytest.raises(UserError, match="the key 'train' is given twice"):
+        from_text(twice)  # YAML would keep the second block and drop the learning rate unseen
+    bomb = "name: b\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(  # 9^9 leaves if it were expanded
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
+    with pytest.raises(UserError, match=r"aliases \(\*name\) are not accepted"):
+        from_text(bomb)
+    (tmp_path / "dup.yaml").write_text(twice)
+    result = cli("render", str(tmp_path / "dup.yaml"), cwd=tmp_path)
+    assert result.returncode == 2 and "given twice" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_speed_knobs_that_cannot_run_are_refused_at_the_field():

@@ -13,7 +13,27 @@ _NUMBER_LIKE = re.compile(r"^\s*[-+.0-9]")
 
 
 class _SpecLoader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-4` / `5e3` as floats, as LLaMA-Factory's OmegaConf loader does."""
+    """SafeLoader that also reads `1e-4` / `5e3` as floats, as LLaMA-Factory's OmegaConf loader does, and refuses
+    what would silently lose or explode a user's values: a key given twice (YAML keeps the last and drops the
+    first block unseen) and aliases (`*name`, with which a few hundred bytes expand to gigabytes)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted here: write the value out",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                continue  # an unhashable key: SafeLoader's own error says so
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 _SpecLoader.add_implicit_resolver(
