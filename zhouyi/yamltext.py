@@ -12,16 +12,21 @@ _INF = float("inf")
 _NUMBER_LIKE = re.compile(r"^\s*[-+.0-9]")
 
 
+MAX_NODES = 100_000  # a spec is a few hundred values; aliases inside aliases can make a few lines billions
+
+
 class _SpecLoader(yaml.SafeLoader):
     """SafeLoader that also reads `1e-4` / `5e3` as floats, as LLaMA-Factory's OmegaConf loader does, and refuses
     what would silently lose or explode a user's values: a key given twice (YAML keeps the last and drops the
-    first block unseen) and aliases (`*name`, with which a few hundred bytes expand to gigabytes)."""
+    first block unseen) and aliases nested so deep that the document expands past MAX_NODES values (an alias
+    bomb). Plain anchors and aliases, a columns map written once and reused, are fine."""
 
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted here: write the value out",
-                                              self.peek_event().start_mark)
-        return super().compose_node(parent, index)
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_NODES:
+            raise yaml.composer.ComposerError(None, None, f"its aliases expand to more than {MAX_NODES:,} values; "
+                                              "write the values out", node.start_mark)
+        return node
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -41,6 +46,22 @@ _SpecLoader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
     list("-+0123456789."),
 )
+
+
+def _expanded_size(node, sizes: dict[int, int]) -> int:
+    """How many values `node` is once every alias is expanded (a node reached again costs its size again); an
+    alias inside its own anchor counts as endless."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = MAX_NODES + 1  # while counting: a node that contains itself never ends
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(item, sizes) for item in node.value)
+    else:
+        size = 1
+    sizes[id(node)] = min(size, MAX_NODES + 1)
+    return sizes[id(node)]
 
 
 def load_yaml_text(text: str):
