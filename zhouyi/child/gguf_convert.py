@@ -2,7 +2,7 @@
 and checksum the file, dequantize it into a safetensors folder LLaMA-Factory trains, with a tokenizer that encodes
 exactly as the GGUF's own (llama.cpp's) tokenizer does. Prints one JSON line: {"path": ...} or {"error": ...}.
 
-    python -m zhouyi.child.gguf_convert '{"package": ..., "out": ..., "work": ...}'
+    python -m zhouyi.child.gguf_convert '{"package": ..., "out": ...}'
 
 Why a tokenizer of its own: the GGUF holds a SentencePiece-BPE vocabulary (`tokenizer.ggml.model = llama`) with
 scores and no merges. transformers builds a BPE with no merges from it, so every text falls apart into characters
@@ -106,7 +106,7 @@ def mismatches(tokenizer, reference, texts) -> list[str]:
     return [t for t in texts if tokenizer.encode(t, add_special_tokens=False) != reference.encode(t)]
 
 
-def convert(package: str, out: Path, work: Path) -> Path:
+def convert(package: str, out: Path) -> Path:
     if out.exists() and any(out.iterdir()) and not (out / SOURCE_RECORD).is_file():
         raise ConvertError(f"{out} holds files zhouyi did not write; move them away")
     try:
@@ -116,7 +116,8 @@ def convert(package: str, out: Path, work: Path) -> Path:
     except ImportError:
         raise ConvertError(f"the package {package} is not installed: pip install -e '.[realsmall]' "
                            f"(or pip install {package} gguf sentencepiece)") from None
-    work.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-work-"))  # ours alone, so ours to delete
     try:
         return _convert(shipped, package, out, work)
     finally:
@@ -144,7 +145,6 @@ def _convert(shipped, package: str, out: Path, work: Path) -> Path:
     from transformers import AutoModelForCausalLM, GenerationConfig
 
     model = AutoModelForCausalLM.from_pretrained(str(work), gguf_file=gguf_path.name, dtype=torch.float32)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         model.save_pretrained(tmp)
@@ -168,7 +168,7 @@ def _convert(shipped, package: str, out: Path, work: Path) -> Path:
 def main(argv: list[str]) -> int:
     job = json.loads(argv[0])
     try:
-        path = convert(job["package"], Path(job["out"]), Path(job["work"]))
+        path = convert(job["package"], Path(job["out"]))
     except ConvertError as exc:
         print(json.dumps({"error": str(exc)}))
         return 2

@@ -10,8 +10,8 @@ from zhouyi.data.rules import apply_rules
 from zhouyi.errors import UserError
 
 
-def explain(path: Path, row: int, opts: CleanOptions, fmt: str | None = None) -> list[str]:
-    read = read_file(path, fmt or opts.settings.format, opts.settings.title_fields, opts.settings.text_fields)
+def explain(path: Path, row: int, opts: CleanOptions) -> list[str]:
+    read = read_file(path, opts.settings.format, opts.settings.title_fields, opts.settings.text_fields)
     if not 0 <= row < len(read.records):
         raise UserError(f"ROW {row}: {path} has {len(read.records)} readable records (0..{len(read.records) - 1})"
                         + (f"; {len(read.skipped)} unreadable rows were skipped" if read.skipped else ""))
