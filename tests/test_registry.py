@@ -57,3 +57,29 @@ def test_registry_of_the_wrong_shape(tmp_path: Path):
     path.write_text("[1, 2]")
     with pytest.raises(UserError, match="expected a JSON object"):
         read_registry(path)
+
+
+def _register_many(args) -> None:
+    path, worker = args
+    for i in range(15):
+        merge_entries(Path(path), {f"w{worker}_{i}": {"file_name": f"w{worker}_{i}.json"}})
+
+
+def test_concurrent_writers_lose_no_entry(tmp_path: Path):
+    """Six processes registering at once (as six `zhouyi register` would): every entry arrives."""
+    import multiprocessing
+
+    path = tmp_path / "dataset_info.json"
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        pool.map(_register_many, [(str(path), w) for w in range(6)])
+    assert len(json.loads(path.read_text())) == 6 * 15
+
+
+def test_a_symlinked_registry_stays_a_symlink(tmp_path: Path):
+    real = tmp_path / "shared" / "dataset_info.json"
+    real.parent.mkdir()
+    real.write_text('{"mine": {"file_name": "mine.json"}}')
+    link = tmp_path / "dataset_info.json"
+    link.symlink_to(real)
+    merge_entries(link, {"zhougong": {"file_name": "zhougong.json"}})
+    assert link.is_symlink() and set(json.loads(real.read_text())) == {"mine", "zhougong"}

@@ -120,3 +120,36 @@ def test_api_serves_openai_clients_and_requires_the_key(trained_run):
         output = server.communicate(timeout=60)[0]
     assert KEY not in output, "the key is never printed"
     assert not any(KEY in p.read_text(errors="ignore") for p in run.rglob("*") if p.is_file()), "nor written"
+
+
+def _servers_for(run) -> list[int]:
+    """PIDs of LLaMA-Factory API servers serving `run` (found by their infer.yaml on the command line)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = open(f"/proc/{entry}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if " api " in cmdline and str(run) in cmdline:
+                pids.append(int(entry))
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_ask_stopped_while_the_model_loads_leaves_no_server(trained_run, signum):
+    """The server ask starts lives in a session of its own: SIGTERM or SIGHUP to ask must stop it too."""
+    import time
+
+    project, run, _ = trained_run
+    proc = subprocess.Popen([sys.executable, "-m", "zhouyi", "ask", "--run", str(run), QUESTION], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _servers_for(run) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _servers_for(run), "the server started"
+    proc.send_signal(signum)
+    assert proc.wait(timeout=30) == 128 + signum
+    time.sleep(0.5)
+    assert not _servers_for(run), "nothing left listening"

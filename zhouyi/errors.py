@@ -18,3 +18,12 @@ class SpecError(UserError):
         self.problems = problems
         lines = [f"spec error at '{path}': {msg}" if path else f"spec error: {msg}" for path, msg in problems]
         super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join("  " + line for line in lines))
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP reached zhouyi itself: unwind like Ctrl-C, so every `finally` stops what it started
+    (a private server, a temp folder), then exit 128+signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

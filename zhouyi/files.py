@@ -1,33 +1,146 @@
-"""Files as zhouyi writes and reads them: atomic writes of any text, a content hash, and rows of JSON data."""
+"""Files as zhouyi writes and reads them: atomic writes, several files committed as one, a lock on a shared
+folder, the ledger that proves which files zhouyi wrote, a content hash, and rows of JSON data."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import signal
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from zhouyi.errors import UserError
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temp file in the same folder and a rename: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+LEDGER = ".zhouyi-written.json"  # in a folder zhouyi writes into: file name -> sha256 of what zhouyi wrote there
+
+
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Write `text` to `path` through a temp file in the same folder and a rename: never half-written. A symlink
+    stays a symlink: its target is what gets replaced."""
+    path = _real(path)
+    tmp = _stage(path, text)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def commit(writes: Mapping[Path, str | bytes], removes: tuple[Path, ...] = ()) -> None:
+    """Write several files and remove others as one unit: everything is staged beside its target first, then
+    renamed in one go with SIGINT/SIGTERM/SIGHUP held back, so a signal cannot leave half the set new. Each
+    folder's ledger records what zhouyi wrote (and forgets what it removed)."""
+    targets = {_real(path): data for path, data in writes.items()}
+    staged: dict[Path, str] = {}
+    try:
+        for path, data in targets.items():
+            staged[path] = _stage(path, data)
+        held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            for path, tmp in staged.items():
+                os.replace(tmp, path)
+            for path in removes:
+                Path(path).unlink(missing_ok=True)
+            _update_ledgers({p: hashlib.sha256(_bytes(d)).hexdigest() for p, d in targets.items()}, removes)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    finally:
+        for tmp in staged.values():
+            Path(tmp).unlink(missing_ok=True)
+
+
+def written_by_zhouyi(path: Path) -> bool:
+    """True when `path` holds exactly what zhouyi last wrote there (its folder's ledger says so)."""
+    path = _real(path)
+    ledger = _read_ledger(path.parent)
+    return path.is_file() and ledger.get(path.name) == sha256_file(path)
+
+
+def refuse_foreign(paths, force: bool, what: str = "-o") -> None:
+    """Refuse to overwrite files zhouyi did not write (or that were changed since) unless `force`."""
+    for p in paths:
+        if Path(p).is_dir():
+            raise UserError(f"{p} is a folder; {what} must name a file")
+    foreign = [str(p) for p in paths if Path(p).exists() and not written_by_zhouyi(Path(p))]
+    if foreign and not force:
+        raise UserError(f"{', '.join(foreign)}: already there, and not as zhouyi wrote it (another program's file, "
+                        f"or changed since); choose another {what}, or pass --force to overwrite")
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` across processes while a shared file in it (dataset_info.json) is read,
+    changed and written. The lock is on the folder itself: no lock file is left behind. Reentrant in one process."""
+    folder = Path(folder).resolve()
+    if folder in _HELD:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _HELD.add(folder)
+        yield
+    finally:
+        _HELD.discard(folder)
+        os.close(fd)
+
+
+_HELD: set[Path] = set()
+
+
+def _real(path: Path) -> Path:
+    """`path`, or the file a symlink at `path` points to."""
+    path = Path(path)
+    return path.resolve() if path.is_symlink() else path
+
+
+def _bytes(data: str | bytes) -> bytes:
+    return data.encode("utf-8") if isinstance(data, str) else data
+
+
+def _stage(path: Path, data: str | bytes) -> str:
+    """`data` in a synced temp file beside `path`, with `path`'s permissions; returns the temp file's name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(_bytes(data))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _read_ledger(folder: Path) -> dict[str, str]:
+    try:
+        data = json.loads((folder / LEDGER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # no ledger, or a damaged one: nothing there is provably ours
+    return data if isinstance(data, dict) else {}
+
+
+def _update_ledgers(written: dict[Path, str], removed) -> None:
+    folders: dict[Path, dict[str, str | None]] = {}
+    for path, digest in written.items():
+        folders.setdefault(path.parent, {})[path.name] = digest
+    for path in removed:
+        path = Path(path)
+        folders.setdefault(path.parent, {})[path.name] = None
+    for folder, changes in folders.items():
+        with locked(folder):
+            ledger = _read_ledger(folder) | changes
+            text = json.dumps({k: v for k, v in sorted(ledger.items()) if v}, indent=1) + "\n"
+            os.replace(_stage(folder / LEDGER, text), folder / LEDGER)
 
 
 def write_json(path: Path, data) -> None:

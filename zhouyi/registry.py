@@ -1,4 +1,5 @@
-"""dataset_info.json: merge zhouyi's entries in, keep everyone else's, write atomically, refuse surprises."""
+"""dataset_info.json: merge zhouyi's entries in, keep everyone else's, write atomically under a lock (several zhouyi
+processes may register at once), refuse surprises."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zhouyi.errors import UserError
-from zhouyi.files import atomic_write
+from zhouyi.files import atomic_write, locked
 
 DATASET_INFO = "dataset_info.json"  # LLaMA-Factory's registry, in every dataset_dir
 
@@ -18,14 +19,16 @@ class MergeResult:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated)
+        return bool(self.added or self.updated or self.removed)
 
     def describe(self) -> str:
         what = ", ".join(f"{k}: {', '.join(v)}" for k, v in
-                         (("added", self.added), ("updated", self.updated), ("unchanged", self.unchanged)) if v)
+                         (("added", self.added), ("updated", self.updated), ("removed", self.removed),
+                                          ("unchanged", self.unchanged)) if v)
         return f"registry {self.path}: {what or 'nothing to register'}"
 
 
@@ -34,6 +37,8 @@ def read_registry(path: Path) -> dict[str, dict]:
     path = Path(path)
     if not path.exists():
         return {}
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; LLaMA-Factory's dataset registry must be a JSON file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -47,31 +52,39 @@ def read_registry(path: Path) -> dict[str, dict]:
     return data
 
 
-def merge_entries(path: Path, entries: dict[str, dict], force: bool = False) -> MergeResult:
+def merge_entries(path: Path, entries: dict[str, dict], force: bool = False, remove: dict[str, str] | None = None,
+                  dry_run: bool = False) -> MergeResult:
     """Add or update `entries` in the registry at `path`; every other entry stays byte-for-byte the same.
 
-    An existing entry of the same name pointing at another file is a conflict: refused unless `force`.
+    An existing entry of the same name pointing at another file is a conflict: refused unless `force`. `remove`
+    ({name: file_name}) drops entries that still point at a file zhouyi removed. `dry_run` only checks.
     """
     path = Path(path)
-    current = read_registry(path)
-    result = MergeResult(path)
-    conflicts = []
-    for name, entry in entries.items():
-        old = current.get(name)
-        if old is None:
-            result.added.append(name)
-        elif old == entry:
-            result.unchanged.append(name)
-        else:
-            if old.get("file_name") != entry.get("file_name") and not force:
-                conflicts.append(f"'{name}' points at {old.get('file_name')!r}, the spec at {entry.get('file_name')!r}")
-            result.updated.append(name)
-    if conflicts:
-        raise UserError(
-            f"{path}: refusing to repoint existing entries: " + "; ".join(conflicts)
-            + ". Rename the dataset in the spec, or pass --force to repoint."
-        )
-    if result.changed:
-        merged = {**current, **{name: entries[name] for name in result.added + result.updated}}
-        atomic_write(path, json.dumps(merged, ensure_ascii=False, indent=2) + "\n")
+    with locked(path.parent):
+        current = read_registry(path)
+        result = MergeResult(path)
+        conflicts = []
+        for name, entry in entries.items():
+            old = current.get(name)
+            if old is None:
+                result.added.append(name)
+            elif old == entry:
+                result.unchanged.append(name)
+            else:
+                if old.get("file_name") != entry.get("file_name") and not force:
+                    conflicts.append(f"'{name}' points at {old.get('file_name')!r}, the spec at "
+                                     f"{entry.get('file_name')!r}")
+                result.updated.append(name)
+        result.removed = [name for name, file in (remove or {}).items()
+                          if name not in entries and current.get(name, {}).get("file_name") == file]
+        if conflicts:
+            raise UserError(
+                f"{path}: refusing to repoint existing entries: " + "; ".join(conflicts)
+                + ". Rename the dataset (in the spec, or the output file), or pass --force to repoint."
+            )
+        if result.changed and not dry_run:
+            merged = {**current, **{name: entries[name] for name in result.added + result.updated}}
+            for name in result.removed:
+                del merged[name]
+            atomic_write(path, json.dumps(merged, ensure_ascii=False, indent=2) + "\n")
     return result

@@ -28,6 +28,8 @@ def add_verbs(sub) -> None:
     p.add_argument("--report", help="folder for report.json and report.md")
     _cleaning_flags(p)
     p.add_argument("--no-register", action="store_true", help="leave dataset_info.json alone")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite output files zhouyi did not write, and repoint registry entries")
 
     p = data_sub.add_parser("explain", help="show what cleaning does to row ROW of FILE, rule by rule")
     p.set_defaults(func=cmd_data_explain)
@@ -47,7 +49,7 @@ def cmd_data_clean(args) -> int:
         raise UserError("data clean needs INPUT files and -o FILE, or --spec SPEC with data.clean set")
     report = args.report or (clean.report if clean else None)
     result = run_clean([Path(p) for p in inputs], Path(output), Path(report) if report else None, opts,
-                       register=not args.no_register)
+                       register=not args.no_register, force=args.force)
     r = result.report
     print(f"{r['rows_in']} rows in, {r['rows_out']} out: {output} ({r['train_rows']} train), "
           f"{eval_path(Path(output))} ({r['eval_rows']} eval); drops: {r['drops']}")
@@ -71,7 +73,9 @@ def _options(args):
 
     spec = load_spec(args).spec if args.spec else None
     base = spec.data.clean if spec else CleanSpec()
-    given = {flag: value for flag in CLEAN_FLAGS if (value := getattr(args, _dest(flag))) not in (None, False)}
+    # `is` on purpose: `--eval-ratio 0` equals False, and is given
+    given = {flag: value for flag in CLEAN_FLAGS if (value := getattr(args, _dest(flag))) is not None
+             and value is not False}
     try:
         settings = CleanSpec.model_validate(base.model_dump() | {CLEAN_FLAGS[f]: v for f, v in given.items()})
     except ValidationError as exc:

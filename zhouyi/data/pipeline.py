@@ -8,8 +8,8 @@ from pathlib import Path
 from zhouyi.data.clean import CleanOptions, CleanResult, clean, han_count
 from zhouyi.data.readers import read_file
 from zhouyi.errors import UserError
-from zhouyi.files import atomic_write, write_json
-from zhouyi.registry import DATASET_INFO, merge_entries
+from zhouyi.files import commit, locked, refuse_foreign, written_by_zhouyi
+from zhouyi.registry import DATASET_INFO, merge_entries, read_registry
 from zhouyi.render import dataset_entry
 from zhouyi.spec import ALPACA_COLUMNS, DatasetEntry
 
@@ -19,39 +19,75 @@ def eval_path(output: Path) -> Path:
 
 
 def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: CleanOptions,
-              register: bool = True, echo=print) -> CleanResult:
-    output = Path(output).resolve()
-    if any(Path(i).resolve() in (output, eval_path(output)) for i in inputs):
+              register: bool = True, force: bool = False, echo=print) -> CleanResult:
+    """Everything is checked first (inputs, what would be overwritten, the registry), then the data, eval split,
+    report and registry entries are written as one unit. A re-run without an eval split removes the eval file it
+    wrote before (and its entry): stale eval rows would now also be in train."""
+    output = Path(output).absolute()
+    registry = output.parent / DATASET_INFO
+    if output.name == DATASET_INFO:
+        raise UserError(f"{output} is LLaMA-Factory's dataset registry; write the cleaned data to another file, "
+                        f"e.g. -o {output.with_name('zhougong.json')}")
+    if any(Path(i).resolve() in (output.resolve(), eval_path(output).resolve()) for i in inputs):
         raise UserError(f"output {output} is one of the inputs; write the cleaned data elsewhere")
-    records, skipped = [], []
-    for path in inputs:
-        read = read_file(Path(path), opts.settings.format, opts.settings.title_fields, opts.settings.text_fields)
-        records += read.records
-        skipped += read.skipped
-        echo(f"read {path}: {len(read.records)} records" + (f", {len(read.skipped)} skipped" if read.skipped else ""),
-             flush=True)
-    result = clean(records, skipped, opts)
-    if not result.train:
-        raise UserError(f"every row was filtered out ({result.report['drops']}); nothing written or registered")
-    atomic_write(output, json.dumps(result.train, ensure_ascii=False, indent=1) + "\n")
-    if result.eval:
-        atomic_write(eval_path(output), json.dumps(result.eval, ensure_ascii=False, indent=1) + "\n")
-    if report_dir:
-        write_report(Path(report_dir), result.report)
-        write_histogram(Path(report_dir) / "lengths.png", [han_count(r.text) for r in records],
-                        [han_count(r["output"]) for r in result.train + result.eval])
-    if register:
-        columns = ALPACA_COLUMNS.model_copy(update={"system": "system"} if opts.settings.persona_as == "system" else {})
-        files = {output.stem: output.name} | ({f"{output.stem}_eval": eval_path(output).name} if result.eval else {})
-        # constructed unchecked: a dataset name taken from a file name need not fit a spec's name pattern
-        entries = {name: dataset_entry(DatasetEntry.model_construct(name=name, file_name=file, columns=columns))
-                   for name, file in files.items()}
-        merge_entries(output.parent / DATASET_INFO, entries)
+    if report_dir is not None and Path(report_dir).exists() and not Path(report_dir).is_dir():
+        raise UserError(f"--report {report_dir} is a file; it names the folder for report.json and report.md")
+    with locked(output.parent):
+        if register:
+            read_registry(registry)  # a malformed registry stops everything before anything is written
+        records, skipped = [], []
+        for path in inputs:
+            read = read_file(Path(path), opts.settings.format, opts.settings.title_fields, opts.settings.text_fields)
+            records += read.records
+            skipped += read.skipped
+            echo(f"read {path}: {len(read.records)} records"
+                 + (f", {len(read.skipped)} skipped" if read.skipped else ""), flush=True)
+        result = clean(records, skipped, opts)
+        if not result.train:
+            raise UserError(f"every row was filtered out ({result.report['drops']}); nothing written or registered")
+        writes = {output: rows_text(result.train)}
+        removes: tuple[Path, ...] = ()
+        if result.eval:
+            writes[eval_path(output)] = rows_text(result.eval)
+        elif written_by_zhouyi(eval_path(output)):
+            removes = (eval_path(output),)
+        elif eval_path(output).exists():
+            echo(f"note: {eval_path(output)} is left as it is (zhouyi did not write it); this cleaning made no eval "
+                 "split", flush=True)
+        refuse_foreign(writes, force)
+        if report_dir:
+            report_files = {Path(report_dir) / "report.json": json.dumps(result.report, ensure_ascii=False, indent=2)
+                            + "\n", Path(report_dir) / "report.md": report_markdown(result.report),
+                            Path(report_dir) / "lengths.png": histogram_png([han_count(r.text) for r in records], [
+                                han_count(r["output"]) for r in result.train + result.eval])}
+            refuse_foreign(report_files, force, what="--report")
+            writes |= report_files
+        if register:
+            entries = registry_entries(output, bool(result.eval), opts)
+            stale = {f"{output.stem}_eval": eval_path(output).name} if removes else {}
+            merge_entries(registry, entries, force, dry_run=True)  # a conflict stops everything here
+        commit(writes, removes)
+        if register:
+            merge_entries(registry, entries, force, remove=stale)
     return result
 
 
-def write_histogram(path: Path, before: list[int], after: list[int]) -> None:
-    """Output length in Han characters before and after cleaning, as a PNG beside the report."""
+def rows_text(rows: list[dict]) -> str:
+    return json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
+
+
+def registry_entries(output: Path, with_eval: bool, opts: CleanOptions) -> dict[str, dict]:
+    columns = ALPACA_COLUMNS.model_copy(update={"system": "system"} if opts.settings.persona_as == "system" else {})
+    files = {output.stem: output.name} | ({f"{output.stem}_eval": eval_path(output).name} if with_eval else {})
+    # constructed unchecked: a dataset name taken from a file name need not fit a spec's name pattern
+    return {name: dataset_entry(DatasetEntry.model_construct(name=name, file_name=file, columns=columns))
+            for name, file in files.items()}
+
+
+def histogram_png(before: list[int], after: list[int]) -> bytes:
+    """Output length in Han characters before and after cleaning, as a PNG for beside the report."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,14 +104,13 @@ def write_histogram(path: Path, before: list[int], after: list[int]) -> None:
     ax.set_ylabel("rows")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_suffix(".png.tmp")
-    fig.savefig(tmp, format="png")
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
     plt.close(fig)
-    tmp.replace(path)
+    return png.getvalue()
 
 
-def write_report(folder: Path, report: dict) -> None:
-    write_json(folder / "report.json", report)
+def report_markdown(report: dict) -> str:
     lines = ["# Data cleaning report", "",
              f"Rows in: {report['rows_in']}; rows out: {report['rows_out']} "
              f"(train {report['train_rows']}, eval {report['eval_rows']}).", "",
@@ -94,4 +129,4 @@ def write_report(folder: Path, report: dict) -> None:
         for ex in examples[:2]:
             lines += [f"**{rule}** ({ex['source']})", "", "before: " + ex["before"].replace("\n", " / "),
                       "", "after: " + (ex["after"].replace("\n", " / ") or "(dropped)"), ""]
-    atomic_write(folder / "report.md", "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
