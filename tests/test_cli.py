@@ -21,8 +21,19 @@ def test_render_writes_every_file(project: Path):
     result = cli("render", "zhougong-lora", "-o", "out", cwd=project)
     assert result.returncode == 0, result.stderr
     assert {p.name for p in (project / "out").iterdir()} == {"train.yaml", "infer.yaml", "export.yaml", "predict.yaml",
-                                                             "predict_base.yaml",
-                                                             "dataset_info.json"}
+                                                             "predict_base.yaml", "dataset_info.json",
+                                                             ".zhouyi-written.json"}
+    assert cli("render", "tiny-cpu", "-o", "out", cwd=project).returncode == 0, "its own files: rewritten freely"
+
+
+def test_render_keeps_files_it_did_not_write(project: Path):
+    (project / "out").mkdir()
+    (project / "out" / "train.yaml").write_text("# my hand-tuned config\n")
+    refused = cli("render", "tiny-cpu", "-o", "out", cwd=project)
+    assert refused.returncode == 2 and "train.yaml" in refused.stderr and "--force" in refused.stderr
+    assert [p.name for p in (project / "out").iterdir()] == ["train.yaml"], "nothing else written either"
+    assert cli("render", "tiny-cpu", "-o", "out", "--force", cwd=project).returncode == 0
+    assert "my hand-tuned" not in (project / "out" / "train.yaml").read_text()
 
 
 def test_user_errors_exit_2_with_a_message(project: Path):

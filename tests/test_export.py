@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from tests.conftest import cli, fake_trained_run
+from zhouyi.errors import UserError
 from zhouyi.export import missing_quantize_packages, modelfile_with_persona
 
 PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
@@ -48,3 +49,28 @@ def test_modelfile_gets_the_persona_once(tmp_path):
     assert modelfile_with_persona(tmp_path, PERSONA)
     assert not modelfile_with_persona(tmp_path, PERSONA), "already there: left alone"
     assert (tmp_path / "Modelfile").read_text().count(f'SYSTEM """{PERSONA}"""') == 1
+
+
+@pytest.mark.parametrize("export_dir", [".", "..", "../..", "train", "/"])
+def test_an_export_dir_that_is_not_a_folder_of_its_own_is_refused(project, export_dir):
+    result = cli("validate", "tiny-cpu", "--set", f"export.export_dir={export_dir}", cwd=project)
+    assert result.returncode == 2 and "export.export_dir" in result.stdout + result.stderr
+
+
+def test_force_replaces_only_a_folder_zhouyi_made(project):
+    run = fake_trained_run(project, "tiny-cpu")
+    mine = run / "merged"
+    mine.mkdir()
+    (mine / "my-weights.safetensors").write_text("the user's")
+    for flags in ((), ("--force",)):
+        result = cli("export", "--run", str(run), *flags, cwd=project)
+        assert result.returncode == 2 and "zhouyi did not make it" in result.stderr, result.stderr
+        assert (mine / "my-weights.safetensors").read_text() == "the user's"
+    from zhouyi.runs import ensure_empty_target
+
+    ensure_empty_target(run / "ours", force=False)
+    (run / "ours" / "model.safetensors").write_text("an earlier export")
+    with pytest.raises(UserError, match="pass --force"):
+        ensure_empty_target(run / "ours", force=False)
+    ensure_empty_target(run / "ours", force=True)
+    assert [p.name for p in (run / "ours").iterdir()] == [".zhouyi-made"], "replaced: only the marker is new"

@@ -179,13 +179,23 @@ def last_checkpoint(run_dir: Path) -> Path:
     return steps[-1][1]
 
 
+MADE_BY_ZHOUYI = ".zhouyi-made"  # in every folder zhouyi makes to write a model into: --force may replace those only
+
+
 def ensure_empty_target(path: Path, force: bool) -> None:
-    """Refuse to write into a non-empty folder unless forced: never mix two exports' shards."""
+    """Make `path` an empty folder for an export. A non-empty one is replaced only with `force`, and only when
+    zhouyi made it (its marker file is there): never mix two exports' shards, never delete a folder of the user's."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file; the export needs a folder there (change export.export_dir)")
     if path.exists() and any(path.iterdir()):
+        if not (path / MADE_BY_ZHOUYI).is_file():
+            raise UserError(f"{path} exists, is not empty and zhouyi did not make it; move it away or change "
+                            "export.export_dir (--force replaces only folders zhouyi made)")
         if not force:
             raise UserError(f"{path} exists and is not empty; pass --force to replace it")
         shutil.rmtree(path)
     os.makedirs(path, exist_ok=True)
+    (path / MADE_BY_ZHOUYI).write_text("made by zhouyi export; `zhouyi export --force` may replace this folder\n")
 
 
 # ---------------------------------------------------------------- past runs: list, diff, drift

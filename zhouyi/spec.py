@@ -12,6 +12,7 @@ import difflib
 import functools
 import re
 import typing
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -268,6 +269,9 @@ class EvalSpec(Strict):
                                          description="an answer with any of these left the persona")
 
 
+RUN_OWN_NAMES = {"train", "eval"}  # the folders a run holds besides its exports
+
+
 class ExportSpec(Strict):
     export_dir: str = Field("merged", description="relative paths land inside the run directory")
     export_size: Annotated[int, Field(gt=0)] = 2
@@ -277,6 +281,19 @@ class ExportSpec(Strict):
         512, description="`export --quantize`: tokens per GPTQ calibration sample (taken from the training data)"
     )
     export_quantization_nsamples: Annotated[int, Field(gt=0)] = 128
+
+    @field_validator("export_dir")
+    @classmethod
+    def _a_folder_of_its_own(cls, value: str) -> str:
+        """`zhouyi export --force` replaces this folder: it must never be the run itself, a run's own part, or a
+        place above it."""
+        parts = Path(value.strip()).parts  # "." and "./" have none
+        if not parts or ".." in parts or Path(value) == Path(Path(value).anchor):
+            raise ValueError(f"'{value}' is not a folder of its own; name a new folder, e.g. 'merged' (inside the "
+                             "run) or an absolute path")
+        if not Path(value).is_absolute() and parts[0] in RUN_OWN_NAMES:
+            raise ValueError(f"'{parts[0]}' is a part of the run itself; name another folder, e.g. 'merged'")
+        return value
 
 
 class LaunchSpec(Strict):

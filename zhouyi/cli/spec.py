@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from zhouyi.cli.common import load_spec, spec_args, verb
+from zhouyi.errors import UserError
 
 
 def add_verbs(sub) -> None:
@@ -17,6 +18,7 @@ def add_verbs(sub) -> None:
     p = verb(sub, "render", cmd_render, "write the LLaMA-Factory files for SPEC")
     spec_args(p)
     p.add_argument("-o", "--output", help="folder to write into (default: rendered/<name>)")
+    p.add_argument("--force", action="store_true", help="overwrite files there that zhouyi did not write")
 
 
 def cmd_presets(args) -> int:
@@ -46,13 +48,17 @@ def cmd_schema(args) -> int:
 
 
 def cmd_render(args) -> int:
+    from zhouyi.files import commit, refuse_foreign
     from zhouyi.render import render
-    from zhouyi.runs import render_context, write_files
+    from zhouyi.runs import render_context
 
     spec = load_spec(args).spec
     out = Path(args.output or Path("rendered") / spec.name).resolve()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out} is a file; name a folder to render into")
     files = render(spec, render_context(spec, out, Path.cwd()))
-    write_files(out, files)
+    refuse_foreign([out / name for name in files], args.force)  # a second render replaces the first freely
+    commit({out / name: text for name, text in files.items()})
     for name in files:
         print(out / name)
     return 0
