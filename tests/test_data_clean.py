@@ -93,14 +93,44 @@ def test_near_duplicate_clusters_equal_brute_force_jaccard():
 
 def test_duplicates_merge_filters_apply_and_persona_goes_to_system():
     records = [Record("a#0", "蛇", BODY), Record("a#1", "梦见一条蛇", BODY + " "), Record("a#2", "短", "梦见蛇。"),
-               Record("a#3", "断", BODY[:-1] + "，然后")]
+               Record("a#3", "断", "梦见断崖，然后，")]
     result = clean(records, [], CleanOptions.of(eval_ratio=0.0))
     (row,) = result.train
     assert row["output"] == BODY and row["system"].startswith("你是周文王") and "蛇" in row["instruction"]
     assert result.report["drops"]["exact duplicate text"] == 1
-    assert result.report["drops"]["cut mid-sentence"] == 1
+    assert result.report["drops"]["cut mid-sentence, no sentence complete"] == 1
     tutorial = clean(records, [], CleanOptions.of(eval_ratio=0.0, persona_as="instruction")).train[0]
     assert tutorial["instruction"].startswith("你是周文王") and "system" not in tutorial
+
+
+def test_a_page_cut_mid_sentence_keeps_its_complete_sentences():
+    cut = "梦见大水冲进家门，预示财源滚滚而来。若水清澈，主家宅平安，诸事顺遂。若水浑浊则须防，"
+    result = clean([Record("a#0", "大水", cut), Record("a#1", "蛇", BODY)], [], CleanOptions.of(eval_ratio=0.0))
+    outputs = {r["output"] for r in result.train}
+    assert outputs == {"梦见大水冲进家门，预示财源滚滚而来。若水清澈，主家宅平安，诸事顺遂。", BODY}
+    assert result.report["finished_rows"]["unfinished tail trimmed"] == 1 and not result.report["drops"]
+    short = clean([Record("a#0", "大水", "梦见大水。若水浑浊则须防小人暗中作梗，以免")], [],
+                  CleanOptions.of(eval_ratio=0.0))
+    assert short.report["drops"] == {"shorter than 20 Han characters": 1}, "what remains must still pass the filters"
+    stop = clean([Record("a#0", "鹦鹉", "梦见鹦鹉落在树上，意味着没有能力解决眼前的问题，因为忧愁焦虑而病倒")], [],
+                 CleanOptions.of(eval_ratio=0.0))
+    assert stop.train[0]["output"].endswith("而病倒。"), "a sentence that only lacks its full stop gets one"
+    assert stop.report["finished_rows"] == {"unfinished tail trimmed": 0, "full stop added": 1}
+
+
+def test_a_split_never_empties_train_or_an_eval_that_was_asked_for():
+    one_template = [Record(f"a#{i}", f"物{i}", f"梦见物{i}，预示你近期运势平稳，宜守不宜攻，凡事三思而后行。")
+                    for i in range(20)]
+    for seed in range(30):  # whichever way the seeded draw falls
+        result = clean(one_template, [], CleanOptions.of(eval_ratio=0.5, seed=seed))
+        assert len(result.train) == 20 and not result.eval, "one cluster: all of it trains, none can be held out"
+        assert "one cluster" in result.report["split_note"]
+    distinct = [Record(f"b#{i}", f"梦{i}", f"梦见{'山水风火雷泽天地'[i]}，{BODY[4:]}{'甲乙丙丁戊己庚辛壬'[i] * 9}。")
+                for i in range(3)]
+    for seed in range(30):
+        for ratio in (0.01, 0.99):
+            result = clean(distinct, [], CleanOptions.of(eval_ratio=ratio, seed=seed, near_dup_threshold=0.0))
+            assert result.train and result.eval, (seed, ratio)
 
 
 def test_cli_writes_registers_and_refuses_bad_input(tmp_path: Path):

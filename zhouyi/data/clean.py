@@ -21,6 +21,7 @@ QUESTIONS = (
 )
 _QUERY_TAIL = re.compile(r"(?:是)?(?:什么意思|预示着什么|预示什么|好不好|是吉是凶|怎么回事|代表什么|什么预兆)[？?]?$")
 _SENTENCE_END = "。！？」』）》…"
+_HAN_END = re.compile(r"[\u4e00-\u9fff]")
 
 
 @dataclass(frozen=True)
@@ -76,20 +77,49 @@ def question(title: str, seed: int) -> str:
     return QUESTIONS[_stable_int(seed, k) % len(QUESTIONS)].format(k=k)
 
 
+def finish(text: str) -> str:
+    """`text` ending on a finished sentence. A last sentence that only lacks its full stop (it ends on a Han
+    character: the scraper dropped the 。) gets one; one that breaks off at a comma or semicolon (the site or the
+    scraper cut the page) is trimmed, keeping every complete sentence before it. "" when none is complete."""
+    if not text or text[-1] in _SENTENCE_END:
+        return text
+    if _HAN_END.match(text[-1]):
+        return text + "。"
+    ends = [text.rfind(mark) for mark in _SENTENCE_END]
+    return text[: max(ends) + 1].rstrip() if max(ends) >= 0 else ""
+
+
 def drop_reason(text: str, opts: CleanOptions) -> str | None:
-    """Why the filters drop a cleaned text, or None when it stays."""
+    """Why the filters drop a cleaned (and trimmed) text, or None when it stays."""
     n, s = han_count(text), opts.settings
+    if not text:
+        return "cut mid-sentence, no sentence complete"
     if n < s.min_han:
         return f"shorter than {s.min_han} Han characters"
     if n > s.max_han:
         return f"longer than {s.max_han} Han characters"
-    if text[-1] not in _SENTENCE_END:
-        return "cut mid-sentence"
     return None
+
+
+def split(keys: list[str], ratio: float, seed: int) -> tuple[set[str], str | None]:
+    """The split keys (one a near-duplicate cluster) that go to eval, and a note when the seeded draw had to be
+    corrected: train is never empty, and eval, when asked for, is not either (both need two clusters)."""
+    unique = sorted(set(keys), key=lambda k: _stable_int(seed, "split", k))
+    draw = {k for k in unique if _stable_int(seed, "split", k) % 10_000 < ratio * 10_000}
+    if ratio == 0:
+        return set(), None
+    if len(unique) < 2:
+        return set(), "every row is a near duplicate of the others (one cluster): no eval split without leakage"
+    if draw == set(unique):
+        return draw - {unique[-1]}, "the seeded draw put every cluster in eval; one went back to train"
+    if not draw:
+        return {unique[0]}, "the seeded draw left eval empty; one cluster went to eval"
+    return draw, None
 
 
 def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOptions) -> CleanResult:
     drops: Counter = Counter({"unreadable row": len(skipped)})
+    finished_rows: Counter = Counter()
     hits: Counter = Counter()
     examples: dict[str, list[dict]] = defaultdict(list)
     kept: list[tuple[Record, str]] = []
@@ -104,11 +134,14 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
             if len(examples[name]) < 3:
                 examples[name].append({"source": rec.source, "before": rec.text.strip()[:300],
                                        "after": (text or "")[:300]})
-        reason = f"rule {fired[-1]}" if text is None else drop_reason(text, opts)
+        finished = None if text is None else finish(text)
+        reason = f"rule {fired[-1]}" if finished is None else drop_reason(finished, opts)
         if reason:
             drops[reason] += 1
         else:
-            kept.append((rec, text))
+            if finished != text:
+                finished_rows["full stop added" if finished.startswith(text) else "unfinished tail trimmed"] += 1
+            kept.append((rec, finished))
 
     # Exact duplicates (reworded titles sharing one text) become one row under the shortest title.
     groups: dict[str, list[tuple[Record, str]]] = {}
@@ -121,20 +154,22 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
     roots = clusters([text for _, _, text in chosen], settings.near_dup_threshold) if settings.near_dup_threshold \
         else list(range(len(chosen)))
     seen: set[tuple[int, str]] = set()
-    result = CleanResult()
+    rows: list[tuple[dict, str]] = []
     for (_, rec, text), root in zip(chosen, roots, strict=True):
         if (root, keyword(rec.title)) in seen:
             drops["near duplicate"] += 1
             continue
         seen.add((root, keyword(rec.title)))
-        split_key = chosen[root][0]  # the split follows the cluster
         q = rec.question or question(rec.title, settings.seed)
         if settings.persona_as == "instruction":
             row = {"instruction": opts.persona, "input": q, "output": text}
         else:
             row = {"instruction": q, "input": "", "output": text, "system": opts.persona}
-        is_eval = _stable_int(settings.seed, "split", split_key) % 10_000 < settings.eval_ratio * 10_000
-        (result.eval if is_eval else result.train).append(row)
+        rows.append((row, chosen[root][0]))  # the split follows the cluster
+    eval_keys, split_note = split([key for _, key in rows], settings.eval_ratio, settings.seed)
+    result = CleanResult()
+    for row, key in rows:
+        (result.eval if key in eval_keys else result.train).append(row)
 
     lengths_in = [han_count(r.text) for r in records]
     lengths_out = [han_count(r["output"]) for r in result.train + result.eval]
@@ -143,6 +178,8 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
         "rows_out": len(lengths_out),
         "train_rows": len(result.train),
         "eval_rows": len(result.eval),
+        "finished_rows": {k: finished_rows[k] for k in ("unfinished tail trimmed", "full stop added")},
+        "split_note": split_note,
         "near_duplicate_clusters": len({r for i, r in enumerate(roots) if r != i}),
         "drops": {k: v for k, v in drops.most_common() if v},
         "rule_hits": {name: hits.get(name, 0) for name in

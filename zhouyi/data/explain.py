@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zhouyi.data.clean import CleanOptions, drop_reason, keyword, question, to_simplified
+from zhouyi.data.clean import CleanOptions, drop_reason, finish, keyword, question, to_simplified
 from zhouyi.data.readers import read_file
 from zhouyi.data.rules import apply_rules
 from zhouyi.errors import UserError
@@ -30,7 +30,10 @@ def explain(path: Path, row: int, opts: CleanOptions) -> list[str]:
             return [*lines, "verdict: dropped by rule " + rule.name]
         lines += [_indent(after), ""]
         text = after
-    reason = drop_reason(text, opts)
+    finished = finish(text)
+    if finished != text:
+        lines += ["last sentence finished (full stop added, or an unfinished tail trimmed):", _indent(finished), ""]
+    reason = drop_reason(finished, opts)
     if reason:
         return [*lines, f"verdict: dropped ({reason})"]
     q = rec.question or question(rec.title, opts.settings.seed)
