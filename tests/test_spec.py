@@ -81,6 +81,33 @@ def test_overrides_may_not_shadow_spec_fields():
     assert "set train.learning_rate" in found["overrides.learning_rate"]
 
 
+@pytest.mark.parametrize("overrides, field, message", [
+    ('{"lr_x\\nlearning_rate": 1}', "overrides", "not a LLaMA-Factory argument name"),  # a newline smuggles a key
+    ('{"#weight_decay": 0.1}', "overrides", "not a LLaMA-Factory argument name"),  # it would vanish as a comment
+    ("{weight_decay: .inf}", "overrides", "not a finite number"),
+    ("{loraplus_lr_ratio: .nan}", "overrides", "not a finite number"),
+    ("{report_to: [none, .nan]}", "overrides", "not a finite number"),
+    ("{run_name: '${oops'}", "overrides.run_name", "OmegaConf"),
+])
+def test_overrides_that_would_write_other_yaml_are_refused(overrides, field, message):
+    found = problems(MINIMAL + f"overrides: {overrides}\n")
+    assert field in found and message in found[field], found
+
+
+def test_a_dollar_brace_anywhere_is_refused_at_its_field():
+    found = problems(MINIMAL.replace("template: qwen", "template: 'qwen${'"))
+    assert "model.template" in found and "OmegaConf" in found["model.template"]
+
+
+@pytest.mark.parametrize("addr", ["node1\nrm -rf ~", "node1;reboot", "$(whoami)", "a b", "-node"])
+def test_master_addr_is_a_host_or_an_address(addr):
+    found = problems(MINIMAL + f"launch: {{nnodes: 2, master_port: 29500, master_addr: {addr!r}}}\n")
+    assert "launch.master_addr" in found, found
+    for good in ("10.0.0.1", "fe80::1", "node-1.cluster.local"):
+        spec = from_text(MINIMAL + f"launch: {{nnodes: 2, master_port: 29500, master_addr: '{good}'}}\n")
+        assert spec.launch.master_addr == good
+
+
 def test_launch_consistency():
     found = problems(MINIMAL + "launch: {gpus: [0, 1], nproc_per_node: 4, nnodes: 2, node_rank: 2}\n")
     assert "launch" in found

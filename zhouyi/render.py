@@ -18,6 +18,7 @@ from pathlib import Path
 
 import jinja2
 
+from zhouyi.errors import UserError
 from zhouyi.launch import Command
 from zhouyi.registry import DATASET_INFO
 from zhouyi.spec import DatasetEntry, JobSpec
@@ -185,6 +186,9 @@ def render_node_script(kind: str, spec: JobSpec, cmd: Command, run_dir: Path) ->
     """(file name, text) of the `kind` script ("shell": each node runs it with its NODE_RANK; "slurm": an sbatch
     job, MASTER_ADDR from the first host, NODE_RANK from SLURM_NODEID) that runs the train command `cmd`."""
     template, name = NODE_SCRIPTS[kind]
+    if any(ch in str(run_dir) for ch in "\n\r\0"):
+        raise UserError(f"output.runs_dir: the run folder {str(run_dir)!r} holds a line break, which a Slurm "
+                        "directive cannot carry; choose a runs_dir without one")
     dropped = ("NODE_RANK", "MASTER_ADDR") if kind == "slurm" else ("NODE_RANK",)
     env = {k: v for k, v in sorted(cmd.env.items()) if k not in dropped}
     jinja = template_env().overlay()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+import ipaddress
+import math
 import re
 import typing
 from pathlib import Path
@@ -22,6 +24,8 @@ from zhouyi.yamltext import omegaconf_problem
 Scalar = str | int | float | bool | None
 OverrideValue = Scalar | list[Scalar] | dict[str, Scalar]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 InputFormat = Literal["alpaca", "records", "classical", "csv", "markdown"]  # what `zhouyi data clean` reads
@@ -44,13 +48,6 @@ class ModelSpec(Strict):
     default_system: str | None = Field(None, description="the persona: system prompt used when a row has none")
     trust_remote_code: bool = True
 
-    @field_validator("default_system")
-    @classmethod
-    def _readable_by_llamafactory(cls, value: str | None) -> str | None:
-        problem = omegaconf_problem(value) if value else None
-        if problem:
-            raise ValueError(problem)
-        return value
 
 
 class Columns(Strict):
@@ -304,12 +301,28 @@ class LaunchSpec(Strict):
     nproc_per_node: Annotated[int, Field(gt=0)] | None = None
     nnodes: Annotated[int, Field(gt=0)] = 1
     node_rank: Annotated[int, Field(ge=0)] = 0
-    master_addr: str | None = None
+    master_addr: str | None = Field(None, description="the master node's host name or IP address; several nodes "
+                                    "need it, except under Slurm (launch-script --slurm takes the allocation's first)")
     master_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     deepspeed: Literal[DEEPSPEED_STAGES] = "none"  # type: ignore[valid-type]
     force_torchrun: bool = False
     engine: Literal["torchrun", "ray"] = Field("torchrun", description="ray: LLaMA-Factory's USE_RAY launcher")
     ray_num_workers: Annotated[int, Field(gt=0)] | None = Field(None, description="default: processes x nodes")
+
+    @field_validator("master_addr")
+    @classmethod
+    def _a_host(cls, value: str | None) -> str | None:
+        """A host name or an IP address, nothing else: it is written into the launch scripts."""
+        if value is None:
+            return value
+        try:
+            ipaddress.ip_address(value)
+            return value
+        except ValueError:
+            pass
+        if not _HOSTNAME.match(value):
+            raise ValueError(f"{value!r} is not a host name or IP address (letters, digits, '-' and '.' only)")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> LaunchSpec:
@@ -321,8 +334,8 @@ class LaunchSpec(Strict):
             raise ValueError(f"nproc_per_node={self.nproc_per_node} is more than the {len(self.gpus)} gpus listed")
         if self.node_rank >= self.nnodes:
             raise ValueError(f"node_rank={self.node_rank} must be below nnodes={self.nnodes}")
-        if self.nnodes > 1 and self.engine == "torchrun" and (self.master_addr is None or self.master_port is None):
-            raise ValueError("nnodes > 1 needs master_addr and a fixed master_port")
+        if self.nnodes > 1 and self.engine == "torchrun" and self.master_port is None:
+            raise ValueError("nnodes > 1 needs a fixed master_port, the same on every node")
         if self.ray_num_workers and self.engine != "ray":
             raise ValueError("ray_num_workers is set but engine is torchrun; set engine: ray")
         return self
@@ -366,6 +379,24 @@ class JobSpec(Strict):
         default_factory=dict, description="any other LLaMA-Factory key, validated by its own parser"
     )
 
+    @field_validator("overrides")
+    @classmethod
+    def _argument_names_and_finite_values(cls, overrides: dict[str, OverrideValue]) -> dict[str, OverrideValue]:
+        """Keys are written into LLaMA-Factory's YAML as they are: only an argument name may be one (a newline
+        would inject lines, a `#` would vanish), and `.inf`/`.nan` are no setting LLaMA-Factory can use."""
+        for key, value in overrides.items():
+            if not key.isidentifier():
+                raise ValueError(f"{key!r} is not a LLaMA-Factory argument name (letters, digits and _)")
+            inner = list(value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list)
+                         else ())
+            for sub, _ in inner:
+                if isinstance(sub, str) and not sub.isidentifier():
+                    raise ValueError(f"{key}.{sub!r}: not a LLaMA-Factory argument name (letters, digits and _)")
+            for item in [value, *(v for _, v in inner)]:
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise ValueError(f"{key}: {item} is not a finite number")
+        return overrides
+
     @property
     def run_name(self) -> str:
         return self.output.run_name or self.name
@@ -408,7 +439,21 @@ def cross_field_problems(spec: JobSpec) -> list[tuple[str, str]]:
     if spec.train.val_size > 0 and spec.data.names("eval"):
         problems.append(("train.val_size", "the data has an eval split already (a dataset with split: eval); "
                          "LLaMA-Factory takes one or the other: set val_size to 0"))
+    problems += [(path, problem) for path, text in _strings(spec.model_dump(), "")
+                 if (problem := omegaconf_problem(text))]
     for key in spec.overrides:
         if key in managed_keys():
             problems.append((f"overrides.{key}", f"zhouyi renders this key from the spec; set {managed_keys()[key]}"))
     return problems
+
+
+def _strings(value, path: str):
+    """(field path, text) for every string in a dumped spec: each may reach a YAML file LLaMA-Factory reads."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, f"{path}[{i}]")

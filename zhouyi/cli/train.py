@@ -87,8 +87,10 @@ def cmd_launch_script(args) -> int:
     from zhouyi import train
 
     loaded = load_spec(args)
+    kind = "slurm" if args.slurm else "shell"
+    train.check_ready(loaded, Path.cwd(), script=kind)  # before the registry is touched
     print(train.register(loaded.spec, Path.cwd(), args.force).describe())
-    print(train.write_node_script(train.new_run(loaded, Path.cwd()), "slurm" if args.slurm else "shell"))
+    print(train.write_node_script(train.new_run(loaded, Path.cwd(), script=kind), kind))
     return 0
 
 
