@@ -92,7 +92,7 @@ def convert_shipped_gguf(package: str, base_dir: Path, cache_dir: Path | None, t
 
 def remember(base_dir: Path, spec: JobSpec, folder: Path) -> None:
     path = base_dir / RECORD
-    known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    known = read_record(path)
     known[key(spec)] = str(folder)
     write_json(path, known)
 
@@ -102,5 +102,19 @@ def recorded(spec: JobSpec, base_dir: Path) -> Path | None:
     path = base_dir / RECORD
     if spec.model.source == "local" or not path.is_file():
         return None
-    folder = json.loads(path.read_text(encoding="utf-8")).get(key(spec))
-    return Path(folder) if folder and Path(folder).is_dir() else None
+    folder = read_record(path).get(key(spec))
+    return Path(folder) if isinstance(folder, str) and Path(folder).is_dir() else None
+
+
+def read_record(path: Path) -> dict:
+    """What `.zhouyi/models.json` records ({} when absent); damaged, it is an error that says how to mend it."""
+    if not path.is_file():
+        return {}
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        known = exc
+    if not isinstance(known, dict):
+        raise UserError(f"{path}: damaged ({known if isinstance(known, Exception) else 'not a JSON object'}); "
+                        "delete it and run `zhouyi download SPEC` again for the models you use")
+    return known

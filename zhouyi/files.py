@@ -174,6 +174,8 @@ def json_rows(text: str) -> list:
             return json.loads(stripped)
         except json.JSONDecodeError as exc:
             raise ValueError(f"line {exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise ValueError("JSON nested too deeply to be rows of data") from None
     if stripped.startswith("{"):
         if "\n" in stripped.rstrip():
             try:
@@ -186,7 +188,7 @@ def json_rows(text: str) -> list:
             if line.strip():
                 try:
                     rows.append(json.loads(line))
-                except json.JSONDecodeError:
+                except (json.JSONDecodeError, RecursionError):
                     rows.append(BadLine(n))
         return rows
     raise ValueError("expected a JSON list of rows or JSON objects one per line")

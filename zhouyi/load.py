@@ -88,7 +88,11 @@ def read_source(ref: str) -> tuple[str, str]:
         if not path.is_file():
             hint = f"; packaged presets: {', '.join(preset_names())}"
             raise UserError(f"spec file not found: {ref}{hint}")
-        return path.read_text(encoding="utf-8"), str(path)
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}: not a spec (not UTF-8 text: byte {exc.start} is {exc.object[exc.start]:#04x}); "
+                            "a spec is a YAML text file") from None
     preset = _presets_dir() / f"{ref}.yaml"
     if not preset.is_file():
         close = difflib.get_close_matches(ref, preset_names(), n=1)

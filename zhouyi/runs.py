@@ -108,7 +108,13 @@ def read_manifest(run_dir: Path) -> dict:
     path = Path(run_dir) / MANIFEST
     if not path.is_file():
         raise UserError(f"{run_dir} is not a zhouyi run: {MANIFEST} is missing (runs are made by `zhouyi train`)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: damaged, not JSON ({exc}); this run cannot be read (train it again)") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("spec"), dict):
+        raise UserError(f"{path}: damaged, it records no spec; this run cannot be read (train it again)")
+    return manifest
 
 
 def recorded_spec(run_dir: Path) -> JobSpec:
@@ -236,9 +242,16 @@ def _seconds(hms: str) -> float:
 
 
 def list_runs(runs_dir: Path) -> list[dict]:
+    """Every run's summary, oldest first; a run whose manifest is damaged is listed as such, not skipped."""
     runs = sorted((p for p in runs_dir.iterdir() if (p / MANIFEST).is_file()), key=lambda p: p.stat().st_mtime) \
         if runs_dir.is_dir() else []
-    return [summary(p) for p in runs]
+    out = []
+    for run in runs:
+        try:
+            out.append(summary(run))
+        except UserError as exc:
+            out.append({"run": run.name, "status": "damaged", "problem": str(exc)})
+    return out
 
 
 def diff_runs(a: Path, b: Path) -> str:

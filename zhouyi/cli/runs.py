@@ -30,6 +30,9 @@ def cmd_runs(args) -> int:
         return 0
     print(f"{'run':40} {'status':12} {'steps':>9} {'loss':>8} {'min':>6}  adapter merged")
     for r in rows:
+        if r["status"] == "damaged":
+            print(f"{r['run']:40} damaged      {r['problem']}")
+            continue
         loss = "-" if r["loss"] is None else f"{r['loss']:.4f}"
         minutes = "-" if r["minutes"] is None else f"{r['minutes']:.1f}"
         print(f"{r['run']:40} {r['status']:12} {r['steps']:>9} {loss:>8} {minutes:>6}  "

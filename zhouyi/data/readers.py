@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,9 @@ class ReadResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
 
 
+CSV_FIELD_LIMIT = 64 << 20  # bytes
+
+
 def decode(path: Path) -> str:
     raw = path.read_bytes()
     if b"\x00" in raw[:4096]:
@@ -48,28 +50,13 @@ def decode(path: Path) -> str:
     raise UserError(f"{path}: cannot decode as UTF-8 or GB18030 (first bad byte at offset {first_error.start})")
 
 
-def detect_format(path: Path, text: str) -> str:
+def detect_format(path: Path) -> str:
+    """The format a file's name says; JSON files are `records` until their first row shows alpaca columns."""
     if path.suffix == ".txt":
         return "classical"
     if path.suffix in (".csv", ".tsv"):
         return "csv"
-    sample = _first_object(text)
-    if sample is not None and "output" in sample and "instruction" in sample:
-        return "alpaca"
     return "records"
-
-
-def _first_object(text: str) -> dict | None:
-    stripped = text.lstrip()
-    try:
-        if stripped.startswith("["):
-            data = json.loads(stripped)
-            return data[0] if data and isinstance(data[0], dict) else None
-        line = stripped.split("\n", 1)[0]
-        obj = json.loads(line) if line else None
-        return obj if isinstance(obj, dict) else None
-    except json.JSONDecodeError:
-        return None
 
 
 def read_file(path: Path, fmt: str | None = None, title_fields: tuple[str, ...] = TITLE_FIELDS,
@@ -87,15 +74,23 @@ def read_file(path: Path, fmt: str | None = None, title_fields: tuple[str, ...] 
     text = decode(path)
     if not text.strip():
         raise UserError(f"{path}: the file is empty")
-    fmt = fmt or detect_format(path, text)
+    given = fmt
+    fmt = fmt or detect_format(path)
     if fmt == "classical":
         return _read_classical(path, text)
     if fmt == "csv":
-        rows = list(csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix == ".tsv" else ","))
+        csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))  # a whole scraped page is one field
+        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix == ".tsv" else ",")
+        try:
+            rows = list(reader)
+        except csv.Error as exc:
+            raise UserError(f"{path}:{reader.line_num}: not readable as CSV ({exc})") from None
         alpaca = bool(rows) and {"instruction", "output"} <= set(rows[0])
         return _from_rows(path, rows, alpaca, fields)
     rows = _json_rows(path, text)
-    return _from_rows(path, rows, fmt == "alpaca", fields)
+    alpaca = fmt == "alpaca" or (given is None and bool(rows) and isinstance(rows[0], dict)
+                                 and {"instruction", "output"} <= set(rows[0]))
+    return _from_rows(path, rows, alpaca, fields)
 
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.S)
