@@ -1,11 +1,12 @@
 """Input that used to end in a traceback: each gets a message naming the file and exit 2 (issue 14, class 9)."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli
+from tests.conftest import cli, fake_trained_run
 
 
 def damaged_runs(project: Path) -> tuple[Path, Path]:
@@ -73,3 +74,45 @@ def test_a_damaged_model_record(project: Path):
     (project / ".zhouyi" / "models.json").write_text("{oops")
     result = cli("train", "gemma-cpu", "--dry-run", cwd=project)
     assert result.returncode == 2 and "models.json: damaged" in result.stderr, result.stderr
+
+
+def test_a_base_that_leads_back_to_itself_through_dotdot(project: Path):
+    (project / "d").mkdir()
+    (project / "d" / "x.yaml").write_text("base: ../d/x.yaml\nname: x\n")
+    result = cli("validate", "d/x.yaml", cwd=project)
+    assert result.returncode == 2 and "base cycle: d/x.yaml -> d/x.yaml" in result.stdout + result.stderr
+
+
+def test_smaller_ones(tiny_project: Path):
+    result = cli("validate", "tiny-cpu", "--hardware", "", cwd=tiny_project)
+    assert result.returncode == 2 and "--hardware ''" in result.stderr, "an empty hardware is not 'no check'"
+    run = fake_trained_run(tiny_project, "tiny-cpu")
+    for host, message in (("10.9.9.9", "cannot listen there"), ("no-such-host.invalid", "not a host name")):
+        result = cli("api", "--run", str(run), "--host", host, "--port", "8123", "--dry-run", cwd=tiny_project)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    (run / "train" / "checkpoint-3").mkdir()
+    (run / "train" / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    (run / "train" / "adapter_config.json").unlink()
+    before = sorted(p.name for p in run.iterdir())
+    dry = cli("train", "--resume", str(run), "--dry-run", cwd=tiny_project)
+    assert dry.returncode == 0 and "checkpoint-3" in dry.stdout
+    assert sorted(p.name for p in run.iterdir()) == before, "a dry run writes nothing"
+
+
+def test_undecodable_stdin_for_ask_is_refused_before_any_model_loads(tiny_project: Path):
+    import subprocess
+    import sys
+
+    run = fake_trained_run(tiny_project, "tiny-cpu")
+    result = subprocess.run([sys.executable, "-m", "zhouyi", "ask", "--run", str(run), "-"], cwd=tiny_project,
+                            input="梦见蛇".encode("gbk"), capture_output=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
+    assert result.returncode == 2 and b"not UTF-8" in result.stderr and b"loading" not in result.stderr
+
+
+def test_a_damaged_llamaboard_config_is_named_and_kept(tiny_project: Path):
+    folder = tiny_project / ".zhouyi" / "webui" / "tiny-cpu" / "llamaboard_cache"
+    folder.mkdir(parents=True)
+    (folder / "user_config.yaml").write_text("lang: [en\n")
+    result = cli("webui", "tiny-cpu", "--dry-run", cwd=tiny_project)
+    assert result.returncode == 2 and "user_config.yaml: damaged" in result.stderr
+    assert (folder / "user_config.yaml").read_text() == "lang: [en\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 import types
 import typing
@@ -116,7 +117,7 @@ def mapping(text: str, where: str) -> dict[str, Any]:
 
 
 def _chain(text: str, where: str, seen: list[str]) -> tuple[dict, dict[str, str]]:
-    if where in seen:
+    if where in seen or (not where.startswith("preset:") and os.path.normpath(where) in map(os.path.normpath, seen)):
         raise UserError(f"spec base cycle: {' -> '.join([*seen, where])}")
     data = mapping(text, where)
     base = data.pop("base", None)
@@ -126,7 +127,7 @@ def _chain(text: str, where: str, seen: list[str]) -> tuple[dict, dict[str, str]
         if not isinstance(base, str) or not base:
             raise SpecError(where, [("base", "a preset name or a spec file path")])
         if not where.startswith("preset:") and ("/" in base or base.endswith((".yaml", ".yml"))):
-            base = str(Path(where).parent / base)
+            base = os.path.relpath(os.path.normpath(Path(where).parent / base))  # `d/../d/x.yaml` is `d/x.yaml`
         merged, origins = _chain(*read_source(base), [*seen, where])
     _merge(merged, data, origins, where, "")
     return merged, origins

@@ -92,14 +92,16 @@ def train(run: Run, echo=print) -> int:
     return code
 
 
-def resume(run_dir: Path, node_rank: int | None = None) -> tuple[Run, Path]:
+def resume(run_dir: Path, node_rank: int | None = None, dry_run: bool = False) -> tuple[Run, Path]:
     """The stopped run continued from its last checkpoint, in the same run dir, with the train.yaml it was made
-    with (written as resume.yaml); returns the run and the checkpoint."""
+    with (written as resume.yaml, except in a dry run); returns the run and the checkpoint."""
     run_dir = Path(run_dir).resolve()
     checkpoint = last_checkpoint(run_dir)
     spec = recorded_spec(run_dir)
     check_node_rank(spec, node_rank)
-    atomic_write(run_dir / RESUME, render_resume((run_dir / "train.yaml").read_text(encoding="utf-8"), checkpoint))
+    if not dry_run:
+        atomic_write(run_dir / RESUME, render_resume((run_dir / "train.yaml").read_text(encoding="utf-8"),
+                                                     checkpoint))
     return Run(run_dir, spec, launch.build(spec, "train", run_dir, node_rank=node_rank, config=RESUME)), checkpoint
 
 

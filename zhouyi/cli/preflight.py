@@ -32,7 +32,7 @@ def cmd_validate(args) -> int:
     from zhouyi.preflight.hardware import parse_hardware
     from zhouyi.preflight.validate import validate_specs
 
-    hardware = parse_hardware(args.hardware) if args.hardware else None
+    hardware = parse_hardware(args.hardware) if args.hardware is not None else None
     reports = validate_specs(args.specs, Path.cwd(), hardware, args.set or ())
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2, ensure_ascii=False))

@@ -44,23 +44,36 @@ def _engine(spec, run_dir: Path):
 
     log = run_dir / f"server-{os.getpid()}.log"
     print(f"loading {run_dir.name} in LLaMA-Factory's API server ...", file=sys.stderr, flush=True)
+    keep = False
     try:
         with private_server(spec, run_dir, log) as endpoint:
             yield endpoint
     except UserError as exc:
+        keep = True  # the message points at it
         raise exc if str(log) in str(exc) else UserError(f"{exc}\n(the server's log: {log})") from None
-    log.unlink(missing_ok=True)
+    finally:
+        if not keep:
+            log.unlink(missing_ok=True)
 
 
 def cmd_ask(args) -> int:
     from zhouyi.serve.chat import ask, check_prompt
 
     spec, run_dir = run_for(args)
-    question = check_prompt(sys.stdin.read() if args.question == "-" else args.question, spec.infer.max_prompt_chars)
+    question = check_prompt(_stdin_text() if args.question == "-" else args.question, spec.infer.max_prompt_chars)
     with _engine(spec, run_dir) as endpoint:
         ask(endpoint, question, lambda piece: print(piece, end="", flush=True))
     print()
     return 0
+
+
+def _stdin_text() -> str:
+    """stdin as strict UTF-8 (Python's own reading would let bad bytes through as surrogates)."""
+    raw = getattr(sys.stdin, "buffer", None)
+    try:
+        return raw.read().decode("utf-8") if raw is not None else sys.stdin.read()
+    except UnicodeDecodeError as exc:
+        raise UserError(f"stdin: not UTF-8 text (byte {exc.start}); convert it first, e.g. iconv -f GB18030") from None
 
 
 def cmd_chat(args) -> int:

@@ -64,7 +64,7 @@ def _resume(args) -> int:
 
     if args.spec:
         raise UserError("give SPEC or --resume RUN, not both: a resumed run keeps the spec it was started with")
-    run, checkpoint = train.resume(Path(args.resume), args.node_rank)
+    run, checkpoint = train.resume(Path(args.resume), args.node_rank, args.dry_run)
     print(f"resuming {run.dir.name} from {checkpoint.name}")
     return _run(run, args.dry_run, rendered=False)
 

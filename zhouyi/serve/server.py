@@ -3,6 +3,7 @@ private one on a free loopback port behind `ask` and `chat` (started, waited for
 
 from __future__ import annotations
 
+import errno
 import functools
 import secrets
 import socket
@@ -21,11 +22,19 @@ LOOPBACK = "127.0.0.1"
 
 
 def port_is_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
+    """Whether `host:port` can be listened on; a host that is no address of this machine is an error."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except (socket.gaierror, UnicodeError):
+        raise UserError(f"--host {host}: not a host name or address this machine knows") from None
+    with socket.socket(family) as sock:
         try:
             sock.bind((host, port))
-        except OSError:
-            return False
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise UserError(f"--host {host}: cannot listen there ({exc.strerror}); use an address of this "
+                            "machine, e.g. 127.0.0.1 or 0.0.0.0") from None
     return True
 
 

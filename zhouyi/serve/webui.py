@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from zhouyi import launch
+from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, write_json
 from zhouyi.launch import Command
 from zhouyi.registry import DATASET_INFO, read_registry
@@ -94,7 +95,7 @@ def prepare(spec: JobSpec, ctx: RenderContext, folder: Path, run_dir: Path | Non
     path = model_path(spec, ctx)
     write_json(folder / "data" / DATASET_INFO, datasets_for_board(spec, ctx))
     config_file = folder / "llamaboard_cache" / "user_config.yaml"
-    config = (yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None) or {}
+    config = board_user_config(config_file)
     hub = "modelscope" if spec.model.source == "modelscope" else "huggingface"  # a local model: no hub to ask
     config = {"lang": "zh", "cache_dir": None, **config, "hub_name": hub, "last_model": name,
               "path_dict": {**(config.get("path_dict") or {}), name: path}}
@@ -107,6 +108,20 @@ def prepare(spec: JobSpec, ctx: RenderContext, folder: Path, run_dir: Path | Non
         if not link.is_symlink():
             link.symlink_to(run_dir / TRAIN_DIR, target_is_directory=True)
     return path
+
+
+def board_user_config(path: Path) -> dict:
+    """LlamaBoard's saved choices ({} when none); a damaged file is named, not overwritten (it is the user's)."""
+    if not path.is_file():
+        return {}
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        config = exc
+    if not isinstance(config, dict | None):
+        raise UserError(f"{path}: damaged, not the YAML mapping LlamaBoard writes ({str(config).splitlines()[0]}); "
+                        "fix it, or delete it and LlamaBoard starts from its defaults")
+    return config or {}
 
 
 def command(spec: JobSpec, folder: Path, host: str, port: int) -> Command:
