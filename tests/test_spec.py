@@ -108,6 +108,13 @@ def test_master_addr_is_a_host_or_an_address(addr):
         assert spec.launch.master_addr == good
 
 
+def test_early_stopping_and_the_best_checkpoint_need_an_eval_split():
+    for field in ("early_stopping_steps: 2", "load_best_model_at_end: true"):
+        found = problems(MINIMAL + f"train: {{{field}}}\n")
+        assert "needs an eval split" in found[f"train.{field.split(':')[0]}"]
+    assert from_text(MINIMAL + "train: {early_stopping_steps: 2, val_size: 0.1}\n").train.early_stopping_steps == 2
+
+
 def test_launch_consistency():
     found = problems(MINIMAL + "launch: {gpus: [0, 1], nproc_per_node: 4, nnodes: 2, node_rank: 2}\n")
     assert "launch" in found

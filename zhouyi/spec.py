@@ -222,7 +222,13 @@ class TrainSpec(Strict):
     max_samples: Annotated[int, Field(gt=0)] | None = None
     preprocessing_num_workers: Annotated[int, Field(gt=0)] | None = None
     plot_loss: bool = True
-    report_to: Literal["none", "tensorboard", "wandb", "swanlab"] = "none"
+    report_to: Literal["none", "tensorboard", "wandb", "swanlab", "mlflow"] = Field(
+        "none", description="experiment tracker (its package installed; README \"Trackers\")")
+    early_stopping_steps: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="stop after this many evaluations (one every save_steps) without a lower eval loss; needs "
+                          "an eval split; implies load_best_model_at_end")
+    load_best_model_at_end: bool = Field(
+        False, description="the adapter saved at the end is the checkpoint with the lowest eval loss")
     # speed knobs (measured by `zhouyi bench --ladder`; see README "Performance")
     packing: bool = Field(False, description="concatenate rows into cutoff_len blocks: no padding")
     neat_packing: bool = Field(False, description="packing without attention across rows (implies packing)")
@@ -411,7 +417,9 @@ _OTHER_MANAGED = {
     "overwrite_output_dir": "the run directory", "predict_with_generate": "the verb",
     "disable_gradient_checkpointing": "train.gradient_checkpointing", "tokenized_path": "train.tokenized_cache",
     "resume_from_checkpoint": "zhouyi train --resume RUN", "ray_num_workers": "launch.ray_num_workers",
-    "export_quantization_bit": "zhouyi export --quantize", "export_quantization_dataset": "zhouyi export --quantize",
+    "metric_for_best_model": "train.early_stopping_steps (eval_loss)", "eval_strategy": "train.save_steps",
+    "eval_steps": "train.save_steps", "export_quantization_bit": "zhouyi export --quantize",
+    "export_quantization_dataset": "zhouyi export --quantize",
 }
 
 
@@ -436,6 +444,11 @@ def cross_field_problems(spec: JobSpec) -> list[tuple[str, str]]:
     if spec.train.neat_packing and spec.train.flash_attn == "fa2" and spec.train.per_device_train_batch_size > 1:
         problems.append(("train.per_device_train_batch_size",
                          "neat_packing under FlashAttention-2 needs batch size 1; raise gradient_accumulation_steps"))
+    if (spec.train.early_stopping_steps or spec.train.load_best_model_at_end) and not (
+            spec.train.val_size > 0 or spec.data.names("eval")):
+        field = "early_stopping_steps" if spec.train.early_stopping_steps else "load_best_model_at_end"
+        problems.append((f"train.{field}", "needs an eval split to judge by: a dataset with split: eval, or "
+                         "train.val_size"))
     if spec.train.val_size > 0 and spec.data.names("eval"):
         problems.append(("train.val_size", "the data has an eval split already (a dataset with split: eval); "
                          "LLaMA-Factory takes one or the other: set val_size to 0"))
