@@ -116,3 +116,10 @@ def test_a_damaged_llamaboard_config_is_named_and_kept(tiny_project: Path):
     result = cli("webui", "tiny-cpu", "--dry-run", cwd=tiny_project)
     assert result.returncode == 2 and "user_config.yaml: damaged" in result.stderr
     assert (folder / "user_config.yaml").read_text() == "lang: [en\n"
+
+
+@pytest.mark.parametrize("verb", [("train", "tiny-cpu"), ("bench", "tiny-cpu")])
+def test_a_local_model_that_is_not_there_is_named_before_anything_starts(project: Path, verb):
+    result = cli(*verb, cwd=project)
+    assert result.returncode == 2 and "models/tiny-qwen2 does not exist" in result.stderr
+    assert "zhouyi tiny-model" in result.stderr and not (project / "runs").exists()

@@ -67,6 +67,16 @@ def check_ready(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None
                         f"folder under .zhouyi/models was deleted); run `zhouyi download {ref}` first")
 
 
+def require_model(spec: JobSpec, base_dir: Path) -> None:
+    """A local model folder must hold a model before anything loads it (LLaMA-Factory would only say it failed to
+    load a tokenizer)."""
+    path = RenderContext(base_dir, base_dir).resolve(spec.model.model_name_or_path)
+    if spec.model.source == "local" and not (path / "config.json").is_file():
+        state = "holds no model (config.json missing)" if path.is_dir() else "does not exist"
+        raise UserError(f"model.model_name_or_path: {path} {state}; make it first (`zhouyi tiny-model {path}` "
+                        "for the tiny model; `make demo` does) or point the spec at a model folder")
+
+
 def new_run(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None, script: str | None = None) -> Run:
     """A fresh run dir holding every rendered file and the manifest (what the run is, before it is launched);
     `script`: the launch script it is made for ("shell", "slurm"), if any."""

@@ -55,6 +55,7 @@ def cmd_train(args) -> int:
     if args.dry_run:
         print("dry run: the registry is left as it is")
     else:
+        train.require_model(loaded.spec, Path.cwd())
         print(train.register(loaded.spec, Path.cwd(), args.force).describe())
     return _run(train.new_run(loaded, Path.cwd(), args.node_rank), args.dry_run)
 
@@ -79,6 +80,7 @@ def cmd_rerun(args) -> int:
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     if not args.dry_run:
+        train.require_model(loaded.spec, Path.cwd())
         print(train.register(loaded.spec, Path.cwd(), args.force).describe())
     return _run(train.new_run(loaded, Path.cwd()), args.dry_run)
 
