@@ -113,7 +113,7 @@ def histogram_png(before: list[int], after: list[int]) -> bytes:
 def report_markdown(report: dict) -> str:
     lines = ["# Data cleaning report", "",
              f"Rows in: {report['rows_in']}; rows out: {report['rows_out']} "
-             f"(train {report['train_rows']}, eval {report['eval_rows']}); "
+             f"(train {report['train_rows']}, eval {report['eval_rows']}). "
              f"Kept with their last sentence finished: {report['finished_rows']['unfinished tail trimmed']} without an "
              f"unfinished tail, {report['finished_rows']['full stop added']} with a full stop added.", "",
              *([f"Split: {report['split_note']}.", ""] if report["split_note"] else []),
