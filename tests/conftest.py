@@ -135,3 +135,12 @@ def wait_for_http(url: str, proc: subprocess.Popen, headers: dict | None = None,
             pass
         time.sleep(0.5)
     raise AssertionError(f"{url} did not answer in {timeout} s")
+
+
+def default_signals() -> None:
+    """preexec_fn for a child a signal test sends SIGINT or SIGHUP: a test runner started under nohup, or in the
+    background of a shell, ignores them, and an ignored signal stays ignored in every child it starts."""
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)

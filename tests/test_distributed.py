@@ -14,7 +14,7 @@ import pytest
 import yaml
 from safetensors import safe_open
 
-from tests.conftest import cli, zhouyi
+from tests.conftest import cli, default_signals, zhouyi
 from zhouyi.load import read_source
 from zhouyi.serve.server import free_port
 
@@ -137,7 +137,8 @@ def test_ctrl_c_ends_every_torchrun_worker(tiny_project):
     spec = tiny_spec(tiny_project, "sigint", {"nproc_per_node": 2, "master_port": free_port()}, max_steps=100000,
                      save_steps=100000)
     proc = subprocess.Popen([sys.executable, "-m", "zhouyi", "train", spec], cwd=tiny_project,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=default_signals)
     run = wait_for(tiny_project / "runs", "sigint-*")
     wait_for(run / "train", "trainer_log.jsonl")  # both workers are training
     assert len(alive(str(run))) >= 3  # llamafactory-cli, torchrun, two workers
@@ -153,7 +154,8 @@ def test_ctrl_c_ends_every_torchrun_worker(tiny_project):
 def test_resume_continues_from_the_last_checkpoint(tiny_project):
     spec = tiny_spec(tiny_project, "resume", {}, max_steps=60, save_steps=3)
     proc = subprocess.Popen([sys.executable, "-m", "zhouyi", "train", spec], cwd=tiny_project,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=default_signals)
     run = wait_for(tiny_project / "runs", "resume-*")
     wait_for(run / "train", "checkpoint-3/trainer_state.json")
     proc.send_signal(signal.SIGINT)

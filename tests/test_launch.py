@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import default_signals
 from zhouyi import launch, process
 from zhouyi.errors import UserError
 from zhouyi.load import load
@@ -69,7 +70,7 @@ def _driven(tmp_path: Path, child: str, setup: str = "") -> tuple[subprocess.Pop
         child = {textwrap.dedent(child).replace("PIDS", repr(str(pids)))!r}
         sys.exit(process.run(launch.Command([sys.executable, "-c", child])))
     """))
-    proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.DEVNULL, preexec_fn=default_signals)
     deadline = time.time() + 20
     while not (pids.exists() and pids.read_text()) and time.time() < deadline:
         time.sleep(0.1)

@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import cli, fake_trained_run, wait_for_http, zhouyi
+from tests.conftest import cli, default_signals, fake_trained_run, wait_for_http, zhouyi
 from zhouyi.errors import UserError
 from zhouyi.serve.server import free_port, pick_port
 
@@ -144,12 +144,13 @@ def test_ask_stopped_while_the_model_loads_leaves_no_server(trained_run, signum)
 
     project, run, _ = trained_run
     proc = subprocess.Popen([sys.executable, "-m", "zhouyi", "ask", "--run", str(run), QUESTION], cwd=project,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     deadline = time.monotonic() + 60
     while not _servers_for(run) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _servers_for(run), "the server started"
     proc.send_signal(signum)
-    assert proc.wait(timeout=30) == 128 + signum
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signum, out + err[-2000:]
     time.sleep(0.5)
     assert not _servers_for(run), "nothing left listening"
