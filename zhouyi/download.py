@@ -16,6 +16,7 @@ from pathlib import Path
 from zhouyi import launch, process
 from zhouyi.errors import UserError
 from zhouyi.files import write_json
+from zhouyi.render import RenderContext
 from zhouyi.spec import JobSpec
 
 RECORD = Path(".zhouyi") / "models.json"
@@ -106,15 +107,27 @@ def recorded(spec: JobSpec, base_dir: Path) -> Path | None:
     return Path(folder) if isinstance(folder, str) and Path(folder).is_dir() else None
 
 
+def missing_local_model(spec: JobSpec, base_dir: Path) -> str | None:
+    """What is wrong with a `source: local` model folder that holds no model, or None (also for hub models)."""
+    if spec.model.source != "local":
+        return None
+    path = RenderContext(base_dir, base_dir).resolve(spec.model.model_name_or_path)
+    if (path / "config.json").is_file():
+        return None
+    state = "holds no model (config.json missing)" if path.is_dir() else "does not exist"
+    return (f"{path} {state}; make it first (`zhouyi tiny-model {path}` for the tiny model; `make demo` does) or "
+            "point the spec at a model folder")
+
+
 def read_record(path: Path) -> dict:
     """What `.zhouyi/models.json` records ({} when absent); damaged, it is an error that says how to mend it."""
     if not path.is_file():
         return {}
+    mend = "delete it and run `zhouyi download SPEC` again for the models you use"
     try:
         known = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        known = exc
+        raise UserError(f"{path}: damaged ({exc}); {mend}") from None
     if not isinstance(known, dict):
-        raise UserError(f"{path}: damaged ({known if isinstance(known, Exception) else 'not a JSON object'}); "
-                        "delete it and run `zhouyi download SPEC` again for the models you use")
+        raise UserError(f"{path}: damaged (not a JSON object); {mend}")
     return known

@@ -116,8 +116,13 @@ def mapping(text: str, where: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- composition: base:, --set, origins
 
 
+def _same_source(where: str) -> str:
+    """A source as the cycle check compares it: `d/../d/x.yaml` and `./d/x.yaml` are `d/x.yaml`."""
+    return where if where.startswith("preset:") else os.path.normpath(where)
+
+
 def _chain(text: str, where: str, seen: list[str]) -> tuple[dict, dict[str, str]]:
-    if where in seen or (not where.startswith("preset:") and os.path.normpath(where) in map(os.path.normpath, seen)):
+    if _same_source(where) in map(_same_source, seen):
         raise UserError(f"spec base cycle: {' -> '.join([*seen, where])}")
     data = mapping(text, where)
     base = data.pop("base", None)

