@@ -138,10 +138,14 @@ def test_persona_llamafactory_cannot_read_is_refused_at_its_field():
 def test_ray_engine_renders_workers_and_launches_without_torchrun():
     from zhouyi.launch import launch_env
 
-    spec = from_text(BASE + "launch: {engine: ray, gpus: [0, 1], nnodes: 2}\n")
+    spec = from_text(BASE + "launch: {engine: ray, gpus: [0, 1], nnodes: 2, master_addr: 10.0.0.1}\n")
     train = yaml.safe_load(render(spec, CTX)["train.yaml"])
     assert train["ray_num_workers"] == 4
+    assert train["master_addr"] == "10.0.0.1", "LF finds the head node itself only with ray[default]'s dashboard"
     env = launch_env(spec)
     assert env["USE_RAY"] == "1" and "FORCE_TORCHRUN" not in env and "NNODES" not in env
     with pytest.raises(SpecError, match="engine is torchrun"):
         from_text(BASE + "launch: {ray_num_workers: 2}\n")
+    with pytest.raises(SpecError, match="cannot train on CPUs") as err:  # LF would wait for CPUs forever
+        from_text(BASE + "launch: {engine: ray, device: cpu}\n")
+    assert "launch" in str(err.value)

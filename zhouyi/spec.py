@@ -344,6 +344,10 @@ class LaunchSpec(Strict):
             raise ValueError("nnodes > 1 needs a fixed master_port, the same on every node")
         if self.ray_num_workers and self.engine != "ray":
             raise ValueError("ray_num_workers is set but engine is torchrun; set engine: ray")
+        if self.engine == "ray" and self.device == "cpu":
+            raise ValueError("engine: ray cannot train on CPUs with LLaMA-Factory 0.9.5: it reserves one bundle of 10 "
+                             "CPUs for every CPU in the Ray cluster, which never fits, and waits forever; use engine: "
+                             "torchrun (nproc_per_node: N runs N CPU processes)")
         return self
 
     @property
