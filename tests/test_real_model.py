@@ -58,6 +58,21 @@ def test_the_converted_tokenizer_encodes_as_the_gguf_does(gemma_project: Path, t
 
 
 @pytest.mark.slow
+def test_the_base_model_can_end_a_turn_once_converted(gemma_project: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from zhouyi.child.gguf_convert import end_ranks
+
+    record = json.loads((converted(gemma_project) / "zhouyi-source.json").read_text())
+    assert record["turn_end_rank"] > 100_000, "the GGUF's base model never ends a text with <end_of_turn>"
+    assert record["turn_end_row_from_eos"] and record["eos_rank"] < 100, "<eos> it does end texts with"
+    tokenizer = AutoTokenizer.from_pretrained(converted(gemma_project))
+    model = AutoModelForCausalLM.from_pretrained(converted(gemma_project))
+    turn_end = tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    assert end_ranks(model, tokenizer, [turn_end]) == [record["eos_rank"]], "now ranked where <eos> was"
+
+
+@pytest.mark.slow
 def test_gemma_trains_and_evaluates_through_llamafactory(gemma_project: Path):
     trained = zhouyi("train", "gemma-cpu", "--set", "train.max_steps=2", "--set", "train.logging_steps=1",
                      "--set", "eval.max_new_tokens=8", cwd=gemma_project)

@@ -10,6 +10,8 @@ scores and no merges. transformers builds a BPE with no merges from it, so every
 Here the merges come from the scores (a merge ranks as high as the piece it makes, as SentencePiece decides), and
 the GGUF's control and user-defined tokens become added tokens, matched whole as llama.cpp matches them. The
 result is checked against SentencePiece itself running on the same pieces and scores before anything is written.
+
+And a base model gets a `<end_of_turn>` it can emit (teach_turn_end): without it a tuned model never stops.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ GEMMA_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
 )
 PROBES = ("user", "你好", "梦见蛇，预示着什么？", "hello world  x\n\n\tend", "周公解梦：梦见龙，主大吉。")
+# finished texts: after them a model that knows a token as an ending ranks it near the top
+ENDINGS = ("梦见蛇，预示着生活即将迎来美好的转变。", "周公解梦：梦见龙，主大吉。", "The meeting ended early.")
+NEVER_EMITTED = 10_000  # a token ranked below this after every finished text is one the model never ends with
 
 
 class ConvertError(Exception):
@@ -106,6 +111,36 @@ def mismatches(tokenizer, reference, texts) -> list[str]:
     return [t for t in texts if tokenizer.encode(t, add_special_tokens=False) != reference.encode(t)]
 
 
+def end_ranks(model, tokenizer, token_ids: list[int]) -> list[int]:
+    """Each token's worst rank (0 = most likely) as the next token after the finished texts in ENDINGS."""
+    import torch
+
+    worst = [0] * len(token_ids)
+    with torch.no_grad():
+        for text in ENDINGS:
+            logits = model(**tokenizer(text, return_tensors="pt")).logits[0, -1]
+            worst = [max(w, int((logits > logits[t]).sum())) for w, t in zip(worst, token_ids, strict=True)]
+    return worst
+
+
+def teach_turn_end(model, tokenizer, turn_end: int, eos: int) -> dict:
+    """A base model never saw the chat template's `<end_of_turn>`: after a finished sentence it ranks it among the
+    last of 262,144 tokens (gemma-3-270m: 260,785th), and LoRA cannot move that row (the output layer is the frozen
+    embedding table), so a tuned model never learns to stop. Such a row trades places with `<eos>`'s, the ending
+    the model did learn (ranked 2nd there); `<eos>` itself never occurs in the chat template's text, whose turns
+    end with `<end_of_turn>`. An instruction-tuned model, which ends its turns already, is left as it is."""
+    import torch
+
+    before = end_ranks(model, tokenizer, [turn_end, eos])
+    swapped = before[0] >= NEVER_EMITTED and before[1] < NEVER_EMITTED
+    if swapped:
+        tables = {id(t): t for t in (model.get_input_embeddings().weight, model.get_output_embeddings().weight)}
+        with torch.no_grad():
+            for table in tables.values():  # once when tied (Gemma), each when not
+                table[[turn_end, eos]] = table[[eos, turn_end]]
+    return {"turn_end_rank": before[0], "eos_rank": before[1], "turn_end_row_from_eos": swapped}
+
+
 def convert(package: str, out: Path) -> Path:
     if out.exists() and any(out.iterdir()) and not (out / SOURCE_RECORD).is_file():
         raise ConvertError(f"{out} holds files zhouyi did not write; move them away")
@@ -145,16 +180,17 @@ def _convert(shipped, package: str, out: Path, work: Path) -> Path:
     from transformers import AutoModelForCausalLM, GenerationConfig
 
     model = AutoModelForCausalLM.from_pretrained(str(work), gguf_file=gguf_path.name, dtype=torch.float32)
+    turn_end = tokens.index("<end_of_turn>") if "<end_of_turn>" in tokens else None
+    ending = {} if turn_end is None else teach_turn_end(model, tokenizer, turn_end, settings["eos_token_id"])
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        turn_end = tokens.index("<end_of_turn>") if "<end_of_turn>" in tokens else None
         GenerationConfig(bos_token_id=settings["bos_token_id"], pad_token_id=settings.get("padding_token_id"),
                          eos_token_id=[settings["eos_token_id"], *([turn_end] if turn_end is not None else [])],
                          do_sample=False).save_pretrained(tmp)
         (tmp / SOURCE_RECORD).write_text(json.dumps(
-            {"package": package, "gguf": gguf_path.name, "sha256": shipped.EXPECTED_SHA256}, indent=2) + "\n")
+            {"package": package, "gguf": gguf_path.name, "sha256": shipped.EXPECTED_SHA256, **ending}, indent=2) + "\n")
         tmp.chmod(0o755)
         if out.exists():
             shutil.rmtree(out)
