@@ -15,7 +15,7 @@ from pathlib import Path
 
 from zhouyi import launch, process
 from zhouyi.errors import UserError
-from zhouyi.files import write_json
+from zhouyi.files import read_mapping, write_json
 from zhouyi.render import RenderContext
 from zhouyi.spec import JobSpec
 
@@ -121,13 +121,4 @@ def missing_local_model(spec: JobSpec, base_dir: Path) -> str | None:
 
 def read_record(path: Path) -> dict:
     """What `.zhouyi/models.json` records ({} when absent); damaged, it is an error that says how to mend it."""
-    if not path.is_file():
-        return {}
-    mend = "delete it and run `zhouyi download SPEC` again for the models you use"
-    try:
-        known = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: damaged ({exc}); {mend}") from None
-    if not isinstance(known, dict):
-        raise UserError(f"{path}: damaged (not a JSON object); {mend}")
-    return known
+    return read_mapping(path, "delete it and run `zhouyi download SPEC` again for the models you use")

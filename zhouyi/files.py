@@ -143,6 +143,20 @@ def _update_ledgers(written: dict[Path, str], removed) -> None:
             os.replace(_stage(folder / LEDGER, text), folder / LEDGER)
 
 
+def read_mapping(path: Path, mend: str, parse=json.loads, errors: tuple = (ValueError,)) -> dict:
+    """A JSON (or, with `parse`, YAML) file that holds a mapping; {} when absent or empty. A damaged one is a
+    UserError naming the file and how to mend it, never a traceback."""
+    if not path.is_file():
+        return {}
+    try:
+        data = parse(path.read_text(encoding="utf-8"))
+    except (*errors, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: damaged ({str(exc).splitlines()[0]}); {mend}") from None
+    if not isinstance(data, dict | None):
+        raise UserError(f"{path}: damaged (not a mapping); {mend}")
+    return data or {}
+
+
 def write_json(path: Path, data) -> None:
     """`data` as indented UTF-8 JSON (Chinese kept readable), atomically."""
     atomic_write(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from zhouyi import process
 from zhouyi.errors import UserError
-from zhouyi.files import atomic_write, sha256_file, write_json
+from zhouyi.files import atomic_write, read_mapping, sha256_file, write_json
 from zhouyi.launch import Command, redact
 from zhouyi.load import from_data, to_yaml
 from zhouyi.packages import package_versions
@@ -108,12 +108,10 @@ def read_manifest(run_dir: Path) -> dict:
     path = Path(run_dir) / MANIFEST
     if not path.is_file():
         raise UserError(f"{run_dir} is not a zhouyi run: {MANIFEST} is missing (runs are made by `zhouyi train`)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: damaged, not JSON ({exc}); this run cannot be read (train it again)") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("spec"), dict):
-        raise UserError(f"{path}: damaged, it records no spec; this run cannot be read (train it again)")
+    mend = "this run cannot be read (train it again)"
+    manifest = read_mapping(path, mend)
+    if not isinstance(manifest.get("spec"), dict):
+        raise UserError(f"{path}: damaged, it records no spec; {mend}")
     return manifest
 
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import yaml
 
 from zhouyi import launch
-from zhouyi.errors import UserError
-from zhouyi.files import atomic_write, write_json
+from zhouyi.files import atomic_write, read_mapping, write_json
 from zhouyi.launch import Command
 from zhouyi.registry import DATASET_INFO, read_registry
 from zhouyi.render import TRAIN_DIR, RenderContext, dataset_entries, method_keys, model_path
@@ -112,17 +111,8 @@ def prepare(spec: JobSpec, ctx: RenderContext, folder: Path, run_dir: Path | Non
 
 def board_user_config(path: Path) -> dict:
     """LlamaBoard's saved choices ({} when none); a damaged file is named, not overwritten (it is the user's)."""
-    if not path.is_file():
-        return {}
-    mend = "fix it, or delete it and LlamaBoard starts from its defaults"
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: damaged, not the YAML LlamaBoard writes ({str(exc).splitlines()[0]}); {mend}") \
-            from None
-    if not isinstance(config, dict | None):
-        raise UserError(f"{path}: damaged, not the YAML mapping LlamaBoard writes; {mend}")
-    return config or {}
+    return read_mapping(path, "fix it, or delete it and LlamaBoard starts from its defaults", yaml.safe_load,
+                        (yaml.YAMLError,))
 
 
 def command(spec: JobSpec, folder: Path, host: str, port: int) -> Command:
