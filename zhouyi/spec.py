@@ -49,7 +49,6 @@ class ModelSpec(Strict):
     trust_remote_code: bool = True
 
 
-
 class Columns(Strict):
     """LLaMA-Factory's column map. zhouyi always writes the whole map (a partial one drops defaults)."""
 

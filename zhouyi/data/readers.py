@@ -85,12 +85,14 @@ def read_file(path: Path, fmt: str | None = None, title_fields: tuple[str, ...] 
             rows = list(reader)
         except csv.Error as exc:
             raise UserError(f"{path}:{reader.line_num}: not readable as CSV ({exc})") from None
-        alpaca = bool(rows) and {"instruction", "output"} <= set(rows[0])
-        return _from_rows(path, rows, alpaca, fields)
+        return _from_rows(path, rows, _alpaca_columns(rows), fields)
     rows = _json_rows(path, text)
-    alpaca = fmt == "alpaca" or (given is None and bool(rows) and isinstance(rows[0], dict)
-                                 and {"instruction", "output"} <= set(rows[0]))
-    return _from_rows(path, rows, alpaca, fields)
+    return _from_rows(path, rows, fmt == "alpaca" or (given is None and _alpaca_columns(rows)), fields)
+
+
+def _alpaca_columns(rows: list) -> bool:
+    """The first row has alpaca's columns (a file zhouyi, or the tutorial, already shaped)."""
+    return bool(rows) and isinstance(rows[0], dict) and {"instruction", "output"} <= set(rows[0])
 
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.S)
