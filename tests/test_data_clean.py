@@ -118,6 +118,25 @@ def test_a_page_cut_mid_sentence_keeps_its_complete_sentences():
     assert stop.report["finished_rows"] == {"unfinished tail trimmed": 0, "full stop added": 1}
 
 
+def test_answer_paragraphs_keeps_the_answer_to_the_question_asked():
+    page = ("梦见和尚的不同情况也有不同的意思：\n梦见和尚念经，预示近日心境平和，诸事顺遂。\n"
+            "梦见和尚化缘，主破财，宜节俭。\n病人梦见和尚，病将痊愈。")
+    listed = Record("a#0", "和尚", page)
+    short = Record("a#1", "寿司", "梦见寿司，收入将增多。\n梦见吃寿司，表示收入增多，也许会有意外的收入，宜储蓄。")
+    whole = clean([listed, short], [], CleanOptions.of(eval_ratio=0.0))
+    first = clean([listed, short], [], CleanOptions.of(eval_ratio=0.0, answer_paragraphs=1))
+    answers = {r["instruction"]: r["output"] for r in first.train}
+    assert len(first.train) == len(whole.train) == 2, "the length filters judge the whole page, not the cut"
+    assert answers[question("和尚", 42)] == "梦见和尚的不同情况也有不同的意思：\n梦见和尚念经，预示近日心境平和，诸事顺遂。", \
+        "a heading is not an answer on its own: the cut runs on to the first finished sentence"
+    assert answers[question("寿司", 42)] == "梦见寿司，收入将增多。"
+    assert first.report["finished_rows"]["cut to answer_paragraphs"] == 2
+    three = clean([listed], [], CleanOptions.of(eval_ratio=0.0, answer_paragraphs=3)).train[0]["output"]
+    assert three.count("\n") == 2 and three.endswith("宜节俭。")
+    assert clean([listed], [], CleanOptions.of(eval_ratio=0.0, answer_paragraphs=9)).report["finished_rows"] == \
+        {"unfinished tail trimmed": 0, "full stop added": 0}, "nothing to cut: not counted as cut"
+
+
 def test_a_split_never_empties_train_or_an_eval_that_was_asked_for():
     one_template = [Record(f"a#{i}", f"物{i}", f"梦见物{i}，预示你近期运势平稳，宜守不宜攻，凡事三思而后行。")
                     for i in range(20)]

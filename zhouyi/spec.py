@@ -123,6 +123,9 @@ class CleanSpec(Strict):
                                    description="row fields holding the text, the first one a row has")
     min_han: Annotated[int, Field(ge=0)] = Field(20, description="drop outputs with fewer Han characters")
     max_han: Annotated[int, Field(gt=0)] = Field(1500, description="drop outputs with more Han characters")
+    answer_paragraphs: int | None = Field(
+        None, ge=1, description="keep each answer's first N paragraphs (more when one is a heading, not a sentence): "
+        "a small model then learns where an answer ends; min_han and max_han judge the whole page; default: all")
     near_dup_threshold: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.8, description="Jaccard similarity (character 3-grams) from which rows are near duplicates; 0: off")
     persona_as: Literal["system", "instruction"] = Field(

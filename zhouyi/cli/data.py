@@ -15,7 +15,8 @@ from zhouyi.errors import UserError
 # flag -> the data.clean field it sets
 CLEAN_FLAGS = {"--min-han": "min_han", "--persona-as": "persona_as", "--eval-ratio": "eval_ratio", "--seed": "seed",
                "--t2s": "t2s", "--title-field": "title_fields", "--text-field": "text_fields",
-               "--case-studies": "case_studies", "--near-dup": "near_dup_threshold", "--format": "format"}
+               "--case-studies": "case_studies", "--near-dup": "near_dup_threshold", "--format": "format",
+               "--answer-paragraphs": "answer_paragraphs"}
 
 
 def add_verbs(sub) -> None:

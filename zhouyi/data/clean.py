@@ -21,6 +21,7 @@ QUESTIONS = (
 )
 _QUERY_TAIL = re.compile(r"(?:是)?(?:什么意思|预示着什么|预示什么|好不好|是吉是凶|怎么回事|代表什么|什么预兆)[？?]?$")
 _SENTENCE_END = "。！？」』）》…"
+_ANSWER_END = "。！!…」』）"  # a paragraph that ends so is an answer; one ending ？ or ： or 》 heads what follows
 _HAN_END = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -89,6 +90,18 @@ def finish(text: str) -> str:
     return text[: max(ends) + 1].rstrip() if max(ends) >= 0 else ""
 
 
+def first_paragraphs(text: str, n: int) -> str | None:
+    """The first `n` paragraphs of `text`, and as many more as it takes to end on a finished sentence (a heading,
+    `梦见和尚的不同情况也有不同的意思：`, or a question line is not an answer on its own); None when that is all."""
+    paragraphs = [p.strip() for p in text.split("\n") if p.strip()]
+    head: list[str] = []
+    for paragraph in paragraphs:
+        head.append(paragraph)
+        if len(head) >= n and paragraph[-1] in _ANSWER_END:
+            break
+    return "\n".join(head) if len(head) < len(paragraphs) else None
+
+
 def drop_reason(text: str, opts: CleanOptions) -> str | None:
     """Why the filters drop a cleaned (and trimmed) text, or None when it stays."""
     n, s = han_count(text), opts.settings
@@ -141,6 +154,9 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
         else:
             if finished != text:
                 finished_rows["full stop added" if finished.startswith(text) else "unfinished tail trimmed"] += 1
+            if settings.answer_paragraphs and (head := first_paragraphs(finished, settings.answer_paragraphs)):
+                finished_rows["cut to answer_paragraphs"] += 1
+                finished = head
             kept.append((rec, finished))
 
     # Exact duplicates (reworded titles sharing one text) become one row under the shortest title.
@@ -178,7 +194,7 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
         "rows_out": len(lengths_out),
         "train_rows": len(result.train),
         "eval_rows": len(result.eval),
-        "finished_rows": {k: finished_rows[k] for k in ("unfinished tail trimmed", "full stop added")},
+        "finished_rows": {"unfinished tail trimmed": 0, "full stop added": 0, **finished_rows},
         "split_note": split_note,
         "near_duplicate_clusters": len({r for i, r in enumerate(roots) if r != i}),
         "drops": {k: v for k, v in drops.most_common() if v},
