@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import cli, default_signals, fake_trained_run, wait_for_http, zhouyi
 from zhouyi.errors import UserError
+from zhouyi.serve.gate import Limits, refusal
 from zhouyi.serve.server import free_port, pick_port
 
 QUESTION = "梦见蛇是什么意思？"
@@ -80,7 +81,7 @@ def test_run_that_is_no_run_is_named(project):
 
 @pytest.mark.slow
 def test_api_serves_openai_clients_and_requires_the_key(trained_run):
-    from openai import APIStatusError, AuthenticationError, OpenAI
+    from openai import APIStatusError, AuthenticationError, BadRequestError, OpenAI
 
     project, run, _ = trained_run
     port = free_port()
@@ -113,13 +114,56 @@ def test_api_serves_openai_clients_and_requires_the_key(trained_run):
                              headers={"Authorization": f"Bearer {KEY}"})
         assert missing.status_code == 422 and "messages" in missing.text, "the missing field is named"
 
+        auth = {"Authorization": f"Bearer {KEY}"}
+        long = httpx.post(f"{base}/chat/completions", headers=auth, json={
+            "model": "tiny-cpu", "messages": [{"role": "user", "content": QUESTION}, {"role": "assistant",
+                                              "content": "吉"}, {"role": "user", "content": "梦" * 4001}]})
+        assert long.status_code == 400, long.text
+        assert long.json()["error"]["message"] == ("messages[2].content: 4,001 characters; infer.max_prompt_chars "
+                                                   "allows 4,000 (a dream takes a few hundred)")
+        with pytest.raises(BadRequestError, match="infer.max_new_tokens allows 32"):
+            client.chat.completions.create(model="tiny-cpu", max_tokens=100_000,
+                                           messages=[{"role": "user", "content": QUESTION}])
+        page = httpx.post(f"{base}/chat/completions", headers=auth, content=b"x" * 2_000_000)
+        assert page.status_code == 413, "a body past every limit is refused before it is read whole"
+
+        (model_server,) = _servers_for(run)  # LLaMA-Factory's own server: loopback only, and not on the user's key
+        env = dict(e.split("=", 1) for e in open(f"/proc/{model_server}/environ").read().split("\0") if "=" in e)
+        assert env["API_HOST"] == "127.0.0.1" and int(env["API_PORT"]) != port
+        assert httpx.get(f"http://127.0.0.1:{env['API_PORT']}/v1/models", headers=auth).status_code == 401
+
         taken = cli("api", "--run", str(run), "--port", str(port), cwd=project)
         assert taken.returncode == 2 and f"127.0.0.1:{port} is in use" in taken.stderr
     finally:
-        server.send_signal(signal.SIGINT)
+        server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=60)[0]
+    assert not _servers_for(run), "SIGTERM stops the gate and the model server behind it"
     assert KEY not in output, "the key is never printed"
     assert not any(KEY in p.read_text(errors="ignore") for p in run.rglob("*") if p.is_file()), "nor written"
+
+
+def test_api_dry_run_shows_the_model_server_and_the_gate_in_front(tiny_project):
+    run = fake_trained_run(tiny_project, "tiny-cpu")
+    result = cli("api", "--run", str(run), "--host", "0.0.0.0", "--port", "0", "--dry-run", cwd=tiny_project)
+    assert result.returncode == 0, result.stderr
+    model_server, gate = [line for line in result.stdout.splitlines() if line.startswith("run: ")]
+    assert "API_HOST=127.0.0.1" in model_server and "API_KEY='***'" in model_server, "private, on a fresh key"
+    assert "--host 0.0.0.0" in gate and "--max-prompt-chars 4000" in gate and "--max-new-tokens 32" in gate
+    assert "ZHOUYI_UPSTREAM_KEY='***'" in gate
+    assert "without API_KEY" in result.stderr, "the open network without a key is warned about"
+
+
+def test_the_gate_names_the_limit_a_request_is_over():
+    limits = Limits(max_prompt_chars=10, max_new_tokens=64)
+    ok = {"messages": [{"role": "user", "content": "梦见蛇"}], "max_tokens": 64}
+    assert refusal(ok, limits) is None
+    parts = {"messages": [{"role": "user", "content": [{"type": "text", "text": "梦" * 6}, {"type": "text",
+                                                                                          "text": "蛇" * 5}]}]}
+    assert refusal(parts, limits) == ("messages[0].content", "11 characters; infer.max_prompt_chars allows 10 "
+                                                             "(a dream takes a few hundred)")
+    assert refusal({**ok, "max_tokens": 65}, limits) == ("max_tokens", "65; infer.max_new_tokens allows 64")
+    assert refusal({"messages": [{"role": "user", "content": "a"}] * 33}, limits)[0] == "messages"
+    assert refusal({"messages": "not a list", "max_tokens": "x"}, limits) is None, "LLaMA-Factory names those"
 
 
 def _servers_for(run) -> list[int]:
@@ -131,7 +175,7 @@ def _servers_for(run) -> list[int]:
                 cmdline = open(f"/proc/{entry}/cmdline", "rb").read().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if " api " in cmdline and str(run) in cmdline:
+            if " api " in cmdline and f"{run}/infer.yaml" in cmdline:
                 pids.append(int(entry))
     return pids
 

@@ -251,7 +251,8 @@ class InferSpec(Strict):
     top_k: Annotated[int, Field(gt=0)] = 50
     repetition_penalty: Annotated[float, Field(gt=0)] = 1.0
     max_prompt_chars: Annotated[int, Field(gt=0)] = Field(
-        4000, description="longest question `ask`/`chat` send; a dream fits in hundreds, a pasted page does not"
+        4000, description="longest message `ask`/`chat` send and `api` accepts; a dream fits in hundreds, a pasted "
+        "page does not"
     )
 
 

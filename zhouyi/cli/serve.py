@@ -20,7 +20,8 @@ def add_verbs(sub) -> None:
     p = verb(sub, "chat", cmd_chat, "talk with the tuned model in the terminal, as the persona")
     run_args(p)
 
-    p = verb(sub, "api", cmd_api, "serve the tuned model over an OpenAI-compatible API (llamafactory-cli api)")
+    p = verb(sub, "api", cmd_api, "serve the tuned model over an OpenAI-compatible API (llamafactory-cli api, "
+             "behind a gate that holds requests to the spec's limits)")
     run_args(p)
     _listen_args(p, 8000)
     dry_run_flag(p)
@@ -87,17 +88,24 @@ def cmd_chat(args) -> int:
 
 def cmd_api(args) -> int:
     from zhouyi import process
-    from zhouyi.serve.server import LOOPBACK, api_command, pick_port
+    from zhouyi.serve.server import LOOPBACK, Endpoint, api_command, free_port, gate_command, pick_port
 
     spec, run_dir = run_for(args)
     port = pick_port(args.host, args.port, 8000)
-    if args.host != LOOPBACK and not os.environ.get("API_KEY"):
+    keyed = bool(os.environ.get("API_KEY"))
+    if args.host != LOOPBACK and not keyed:
         print(f"warning: serving on {args.host} without API_KEY: anyone who reaches this port can use the model",
               file=sys.stderr)
-    cmd = api_command(spec, run_dir, args.host, port)  # API_KEY, if set, reaches the server from our environment
-    print(f"OpenAI-compatible API for {run_dir.name} at http://{args.host}:{port}/v1 (model '{spec.run_name}', "
-          f"{'API_KEY required' if os.environ.get('API_KEY') else 'no API key'}); Ctrl-C stops it")
-    return process.run(cmd, dry_run=args.dry_run)
+    if args.dry_run:  # the model server on a free loopback port with a fresh key, the gate on --host/--port
+        inner = free_port()
+        process.run(api_command(spec, run_dir, LOOPBACK, inner, "KEY"), dry_run=True)
+        upstream = Endpoint(f"http://{LOOPBACK}:{inner}/v1", "KEY", spec.run_name)
+        return process.run(gate_command(spec, upstream, args.host, port), dry_run=True)
+    with _engine(spec, run_dir) as upstream:
+        print(f"OpenAI-compatible API for {run_dir.name} at http://{args.host}:{port}/v1 (model '{spec.run_name}', "
+              f"{'API_KEY required' if keyed else 'no API key'}; a message up to {spec.infer.max_prompt_chars:,} "
+              f"characters, max_tokens up to {spec.infer.max_new_tokens:,}); Ctrl-C stops it", flush=True)
+        return process.run(gate_command(spec, upstream, args.host, port))
 
 
 def cmd_webui(args) -> int:

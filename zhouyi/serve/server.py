@@ -1,5 +1,6 @@
-"""LLaMA-Factory's OpenAI-compatible server as zhouyi's inference engine: `api` in the foreground, and a
-private one on a free loopback port behind `ask` and `chat` (started, waited for, asked, stopped)."""
+"""LLaMA-Factory's OpenAI-compatible server as zhouyi's inference engine, always private: on a free loopback port
+with a fresh key, behind `ask` and `chat` (started, waited for, asked, stopped), and behind the gate that `api`
+puts on the network (zhouyi.serve.gate)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,17 @@ def api_command(spec: JobSpec, run_dir: Path, host: str, port: int, key: str | N
     (the key lives in the child's environment only: masked when printed, never written)."""
     env = {"API_HOST": host, "API_PORT": str(port), "API_MODEL_NAME": spec.run_name}
     return launch.build(spec, "api", run_dir, env=env | ({"API_KEY": key} if key else {}))
+
+
+def gate_command(spec: JobSpec, upstream: Endpoint, host: str, port: int) -> launch.Command:
+    """zhouyi.serve.gate on host:port in front of `upstream`, with the spec's limits; the upstream key goes in its
+    environment (masked when printed), the client's API_KEY with zhouyi's own."""
+    from zhouyi.serve.gate import UPSTREAM_KEY_ENV
+
+    argv = [sys.executable, "-m", "zhouyi.serve.gate", "--upstream", upstream.url.removesuffix("/v1"), "--host", host,
+            "--port", str(port), "--max-prompt-chars", str(spec.infer.max_prompt_chars),
+            "--max-new-tokens", str(spec.infer.max_new_tokens)]
+    return launch.Command(argv, {UPSTREAM_KEY_ENV: upstream.key}, str(Path.cwd()))
 
 
 @dataclass(frozen=True)
