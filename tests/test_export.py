@@ -2,6 +2,8 @@
 (The merge itself and its smoke generation run for real in test_pipeline.)"""
 
 import json
+import os
+import time
 
 import pytest
 import yaml
@@ -74,3 +76,56 @@ def test_force_replaces_only_a_folder_zhouyi_made(project):
         ensure_empty_target(run / "ours", force=False)
     ensure_empty_target(run / "ours", force=True)
     assert [p.name for p in (run / "ours").iterdir()] == [".zhouyi-made"], "replaced: only the marker is new"
+
+
+def _report(base: dict, tuned: dict, base_checks: dict, tuned_checks: dict) -> dict:
+    return {"rows": 10, "metrics": {"base": base, "tuned": tuned},
+            "checks": {"reference": {}, "base": base_checks, "tuned": tuned_checks}}
+
+
+def test_the_export_gate_names_each_measure_the_tuned_model_lost():
+    from zhouyi.quality_gate import failures
+
+    checks = {"boilerplate": 0.0, "in_voice": 0.2, "empty": 0.0, "loops": 0.1, "at_token_limit": 1.0}
+    better = _report({"rouge-l": 18.6, "bleu-4": 2.8}, {"rouge-l": 21.9, "bleu-4": 4.0}, checks,
+                     {**checks, "in_voice": 0.7, "loops": 0.0, "at_token_limit": 0.0})
+    assert failures(better, 0.0, 0.0) == []
+    worse = _report({"rouge-l": 20.0, "bleu-4": 3.0}, {"rouge-l": 19.5, "bleu-4": 3.0}, checks,
+                    {**checks, "loops": 1.0, "in_voice": 0.1})
+    assert failures(worse, 0.0, 0.0) == [
+        "rouge-l 19.5 against the base's 20.0 (allowed drop 0.0)",
+        "in_voice 10% of answers against the base's 20% (allowed 0% worse)",
+        "loops 100% of answers against the base's 10% (allowed 0% worse)"]
+    assert failures(worse, 1.0, 0.1) == ["loops 100% of answers against the base's 10% (allowed 10% worse)"], \
+        "the margins are the spec's"
+
+
+def test_export_refuses_a_run_without_an_eval_or_worse_than_the_base_unless_forced(project):
+    (project / "gated.yaml").write_text("base: tiny-cpu\nname: gated\nexport: {gate: {enabled: true}}\n")
+    run = fake_trained_run(project, "gated.yaml")
+    result = cli("export", "--run", str(run), cwd=project)
+    assert result.returncode == 2 and "has no evaluation" in result.stderr and "zhouyi eval --run" in result.stderr
+
+    checks = {"boilerplate": 0.0, "in_voice": 0.5, "empty": 0.0, "loops": 0.0, "at_token_limit": 0.0}
+    report = _report({"rouge-l": 20.0, "bleu-4": 3.0}, {"rouge-l": 12.0, "bleu-4": 3.5}, checks,
+                     {**checks, "at_token_limit": 0.9})
+    (run / "eval").mkdir()
+    (run / "eval" / "report.json").write_text(json.dumps(report))
+    result = cli("export", "--run", str(run), cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert "rouge-l 12.0 against the base's 20.0" in result.stderr
+    assert "at_token_limit 90% of answers against the base's 0%" in result.stderr and "--force" in result.stderr
+    assert not (run / "merged").exists(), "refused before anything is written"
+
+    (run / "eval" / "report.json").write_text(json.dumps(_report({"rouge-l": 20.0}, {"rouge-l": 21.0}, checks,
+                                                                  checks)))
+    passed = cli("export", "--run", str(run), cwd=project)
+    assert f"export gate: {run.name} is no worse than the base on 10 held-out questions" in passed.stdout
+    assert "llamafactory-cli export" in passed.stdout, "LLaMA-Factory's export runs (and fails on the empty adapter)"
+
+    later = time.time() + 5
+    os.utime(run / "train" / "adapter_config.json", (later, later))
+    result = cli("export", "--run", str(run), cwd=project)
+    assert result.returncode == 2 and "older than the run's weights" in result.stderr, "a stale eval judges nothing"
+    forced = cli("export", "--run", str(run), "--force", cwd=project)
+    assert "export gate: skipped (--force)" in forced.stdout and "llamafactory-cli export" in forced.stdout

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zhouyi import launch, process
+from zhouyi import launch, process, quality_gate
 from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, read_json_rows
 from zhouyi.launch import Command
@@ -25,6 +25,10 @@ def merge(spec: JobSpec, run_dir: Path, force: bool, dry_run: bool = False) -> i
     cmd = launch.build(spec, "export", run_dir)
     if dry_run:
         return process.run(cmd, dry_run=True)
+    if force:
+        print("export gate: skipped (--force)")
+    else:
+        quality_gate.check(spec, run_dir)
     target = run_dir / spec.export.export_dir
     ensure_empty_target(target, force)
     code = process.run(cmd)

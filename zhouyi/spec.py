@@ -278,6 +278,18 @@ class EvalSpec(Strict):
 RUN_OWN_NAMES = {"train", "eval"}  # the folders a run holds besides its exports
 
 
+class ExportGateSpec(Strict):
+    """`zhouyi export` refuses a run whose latest `zhouyi eval` shows the tuned model worse than the base by more
+    than these margins (zhouyi.quality_gate); `--force` exports it anyway."""
+
+    enabled: bool = Field(True, description="false: export without looking at the evaluation")
+    metric_drop: Annotated[float, Field(ge=0)] = Field(
+        0.0, description="ROUGE-L and BLEU-4 points the tuned model may fall below the base")
+    share_worse: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0, description="share of answers by which the voice may fall, or boilerplate, empty answers, loops and "
+        "answers cut at the token limit may rise, against the base")
+
+
 class ExportSpec(Strict):
     export_dir: str = Field("merged", description="relative paths land inside the run directory")
     export_size: Annotated[int, Field(gt=0)] = 2
@@ -287,6 +299,7 @@ class ExportSpec(Strict):
         512, description="`export --quantize`: tokens per GPTQ calibration sample (taken from the training data)"
     )
     export_quantization_nsamples: Annotated[int, Field(gt=0)] = 128
+    gate: ExportGateSpec = Field(default_factory=ExportGateSpec)
 
     @field_validator("export_dir")
     @classmethod

@@ -13,7 +13,8 @@ def add_verbs(sub) -> None:
              "smoke-generate from them; --quantize 4|8 GPTQ-quantizes that merge")
     run_args(p)
     p.add_argument("--quantize", type=int, choices=[4, 8], help="second step: quantize the merged weights (GPTQ)")
-    p.add_argument("--force", action="store_true", help="replace a non-empty export folder")
+    p.add_argument("--force", action="store_true", help="export even so: past the quality gate (export.gate), "
+                   "into a non-empty export folder")
     dry_run_flag(p)
 
 
