@@ -127,7 +127,8 @@ def test_answer_paragraphs_keeps_the_answer_to_the_question_asked():
     first = clean([listed, short], [], CleanOptions.of(eval_ratio=0.0, answer_paragraphs=1))
     answers = {r["instruction"]: r["output"] for r in first.train}
     assert len(first.train) == len(whole.train) == 2, "the length filters judge the whole page, not the cut"
-    assert answers[question("和尚", 42)] == "梦见和尚的不同情况也有不同的意思：\n梦见和尚念经，预示近日心境平和，诸事顺遂。", \
+    heading_and_answer = "梦见和尚的不同情况也有不同的意思：\n梦见和尚念经，预示近日心境平和，诸事顺遂。"
+    assert answers[question("和尚", 42)] == heading_and_answer, \
         "a heading is not an answer on its own: the cut runs on to the first finished sentence"
     assert answers[question("寿司", 42)] == "梦见寿司，收入将增多。"
     assert first.report["finished_rows"]["cut to answer_paragraphs"] == 2
