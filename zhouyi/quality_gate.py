@@ -45,9 +45,8 @@ def check(spec: JobSpec, run_dir: Path) -> None:
     if not report:
         raise UserError(f"{run_dir.name} has no evaluation, and the export gate needs one to compare the tuned model "
                         f"with the base: {again}")
-    weights = [p.stat().st_mtime for p in (run_dir / TRAIN_DIR / "adapter_config.json", run_dir / TRAIN_DIR /
-                                            "config.json") if p.is_file()]
-    if max(weights, default=0) > report_path.stat().st_mtime:
+    weights = [run_dir / TRAIN_DIR / name for name in ("adapter_config.json", "config.json")]
+    if max((p.stat().st_mtime for p in weights if p.is_file()), default=0) > report_path.stat().st_mtime:
         raise UserError(f"{report_path} is older than the run's weights (trained again since?): {again}")
     worse = failures(report, gate.metric_drop, gate.share_worse)
     if worse:

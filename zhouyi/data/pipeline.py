@@ -111,13 +111,13 @@ def histogram_png(before: list[int], after: list[int]) -> bytes:
 
 
 def report_markdown(report: dict) -> str:
+    cut = report["finished_rows"].get("cut to answer_paragraphs")
     lines = ["# Data cleaning report", "",
              f"Rows in: {report['rows_in']}; rows out: {report['rows_out']} "
              f"(train {report['train_rows']}, eval {report['eval_rows']}). "
              f"Kept with their last sentence finished: {report['finished_rows']['unfinished tail trimmed']} without an "
              f"unfinished tail, {report['finished_rows']['full stop added']} with a full stop added."
-             + (f" Answers cut to their first paragraphs (answer_paragraphs): {cut}." if (cut := report[
-                 "finished_rows"].get("cut to answer_paragraphs")) else ""), "",
+             + (f" Answers cut to their first paragraphs (answer_paragraphs): {cut}." if cut else ""), "",
              *([f"Split: {report['split_note']}.", ""] if report["split_note"] else []),
              "## Drops", "", "| reason | rows |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report["drops"].items()]
