@@ -110,6 +110,9 @@ def test_export_refuses_a_run_without_an_eval_or_worse_than_the_base_unless_forc
     report = _report({"rouge-l": 20.0, "bleu-4": 3.0}, {"rouge-l": 12.0, "bleu-4": 3.5}, checks,
                      {**checks, "at_token_limit": 0.9})
     (run / "eval").mkdir()
+    (run / "eval" / "report.json").write_text(json.dumps({"rows": 3}))
+    damaged = cli("export", "--run", str(run), cwd=project)
+    assert damaged.returncode == 2 and "damaged (no metrics or checks to compare)" in damaged.stderr
     (run / "eval" / "report.json").write_text(json.dumps(report))
     result = cli("export", "--run", str(run), cwd=project)
     assert result.returncode == 2, result.stderr

@@ -40,18 +40,21 @@ def check(spec: JobSpec, run_dir: Path) -> None:
     if not gate.enabled:
         return
     report_path = run_dir / EVAL_DIR / "report.json"
-    report = read_mapping(report_path, f"run `zhouyi eval --run {run_dir}` again to rewrite it")
+    rewrite = f"run `zhouyi eval --run {run_dir}` again to rewrite it"
+    report = read_mapping(report_path, rewrite)
     again = f"run `zhouyi eval --run {run_dir}` first, or export anyway with --force"
     if not report:
         raise UserError(f"{run_dir.name} has no evaluation, and the export gate needs one to compare the tuned model "
                         f"with the base: {again}")
+    if not all(isinstance(report.get(part), dict) for part in ("metrics", "checks")):
+        raise UserError(f"{report_path}: damaged (no metrics or checks to compare); {rewrite}")
     weights = [run_dir / TRAIN_DIR / name for name in ("adapter_config.json", "config.json")]
     if max((p.stat().st_mtime for p in weights if p.is_file()), default=0) > report_path.stat().st_mtime:
         raise UserError(f"{report_path} is older than the run's weights (trained again since?): {again}")
     worse = failures(report, gate.metric_drop, gate.share_worse)
     if worse:
-        raise UserError(f"the export gate stops {run_dir.name}: on {report['rows']} held-out questions its latest "
+        raise UserError(f"the export gate stops {run_dir.name}: on {report.get('rows')} held-out questions its latest "
                         "evaluation shows the tuned model worse than the base:\n  " + "\n  ".join(worse) +
                         "\nTrain it better, widen export.gate in the spec, or export anyway with --force")
-    print(f"export gate: {run_dir.name} is no worse than the base on {report['rows']} held-out questions "
+    print(f"export gate: {run_dir.name} is no worse than the base on {report.get('rows')} held-out questions "
           f"({report_path})")

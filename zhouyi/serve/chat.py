@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 
 from zhouyi.errors import UserError
+from zhouyi.serve.gate import over_prompt_limit
 from zhouyi.serve.server import Endpoint, auth
 
 HELP = "a blank line is skipped; /clear forgets the conversation; /exit or Ctrl-D leaves"
@@ -18,9 +19,8 @@ def check_prompt(text: str, max_chars: int) -> str:
     text = text.strip()
     if not text:
         raise UserError("the question is empty; say what the dream was, e.g. '梦见蛇是什么意思？'")
-    if len(text) > max_chars:
-        raise UserError(f"the question is {len(text):,} characters; infer.max_prompt_chars allows {max_chars:,} "
-                        "(a dream takes a few hundred). Shorten it, or raise infer.max_prompt_chars")
+    if too_long := over_prompt_limit(text, max_chars):
+        raise UserError(f"the question is {too_long}. Shorten it, or raise infer.max_prompt_chars")
     return text
 
 

@@ -28,6 +28,14 @@ class Limits:
         return MAX_MESSAGES * self.max_prompt_chars * JSON_BYTES_PER_CHAR + 64 * 1024
 
 
+def over_prompt_limit(text: str, max_chars: int) -> str | None:
+    """Why `text` is too long to send to the model (infer.max_prompt_chars), or None: `ask`, `chat` and the gate
+    say it alike."""
+    if len(text) <= max_chars:
+        return None
+    return f"{len(text):,} characters; infer.max_prompt_chars allows {max_chars:,} (a dream takes a few hundred)"
+
+
 def refusal(request: dict, limits: Limits) -> tuple[str, str] | None:
     """(the field, why) when a chat request is over the limits; None when it may pass. A request that is wrong in
     other ways passes: LLaMA-Factory names what is wrong with it."""
@@ -36,10 +44,9 @@ def refusal(request: dict, limits: Limits) -> tuple[str, str] | None:
         if len(messages) > MAX_MESSAGES:
             return "messages", f"{len(messages)} messages; this server takes at most {MAX_MESSAGES} in one request"
         for i, message in enumerate(messages):
-            chars = len(_text(message.get("content") if isinstance(message, dict) else None))
-            if chars > limits.max_prompt_chars:
-                return (f"messages[{i}].content", f"{chars:,} characters; infer.max_prompt_chars allows "
-                        f"{limits.max_prompt_chars:,} (a dream takes a few hundred)")
+            text = _text(message.get("content") if isinstance(message, dict) else None)
+            if too_long := over_prompt_limit(text, limits.max_prompt_chars):
+                return f"messages[{i}].content", too_long
     max_tokens = request.get("max_tokens")
     if isinstance(max_tokens, int) and max_tokens > limits.max_new_tokens:
         return "max_tokens", f"{max_tokens:,}; infer.max_new_tokens allows {limits.max_new_tokens:,}"
