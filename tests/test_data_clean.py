@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_DATA, cli, write_json
-from zhouyi.data.clean import CleanOptions, clean, han_count, keyword, question
+from zhouyi.answer_checks import in_voice
+from zhouyi.data.clean import PERSONA, CleanOptions, clean, han_count, keyword, question
+from zhouyi.data.identity import QUESTIONS as IDENTITY_QUESTIONS
 from zhouyi.data.readers import Record, read_file
 from zhouyi.data.rules import DEFAULT_RULES, apply_rules, case_study_rules
+from zhouyi.spec import OFF_VOICE_MARKERS, VOICE_MARKERS
 
 BODY = "梦见蛇缠身，预示近日有意外之财。若被蛇咬，宜防小人暗算，言行须谨慎。"
 INTRO = ("梦见蛇有现实的影响和反应，也有梦者的主观想象，请看下面由(周公解梦官网)小编帮你整理的梦见蛇的详细解说吧。")
@@ -136,6 +139,37 @@ def test_answer_paragraphs_keeps_the_answer_to_the_question_asked():
     assert three.count("\n") == 2 and three.endswith("宜节俭。")
     assert clean([listed], [], CleanOptions.of(eval_ratio=0.0, answer_paragraphs=9)).report["finished_rows"] == \
         {"unfinished tail trimmed": 0, "full stop added": 0}, "nothing to cut: not counted as cut"
+
+
+def test_identity_rows_answer_who_are_you_in_the_persona_s_voice_and_only_in_train(tmp_path: Path):
+    dreams = [Record(f"a#{i}", f"物{i}", f"梦见{'山水风火雷泽天地金木'[i]}，{BODY[4:]}{'甲乙丙丁戊己庚辛壬癸'[i] * 9}。")
+              for i in range(10)]
+    plain = clean(dreams, [], CleanOptions.of(eval_ratio=0.2))
+    mixed = clean(dreams, [], CleanOptions.of(eval_ratio=0.2, identity_ratio=0.2, persona_name="周文王",
+                                              persona_description="精通《周易》"))
+    identity = [r for r in mixed.train if r not in plain.train]
+    assert mixed.eval == plain.eval, "the eval split stays dreams only"
+    assert len(identity) == mixed.report["identity_rows"] == 2, "two rows make 20% of ten"
+    assert len(mixed.train) == len(plain.train) + 2
+    for row in identity:
+        assert row["instruction"] in IDENTITY_QUESTIONS and row["system"] == PERSONA
+        assert "周文王" in row["output"] and "精通《周易》。" in row["output"]
+        assert in_voice(row["output"], list(VOICE_MARKERS), list(OFF_VOICE_MARKERS)), row["output"]
+    again = clean(dreams, [], CleanOptions.of(eval_ratio=0.2, identity_ratio=0.2, persona_name="周文王",
+                                              persona_description="精通《周易》"))
+    assert again.train == mixed.train, "seeded: the same rows in the same places"
+    as_tutorial = clean(dreams, [], CleanOptions.of(eval_ratio=0.0, identity_ratio=0.5, persona_name="周文王",
+                                                    persona_as="instruction"))
+    rows = [r for r in as_tutorial.train if r["input"] in IDENTITY_QUESTIONS]
+    assert len(rows) == 10 and all(r["instruction"] == PERSONA for r in rows), "shaped like the cleaned rows"
+
+    src = write_json(tmp_path / "in.json", [{"title": d.title, "text": d.text} for d in dreams])
+    r = cli("data", "clean", str(src), "-o", str(tmp_path / "out.json"), "--identity-ratio", "0.1", cwd=tmp_path)
+    assert r.returncode == 2 and "persona_name" in r.stderr and "--persona-name" in r.stderr
+    assert not (tmp_path / "out.json").exists(), "nothing written"
+    r = cli("data", "clean", str(src), "-o", str(tmp_path / "out.json"), "--identity-ratio", "0.1",
+            "--persona-name", "周文王", "--no-register", cwd=tmp_path)
+    assert r.returncode == 0 and "identity rows" in r.stdout
 
 
 def test_a_split_never_empties_train_or_an_eval_that_was_asked_for():

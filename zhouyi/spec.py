@@ -130,6 +130,12 @@ class CleanSpec(Strict):
         0.8, description="Jaccard similarity (character 3-grams) from which rows are near duplicates; 0: off")
     persona_as: Literal["system", "instruction"] = Field(
         "system", description="where rows carry the persona (instruction: as the tutorial did)")
+    identity_ratio: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="share of training rows that answer \"who are you\" questions as the persona "
+        "(zhouyi/data/identity.py); needs persona_name")
+    persona_name: str | None = Field(None, min_length=1, description="the persona's name the identity rows give, "
+                                     "e.g. 周文王")
+    persona_description: str | None = Field(None, description="one sentence the identity rows add after the name")
     t2s: bool = Field(False, description="convert traditional to simplified Chinese (OpenCC) first")
     case_studies: Literal["drop", "keep_analysis"] = Field(
         "drop", description="readers' 梦境描述/梦境解析 cases: drop them or keep the analysis")
@@ -137,6 +143,14 @@ class CleanSpec(Strict):
     seed: int = Field(42, description="split and question phrasing seed")
     disable_rules: list[str] = Field(default_factory=list, description="names of zhouyi's rules to skip")
     rules: list[RuleSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _identity_has_a_name(self) -> CleanSpec:
+        if self.identity_ratio > 0 and not self.persona_name:
+            raise ValueError(f"identity_ratio is {self.identity_ratio} but persona_name is not set: identity rows "
+                             "answer \"who are you\" with the persona's name; set persona_name (--persona-name), "
+                             "e.g. 周文王, or identity_ratio: 0")
+        return self
 
     @field_validator("disable_rules")
     @classmethod

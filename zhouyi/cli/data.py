@@ -16,7 +16,8 @@ from zhouyi.errors import UserError
 CLEAN_FLAGS = {"--min-han": "min_han", "--persona-as": "persona_as", "--eval-ratio": "eval_ratio", "--seed": "seed",
                "--t2s": "t2s", "--title-field": "title_fields", "--text-field": "text_fields",
                "--case-studies": "case_studies", "--near-dup": "near_dup_threshold", "--format": "format",
-               "--answer-paragraphs": "answer_paragraphs"}
+               "--answer-paragraphs": "answer_paragraphs", "--identity-ratio": "identity_ratio",
+               "--persona-name": "persona_name", "--persona-description": "persona_description"}
 
 
 def add_verbs(sub) -> None:
@@ -53,7 +54,9 @@ def cmd_data_clean(args) -> int:
                        register=not args.no_register, force=args.force)
     r = result.report
     print(f"{r['rows_in']} rows in, {r['rows_out']} out: {output} ({r['train_rows']} train), "
-          f"{eval_path(Path(output))} ({r['eval_rows']} eval); drops: {r['drops']}")
+          f"{eval_path(Path(output))} ({r['eval_rows']} eval)"
+          + (f", {r['identity_rows']} of the train rows identity rows" if r["identity_rows"] else "")
+          + f"; drops: {r['drops']}")
     return 0
 
 
@@ -81,6 +84,8 @@ def _options(args):
         settings = CleanSpec.model_validate(base.model_dump() | {CLEAN_FLAGS[f]: v for f, v in given.items()})
     except ValidationError as exc:
         err = exc.errors()[0]
+        if not err["loc"]:  # a rule across fields (identity rows need a persona name)
+            raise UserError(err["msg"].removeprefix("Value error, ")) from None
         flag = next(f for f, name in CLEAN_FLAGS.items() if name == err["loc"][0])
         raise UserError(f"{flag} {given[flag]}: {err['msg']} ({CleanSpec.model_fields[err['loc'][0]].description})") \
             from None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
+from zhouyi.data.identity import identity_count, identity_rows
 from zhouyi.data.neardup import clusters
 from zhouyi.data.readers import Record
 from zhouyi.data.rules import DEFAULT_RULES, Rule, apply_rules, case_study_rules
@@ -186,6 +188,7 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
     result = CleanResult()
     for row, key in rows:
         (result.eval if key in eval_keys else result.train).append(row)
+    identity = with_identity_rows(result.train, opts)
 
     lengths_in = [han_count(r.text) for r in records]
     lengths_out = [han_count(r["output"]) for r in result.train + result.eval]
@@ -193,6 +196,7 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
         "rows_in": len(records) + len(skipped),
         "rows_out": len(lengths_out),
         "train_rows": len(result.train),
+        "identity_rows": identity,
         "eval_rows": len(result.eval),
         "finished_rows": {"unfinished tail trimmed": 0, "full stop added": 0, **finished_rows},
         "split_note": split_note,
@@ -206,6 +210,19 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
         "skipped_rows": [{"source": s, "why": w} for s, w in skipped[:50]],
     }
     return result
+
+
+def with_identity_rows(train: list[dict], opts: CleanOptions) -> int:
+    """Mix the persona's identity rows (zhouyi.data.identity) into `train` at seeded places, shaped like the cleaned
+    rows; the eval split stays dreams only. Returns how many were added."""
+    s = opts.settings
+    count = identity_count(len(train), s.identity_ratio) if train else 0
+    rng = random.Random(s.seed)
+    for q, answer in identity_rows(s.persona_name or "", s.persona_description, count, s.seed):
+        row = ({"instruction": opts.persona, "input": q, "output": answer} if s.persona_as == "instruction"
+               else {"instruction": q, "input": "", "output": answer, "system": opts.persona})
+        train.insert(rng.randint(0, len(train)), row)
+    return count
 
 
 def to_simplified(records: list[Record]) -> tuple[list[Record], int]:

@@ -117,7 +117,9 @@ def report_markdown(report: dict) -> str:
              f"(train {report['train_rows']}, eval {report['eval_rows']}). "
              f"Kept with their last sentence finished: {report['finished_rows']['unfinished tail trimmed']} without an "
              f"unfinished tail, {report['finished_rows']['full stop added']} with a full stop added."
-             + (f" Answers cut to their first paragraphs (answer_paragraphs): {cut}." if cut else ""), "",
+             + (f" Answers cut to their first paragraphs (answer_paragraphs): {cut}." if cut else "")
+             + (f" Identity rows mixed into train (identity_ratio): {report['identity_rows']}."
+                if report.get("identity_rows") else ""), "",
              *([f"Split: {report['split_note']}.", ""] if report["split_note"] else []),
              "## Drops", "", "| reason | rows |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report["drops"].items()]
