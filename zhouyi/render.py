@@ -93,7 +93,8 @@ def dataset_entry(entry: DatasetEntry) -> dict[str, object]:
     `file_name` stays as the spec gives it: LLaMA-Factory joins it onto `dataset_dir`.
     """
     cols = {k: v for k, v in entry.resolved_columns.model_dump().items() if v is not None}
-    return {"file_name": entry.file_name, "formatting": entry.formatting, "columns": cols}
+    ranking = {"ranking": True} if entry.ranking else {}
+    return {"file_name": entry.file_name, "formatting": entry.formatting, **ranking, "columns": cols}
 
 
 def dataset_entries(spec: JobSpec) -> dict[str, dict[str, object]]:
@@ -128,6 +129,8 @@ def render(spec: JobSpec, ctx: RenderContext) -> dict[str, str]:
         ),
         "train_datasets": ",".join(spec.data.names("train")),
         "eval_datasets": ",".join(spec.data.names("eval")),
+        # a preference stage's eval loss would need pairs: its eval split is for `zhouyi eval` only
+        "train_eval_datasets": ",".join(spec.data.names("eval")) if spec.train.stage == "sft" else "",
         "dataset_dir": str(ctx.resolve(spec.data.dataset_dir)),
         "train_dir": str(run / TRAIN_DIR),
         "export_dir": str(run / spec.export.export_dir),

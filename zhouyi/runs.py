@@ -85,8 +85,9 @@ def git_commit(path: Path) -> str | None:
 
 
 def write_manifest(run_dir: Path, spec: JobSpec, spec_text: str, spec_source: str, ctx: RenderContext,
-                   files: dict[str, str], command: Command) -> dict:
-    """Record what this run was, before it is launched: spec, files, data hashes, versions, command."""
+                   files: dict[str, str], command: Command, extra: dict | None = None) -> dict:
+    """Record what this run was, before it is launched: spec, files, data hashes, versions, command (and `extra`,
+    e.g. the run a chained run starts from)."""
     manifest = {
         "run_dir": str(run_dir),
         "spec_source": spec_source,
@@ -97,6 +98,7 @@ def write_manifest(run_dir: Path, spec: JobSpec, spec_text: str, spec_source: st
         "git_commit": git_commit(ctx.base_dir),
         "command": {"argv": command.argv, "env": redact(command.env), "cwd": command.cwd},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **(extra or {}),
     }
     atomic_write(run_dir / SPEC_COPY, spec_text)
     atomic_write(run_dir / "spec.resolved.yaml", to_yaml(spec))

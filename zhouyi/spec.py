@@ -59,9 +59,12 @@ class Columns(Strict):
     system: str | None = None
     messages: str | None = None
     tools: str | None = None
+    chosen: str | None = None  # preference data (ranking: true): the better answer
+    rejected: str | None = None  # ... and the worse one
 
 
 ALPACA_COLUMNS = Columns(prompt="instruction", query="input", response="output")
+RANKING_COLUMNS = Columns(prompt="instruction", query="input", chosen="chosen", rejected="rejected")
 SHAREGPT_COLUMNS = Columns(messages="conversations", system="system", tools="tools")
 
 
@@ -73,11 +76,13 @@ class DatasetEntry(Strict):
     formatting: Literal["alpaca", "sharegpt"] = "alpaca"
     columns: Columns | None = None
     split: Literal["train", "eval"] = "train"
+    ranking: bool = Field(False, description="preference pairs (chosen, rejected) for a preference stage")
 
     @model_validator(mode="after")
     def _columns_fit_formatting(self) -> DatasetEntry:
         cols = self.resolved_columns
-        needed = ("prompt", "response") if self.formatting == "alpaca" else ("messages",)
+        answer = ("chosen", "rejected") if self.ranking else ("response",)
+        needed = ("prompt", *answer) if self.formatting == "alpaca" else ("messages",)
         missing = [c for c in needed if getattr(cols, c) is None]
         if missing:
             raise ValueError(f"{self.formatting} data needs columns {missing} mapped")
@@ -87,7 +92,9 @@ class DatasetEntry(Strict):
     def resolved_columns(self) -> Columns:
         if self.columns is not None:
             return self.columns
-        return ALPACA_COLUMNS if self.formatting == "alpaca" else SHAREGPT_COLUMNS
+        if self.formatting == "alpaca":
+            return RANKING_COLUMNS if self.ranking else ALPACA_COLUMNS
+        return SHAREGPT_COLUMNS
 
 
 class RuleSpec(Strict):
@@ -217,7 +224,13 @@ Method = Annotated[
 
 
 class TrainSpec(Strict):
-    stage: Literal["sft"] = "sft"
+    stage: Literal["sft", "dpo"] = Field(
+        "sft", description="dpo: a preference stage on ranking data, best chained to an SFT run (zhouyi train --from)")
+    pref_loss: Literal["sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"] = Field(
+        "sigmoid", description="stage dpo: sigmoid is DPO; orpo and simpo need no reference model")
+    pref_beta: Annotated[float, Field(gt=0)] = Field(0.1, description="stage dpo: how far from the reference")
+    pref_ftx: Annotated[float, Field(ge=0)] = Field(0.0, description="stage dpo: weight of an SFT loss on chosen")
+    simpo_gamma: float = Field(0.5, description="pref_loss simpo: its target reward margin")
     num_train_epochs: Annotated[float, Field(gt=0)] = 3.0
     max_steps: Annotated[int, Field(gt=0)] | None = None
     learning_rate: Annotated[float, Field(gt=0, lt=1)] = 1.0e-4
@@ -289,7 +302,7 @@ class EvalSpec(Strict):
                                          description="an answer with any of these left the persona")
 
 
-RUN_OWN_NAMES = {"train", "eval"}  # the folders a run holds besides its exports
+RUN_OWN_NAMES = {"train", "eval", "start-model"}  # the folders a run holds besides its exports (chain.py)
 
 
 class ExportGateSpec(Strict):
@@ -475,8 +488,9 @@ def cross_field_problems(spec: JobSpec) -> list[tuple[str, str]]:
     if spec.train.neat_packing and spec.train.flash_attn == "fa2" and spec.train.per_device_train_batch_size > 1:
         problems.append(("train.per_device_train_batch_size",
                          "neat_packing under FlashAttention-2 needs batch size 1; raise gradient_accumulation_steps"))
+    problems += preference_problems(spec)
     if (spec.train.early_stopping_steps or spec.train.load_best_model_at_end) and not (
-            spec.train.val_size > 0 or spec.data.names("eval")):
+            spec.train.val_size > 0 or spec.data.names("eval") and spec.train.stage == "sft"):
         field = "early_stopping_steps" if spec.train.early_stopping_steps else "load_best_model_at_end"
         problems.append((f"train.{field}", "needs an eval split to judge by: a dataset with split: eval, or "
                          "train.val_size"))
@@ -488,6 +502,23 @@ def cross_field_problems(spec: JobSpec) -> list[tuple[str, str]]:
     for key in spec.overrides:
         if key in managed_keys():
             problems.append((f"overrides.{key}", f"zhouyi renders this key from the spec; set {managed_keys()[key]}"))
+    return problems
+
+
+def preference_problems(spec: JobSpec) -> list[tuple[str, str]]:
+    """A preference stage trains on pairs only, SFT on answers only (LLaMA-Factory would fail mid-load)."""
+    problems = []
+    for i, entry in enumerate(spec.data.datasets):
+        if entry.split != "train":
+            if entry.ranking:
+                problems.append((f"data.datasets.{i}.ranking", "the eval split is asked questions by `zhouyi eval`; "
+                                 "give it answers (ranking: false)"))
+        elif spec.train.stage == "dpo" and not entry.ranking:
+            problems.append((f"data.datasets.{i}", f"train.stage is dpo, so '{entry.name}' must be pairs: ranking: "
+                             "true with chosen and rejected columns (`zhouyi data pairs` builds them)"))
+        elif spec.train.stage == "sft" and entry.ranking:
+            problems.append((f"data.datasets.{i}.ranking", f"'{entry.name}' holds pairs, which only a preference "
+                             "stage trains on; set train.stage: dpo or list an answers dataset"))
     return problems
 
 

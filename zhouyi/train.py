@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from zhouyi import launch, process
+from zhouyi import chain, launch, process
 from zhouyi.download import missing_local_model, recorded
 from zhouyi.errors import UserError
-from zhouyi.files import atomic_write
+from zhouyi.files import atomic_write, read_json_rows
 from zhouyi.launch import Command
 from zhouyi.load import LoadedSpec, to_yaml
 from zhouyi.registry import DATASET_INFO, MergeResult, merge_entries
@@ -28,6 +28,7 @@ from zhouyi.render import (
 )
 from zhouyi.runs import (
     drift,
+    ensure_empty_target,
     last_checkpoint,
     new_run_dir,
     recorded_spec,
@@ -43,6 +44,7 @@ class Run:
     dir: Path
     spec: JobSpec
     command: Command  # the training command, ready to run
+    start: Command | None = None  # a chained run's merge of the run it starts from (zhouyi.chain), run first
 
 
 def register(spec: JobSpec, base_dir: Path, force: bool = False) -> MergeResult:
@@ -61,10 +63,30 @@ def check_ready(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None
     if launch_.nnodes > 1 and launch_.engine == "torchrun" and not launch_.master_addr and script != "slurm":
         raise UserError(f"launch.master_addr: a {launch_.nnodes}-node job needs the master node's address on every "
                         "node; set it (only `zhouyi launch-script --slurm` takes it from the allocation)")
+    check_pairs(spec, base_dir)
     if spec.model.source == "pypi" and recorded(spec, base_dir) is None:
         ref = loaded.source.removeprefix("preset:")
         raise UserError(f"model.model_name_or_path: {spec.model.model_name_or_path} is not converted here (or its "
                         f"folder under .zhouyi/models was deleted); run `zhouyi download {ref}` first")
+
+
+def check_pairs(spec: JobSpec, base_dir: Path) -> None:
+    """A preference stage needs pairs to learn from: every pairs file it names exists and holds at least one."""
+    if spec.train.stage == "sft":
+        return
+    folder = RenderContext(base_dir, base_dir).resolve(spec.data.dataset_dir)
+    for entry in (d for d in spec.data.datasets if d.split == "train" and d.file_name):
+        path = folder / entry.file_name
+        try:
+            rows = read_json_rows(path)
+        except FileNotFoundError:
+            rows = None
+        except ValueError as exc:
+            raise UserError(f"{path}: {exc}; build the pairs again (zhouyi data pairs)") from None
+        if not rows:
+            raise UserError(f"data.datasets: train.stage is dpo but {path} holds no pairs"
+                            f"{'' if rows is not None else ' (no such file)'}; build them with `zhouyi data pairs "
+                            f"--run SFT_RUN -o {path}`")
 
 
 def require_model(spec: JobSpec, base_dir: Path) -> None:
@@ -75,24 +97,38 @@ def require_model(spec: JobSpec, base_dir: Path) -> None:
         raise UserError(f"model.model_name_or_path: {problem}")
 
 
-def new_run(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None, script: str | None = None) -> Run:
+def new_run(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None, script: str | None = None,
+            from_dir: Path | None = None) -> Run:
     """A fresh run dir holding every rendered file and the manifest (what the run is, before it is launched);
-    `script`: the launch script it is made for ("shell", "slurm"), if any."""
+    `script`: the launch script it is made for ("shell", "slurm"), if any; `from_dir`: the finished run this one
+    chains onto (zhouyi.chain: it trains on that run merged)."""
     spec = loaded.spec
     check_ready(loaded, base_dir, node_rank, script)
+    from_dir = chain.check_from(spec, from_dir) if from_dir is not None else None
     run_dir = new_run_dir(spec, base_dir)
     ctx = render_context(spec, run_dir, base_dir)
+    if from_dir is not None:
+        ctx = replace(ctx, model_dir=run_dir / chain.START_MODEL)
     files = render(spec, ctx)
     write_files(run_dir, files)
     cmd = launch.build(spec, "train", run_dir, node_rank=node_rank)
-    write_manifest(run_dir, spec, loaded.text, loaded.source, ctx, files, cmd)
-    return Run(run_dir, spec, cmd)
+    write_manifest(run_dir, spec, loaded.text, loaded.source, ctx, files, cmd,
+                   {"from_run": str(from_dir)} if from_dir else {})
+    return Run(run_dir, spec, cmd, chain.merge_command(from_dir, run_dir) if from_dir else None)
 
 
 def train(run: Run, echo=print) -> int:
     """Run the training; in CI and logs (stdout not a terminal) also one plain progress line per logged step."""
     from zhouyi.progress import LogWatcher
 
+    if run.start is not None:
+        echo(f"merging the run this one starts from into {run.dir / chain.START_MODEL} (the model it trains on and "
+             "its reference)")
+        ensure_empty_target(run.dir / chain.START_MODEL, force=False)
+        code = process.run(run.start, echo=echo)
+        if code != 0:
+            echo(f"merging the starting run failed (exit {code}); nothing trained: {run.dir}")
+            return code
     watching = LogWatcher(run.dir, echo) if not sys.stdout.isatty() else contextlib.nullcontext()
     with watching:
         code = process.run(run.command, echo=echo)
@@ -113,11 +149,12 @@ def resume(run_dir: Path, node_rank: int | None = None, dry_run: bool = False) -
     return Run(run_dir, spec, launch.build(spec, "train", run_dir, node_rank=node_rank, config=RESUME)), checkpoint
 
 
-def rerun_source(run_dir: Path) -> tuple[LoadedSpec, list[str]]:
-    """A past run's recorded spec, to make a new run from, and what changed since (data, package versions)."""
+def rerun_source(run_dir: Path) -> tuple[LoadedSpec, list[str], Path | None]:
+    """A past run's recorded spec, to make a new run from, what changed since (data, package versions), and the
+    run it was chained onto, if any."""
     old = Path(run_dir).resolve()
     spec = recorded_spec(old)
-    return LoadedSpec(spec, to_yaml(spec), f"rerun of {old}", {}), drift(old)
+    return LoadedSpec(spec, to_yaml(spec), f"rerun of {old}", {}), drift(old), chain.chained_from(old)
 
 
 def write_node_script(run: Run, kind: str) -> Path:

@@ -19,6 +19,9 @@ def add_verbs(sub) -> None:
     p = verb(sub, "train", cmd_train, "train SPEC in a new run directory with llamafactory-cli train")
     spec_args(p, optional=True)
     p.add_argument("--resume", metavar="RUN", help="continue the stopped run RUN from its last checkpoint")
+    p.add_argument("--from", dest="from_run", metavar="RUN",
+                   help="train on top of the finished LoRA run RUN (e.g. DPO after SFT): its adapter is merged first "
+                   "and a new adapter trains on the merge, which is also the DPO reference")
     dry_run_flag(p, "render and print the command; run nothing")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--node-rank", type=int, default=None, help="this node's rank in a multi-node job")
@@ -44,20 +47,25 @@ def cmd_register(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from zhouyi import train
+    from zhouyi import chain, train
 
     if args.resume:
+        if args.from_run:
+            raise UserError("give --resume RUN or --from RUN, not both: a resumed run goes on from where it was")
         return _resume(args)
     if not args.spec:
         raise UserError("train needs SPEC (a spec file or preset), or --resume RUN")
     loaded = load_spec(args)
     train.check_ready(loaded, Path.cwd(), args.node_rank)
+    if args.from_run:  # before the registry is touched
+        chain.check_from(loaded.spec, Path(args.from_run))
     if args.dry_run:
         print("dry run: the registry is left as it is")
     else:
         train.require_model(loaded.spec, Path.cwd())
         print(train.register(loaded.spec, Path.cwd(), args.force).describe())
-    return _run(train.new_run(loaded, Path.cwd(), args.node_rank), args.dry_run)
+    from_dir = Path(args.from_run) if args.from_run else None
+    return _run(train.new_run(loaded, Path.cwd(), args.node_rank, from_dir=from_dir), args.dry_run)
 
 
 def _resume(args) -> int:
@@ -76,13 +84,13 @@ def cmd_rerun(args) -> int:
 
     from zhouyi import train
 
-    loaded, notes = train.rerun_source(Path(args.run))
+    loaded, notes, from_dir = train.rerun_source(Path(args.run))
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     if not args.dry_run:
         train.require_model(loaded.spec, Path.cwd())
         print(train.register(loaded.spec, Path.cwd(), args.force).describe())
-    return _run(train.new_run(loaded, Path.cwd()), args.dry_run)
+    return _run(train.new_run(loaded, Path.cwd(), from_dir=from_dir), args.dry_run)
 
 
 def cmd_launch_script(args) -> int:
@@ -102,5 +110,7 @@ def _run(run, dry_run: bool, rendered: bool = True) -> int:
     if dry_run:
         if rendered:
             print(f"dry run: rendered files in {run.dir}")
+        if run.start is not None:
+            process.run(run.start, dry_run=True)
         return process.run(run.command, dry_run=True)
     return train.train(run)
