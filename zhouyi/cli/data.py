@@ -33,6 +33,20 @@ def add_verbs(sub) -> None:
     p.add_argument("--force", action="store_true",
                    help="overwrite output files zhouyi did not write, and repoint registry entries")
 
+    p = data_sub.add_parser("pairs", help="preference pairs for a DPO stage: a run's models answer its training "
+                            "questions; flagged answers become rejected, the training answers chosen")
+    p.set_defaults(func=cmd_data_pairs)
+    p.add_argument("--run", required=True, metavar="RUN", help="a finished SFT run: its questions, its models")
+    p.add_argument("--model", choices=("base", "tuned", "both"), default="both",
+                   help="whose answers may be rejected (default: both)")
+    p.add_argument("--max-samples", type=int, default=200, help="training questions per dataset (default: 200)")
+    p.add_argument("--without-system", action="store_true",
+                   help="ask with no system prompt: the answers that leave the persona")
+    p.add_argument("-o", "--output", help="pairs file (default: <dataset_dir>/<training file>_pairs.json)")
+    p.add_argument("--no-register", action="store_true", help="leave dataset_info.json alone")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an output file zhouyi did not write, and repoint its registry entry")
+
     p = data_sub.add_parser("explain", help="show what cleaning does to row ROW of FILE, rule by rule")
     p.set_defaults(func=cmd_data_explain)
     p.add_argument("file", metavar="FILE")
@@ -57,6 +71,39 @@ def cmd_data_clean(args) -> int:
           f"{eval_path(Path(output))} ({r['eval_rows']} eval)"
           + (f", {r['identity_rows']} of the train rows identity rows" if r["identity_rows"] else "")
           + f"; drops: {r['drops']}")
+    return 0
+
+
+def cmd_data_pairs(args) -> int:
+    from zhouyi import evaluate, pairs
+    from zhouyi.files import refuse_foreign
+    from zhouyi.runs import check_run, recorded_spec
+
+    run = check_run(Path(args.run))
+    spec = recorded_spec(run)
+    if args.max_samples < 1:
+        raise UserError(f"--max-samples {args.max_samples}: ask at least one question")
+    if spec.train.stage != "sft":
+        raise UserError(f"--run {run}: it trained stage {spec.train.stage}; pairs come from an SFT run's questions")
+    if not (run / "predict.yaml").is_file():
+        raise UserError(f"--run {run}: it has no predict.yaml (its spec has no eval split, or an older zhouyi made "
+                        "it); add a dataset with split: eval and train again")
+    questions = pairs.training_questions(spec, Path.cwd(), args.max_samples)
+    first = next(d for d in spec.data.datasets if d.split == "train")
+    output = Path(args.output or Path(spec.data.dataset_dir) / f"{Path(first.file_name).stem}_pairs.json")
+    if output.resolve() in [(Path(spec.data.dataset_dir) / d.file_name).resolve() for d in spec.data.datasets
+                            if d.file_name]:
+        raise UserError(f"-o {output}: that is one of the run's datasets; write the pairs to another file")
+    refuse_foreign([output], args.force)  # before minutes of answering
+    models = ("base", "tuned") if args.model == "both" else (args.model,)
+    count_tokens = evaluate.token_counter(run)
+    answers = {which: pairs.read_answers(pairs.answer(spec, run, which, args.max_samples, args.without_system),
+                                         len(questions), spec.eval.max_new_tokens, count_tokens) for which in models}
+    rows, report = pairs.build_pairs(questions, answers, spec)
+    report |= {"run": str(run), "without_system": args.without_system, "output": str(output.absolute())}
+    pairs.write_pairs(rows, report, output, run / pairs.PAIRS_DIR, not args.no_register, args.force)
+    print(f"{report['pairs']} pairs from {report['questions']} questions: {output}; rejected because: "
+          f"{report['rejected_because']}; no pair: {report['no_pair']}; report: {run / pairs.PAIRS_DIR / 'report.md'}")
     return 0
 
 
