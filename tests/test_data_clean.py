@@ -142,7 +142,8 @@ def test_answer_paragraphs_keeps_the_answer_to_the_question_asked():
 
 
 def test_identity_rows_answer_who_are_you_in_the_persona_s_voice_and_only_in_train(tmp_path: Path):
-    dreams = [Record(f"a#{i}", f"物{i}", f"梦见{'山水风火雷泽天地金木'[i]}，{BODY[4:]}{'甲乙丙丁戊己庚辛壬癸'[i] * 9}。")
+    dreams = [Record(
+        f"a#{i}", f"物{i}", f"梦见{'山水风火雷泽天地金木'[i]}，{BODY[4:]}{'甲乙丙丁戊己庚辛壬癸'[i] * 9}。")
               for i in range(10)]
     plain = clean(dreams, [], CleanOptions.of(eval_ratio=0.2))
     mixed = clean(dreams, [], CleanOptions.of(eval_ratio=0.2, identity_ratio=0.2, persona_name="周文王",
