@@ -82,3 +82,13 @@ def test_webui_folder_keeps_the_users_choices(tiny_project):
     registry = json.loads((folder / "data" / "dataset_info.json").read_text())
     assert registry["zhougong_demo"]["file_name"] == str(tiny_project / "data" / "zhougong_demo.json")
     assert "GRADIO_SERVER_NAME=127.0.0.1" in result.stdout and "llamafactory-cli webui" in result.stdout
+
+
+def test_a_chained_run_is_offered_on_the_model_it_started_from(tiny_project):
+    from tests.conftest import fake_trained_run
+
+    run = fake_trained_run(tiny_project, "tiny-cpu")
+    (run / "start-model").mkdir()  # as `zhouyi train --from` leaves it: the earlier run merged
+    result = cli("webui", "tiny-cpu", "--run", str(run), "--dry-run", cwd=tiny_project)
+    assert result.returncode == 0, result.stderr
+    assert f"model Custom at {run / 'start-model'}" in result.stdout, "its adapter was trained on the merge"

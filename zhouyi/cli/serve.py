@@ -109,7 +109,10 @@ def cmd_api(args) -> int:
 
 
 def cmd_webui(args) -> int:
+    import dataclasses
+
     from zhouyi import process
+    from zhouyi.chain import START_MODEL
     from zhouyi.runs import check_run, latest_trained_run, render_context
     from zhouyi.serve import webui
     from zhouyi.serve.server import pick_port
@@ -121,7 +124,10 @@ def cmd_webui(args) -> int:
             run_dir = latest_trained_run(spec, Path.cwd())
     folder = webui.workdir(spec, Path.cwd())
     name = webui.board_model_name(spec)
-    path = webui.prepare(spec, render_context(spec, folder, Path.cwd()), folder, run_dir, name)
+    ctx = render_context(spec, folder, Path.cwd())
+    if run_dir is not None and (run_dir / START_MODEL).is_dir():  # a chained run's adapter sits on its start model
+        ctx = dataclasses.replace(ctx, model_dir=run_dir / START_MODEL)
+    path = webui.prepare(spec, ctx, folder, run_dir, name)
     port = pick_port(args.host, args.port, 7860)
     print(f"LlamaBoard at http://{args.host}:{port}: model {name} at {path}, datasets "
           f"{', '.join(d.name for d in spec.data.datasets)}" + (f", checkpoint {run_dir.name}" if run_dir else "") +
