@@ -102,9 +102,10 @@ def write_json(path: Path, data) -> Path:
 def fake_trained_run(project: Path, spec: str) -> Path:
     """A run directory as `zhouyi train` leaves it, without the training: for checks that come before any model
     loads. (The adapter file is empty: nothing may load it.)"""
+    before = set((project / "runs").iterdir()) if (project / "runs").is_dir() else set()
     result = cli("train", spec, "--dry-run", cwd=project)
     assert result.returncode == 0, result.stderr
-    (run,) = (project / "runs").iterdir()
+    (run,) = set((project / "runs").iterdir()) - before
     (run / "train").mkdir()
     (run / "train" / "adapter_config.json").write_text("{}")
     return run

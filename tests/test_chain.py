@@ -135,6 +135,14 @@ def test_bad_chains_are_refused_before_anything_is_written(tiny_project):
         assert result.returncode == 2 and message in result.stderr, (extra, result.stderr)
         assert sorted(p.name for p in (project / "runs").iterdir()) == before and not registry.exists()
 
+    (project / "withsys.yaml").write_text(
+        "base: tiny-cpu\nname: withsys\ndata:\n  datasets:\n    - {name: zhougong_demo, file_name: zhougong_demo.json, "
+        "columns: {prompt: instruction, query: input, response: output, system: input}}\n"
+        "    - {name: zhougong_demo_eval, file_name: zhougong_demo_eval.json, split: eval}\n")
+    with_system = fake_trained_run(project, "withsys.yaml")
+    result = cli("data", "pairs", "--run", str(with_system), "--without-system", cwd=project)
+    assert result.returncode == 2 and "carry the persona" in result.stderr, result.stderr
+
     write_json(project / "data" / "pairs.json", [])
     result = cli("train", "dpo.yaml", "--from", str(sft), cwd=project)
     assert result.returncode == 2 and "holds no pairs" in result.stderr and "zhouyi data pairs" in result.stderr

@@ -49,12 +49,13 @@ def require_eval_split(spec: JobSpec, run_dir: Path) -> None:
         raise UserError(f"{run_dir} has no {', '.join(missing)}: it was trained by an older zhouyi; train again")
 
 
-def require_no_system_column(spec: JobSpec) -> None:
-    """Asking without the system prompt means nothing when the eval rows carry the persona themselves."""
-    carrying = [d.name for d in spec.data.datasets if d.split == "eval" and d.resolved_columns.system]
+def require_no_system_column(spec: JobSpec, split: str = "eval") -> None:
+    """Asking without the system prompt means nothing when the rows asked carry the persona themselves (LLaMA-Factory's
+    `default_system=null` only drops the default)."""
+    carrying = [d.name for d in spec.data.datasets if d.split == split and d.resolved_columns.system]
     if carrying:
-        raise UserError(f"--without-system: the eval split {', '.join(carrying)} maps a system column (columns.system),"
-                        " so its rows carry the persona; map no system column for the eval split")
+        raise UserError(f"--without-system: the {split} split {', '.join(carrying)} maps a system column "
+                        f"(columns.system), so its rows carry the persona; map no system column for the {split} split")
 
 
 def predict(spec: JobSpec, run_dir: Path, max_samples: int | None, without_system: bool = False,

@@ -83,6 +83,8 @@ def cmd_data_pairs(args) -> int:
     spec = recorded_spec(run)
     if args.max_samples < 1:
         raise UserError(f"--max-samples {args.max_samples}: ask at least one question")
+    if args.without_system:
+        evaluate.require_no_system_column(spec, "train")
     if spec.train.stage != "sft":
         raise UserError(f"--run {run}: it trained stage {spec.train.stage}; pairs come from an SFT run's questions")
     if not (run / "predict.yaml").is_file():
