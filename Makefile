@@ -13,7 +13,7 @@ EXTRAS  ?= dev
 # stamp: the venv holds this checkout's dependencies
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo data test test-fast lint validate register train eval ask chat api webui export bench proof clean
+.PHONY: install demo data test test-fast lint validate register train eval ask chat api webui export bench proof persona clean
 
 install:
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -86,6 +86,9 @@ bench: $(INSTALLED) $(TINY)
 ## Clean data vs the tutorial's data on gemma-3-270m, on the CPU (about 30 minutes; needs EXTRAS=dev,realsmall).
 proof: $(INSTALLED)
 	$(PY) bench/proof.py
+
+persona: $(INSTALLED)
+	$(PY) bench/persona.py
 
 clean:
 	rm -rf runs rendered build dist *.egg-info
