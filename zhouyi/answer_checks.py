@@ -32,6 +32,11 @@ def loops(text: str, width: int = 10, times: int = 3) -> bool:
     return any(count >= 2 for count in Counter(s.strip() for s in sentences).values())
 
 
+def at_token_limit(text: str, spec: JobSpec, count_tokens) -> bool:
+    """The answer used every new token `zhouyi eval` allows: cut by the limit, not ended by the model."""
+    return count_tokens(text) >= spec.eval.max_new_tokens - 1
+
+
 def share(flags: list[bool]) -> float:
     return round(sum(flags) / len(flags), 3) if flags else 0.0
 
@@ -46,5 +51,5 @@ def answer_checks(texts: list[str], references: list[str], spec: JobSpec, count_
               "length_ratio": round(sum(len(t) / max(len(r), 1) for t, r in zip(texts, references, strict=True))
                                     / max(len(texts), 1), 2)}
     if count_tokens is not None:  # an answer this long was cut by the limit, not ended by the model
-        checks["at_token_limit"] = share([count_tokens(t) >= spec.eval.max_new_tokens - 1 for t in texts])
+        checks["at_token_limit"] = share([at_token_limit(t, spec, count_tokens) for t in texts])
     return checks

@@ -27,8 +27,7 @@ def check_from(spec: JobSpec, from_dir: Path) -> Path:
     from_dir = Path(from_dir).resolve()
     if not from_dir.is_dir():
         raise UserError(f"--from {from_dir}: no such directory")
-    read_manifest(from_dir)
-    earlier = recorded_spec(from_dir)
+    earlier = recorded_spec(from_dir)  # a folder that is no run is an error naming its missing manifest
     if earlier.method.finetuning_type != "lora":
         raise UserError(f"--from {from_dir}: it trained method.finetuning_type {earlier.method.finetuning_type}; a "
                         "stage chains onto a LoRA run (its adapter is merged into the model the stage starts from)")

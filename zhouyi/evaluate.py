@@ -78,10 +78,15 @@ def predict(spec: JobSpec, run_dir: Path, max_samples: int | None, without_syste
     return 0
 
 
+def prediction_rows(folder: Path) -> list[dict]:
+    """The rows ({prompt, predict, label}) of LLaMA-Factory's generated_predictions.jsonl in one prediction folder."""
+    return [json.loads(line) for line in (folder / "generated_predictions.jsonl").read_text("utf-8").splitlines()
+            if line.strip()]
+
+
 def read_predictions(folder: Path, questions: list[str] | None) -> tuple[list[Prediction], dict[str, float]]:
     """LLaMA-Factory's generated_predictions.jsonl and predict_results.json from one prediction folder."""
-    rows = [json.loads(line) for line in (folder / "generated_predictions.jsonl").read_text("utf-8").splitlines()
-            if line.strip()]
+    rows = prediction_rows(folder)
     if questions is None or len(questions) != len(rows):  # fall back on the templated prompt, markup removed
         questions = [re.sub(r"<\|[^|>]*\|>", " ", r["prompt"]).strip() for r in rows]
     results = json.loads((folder / "predict_results.json").read_text("utf-8"))

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi import launch, process
-from zhouyi.answer_checks import has_boilerplate, loops
+from zhouyi.answer_checks import at_token_limit, has_boilerplate, loops
 from zhouyi.errors import UserError
+from zhouyi.evaluate import prediction_rows
 from zhouyi.files import commit, locked, read_json_rows, refuse_foreign
 from zhouyi.registry import DATASET_INFO, merge_entries, read_registry
 from zhouyi.render import RenderContext, dataset_entry
@@ -115,13 +116,14 @@ def answer(spec: JobSpec, run_dir: Path, which: str, max_samples: int, without_s
     return out
 
 
-def read_answers(folder: Path, count: int, limit: int, count_tokens) -> list[tuple[str, bool]]:
-    rows = [json.loads(line) for line in (folder / "generated_predictions.jsonl").read_text("utf-8").splitlines()
-            if line.strip()]
+def read_answers(folder: Path, count: int, spec: JobSpec, count_tokens) -> list[tuple[str, bool]]:
+    """Each answer LLaMA-Factory wrote in `folder`, and whether it ran into the token limit."""
+    rows = prediction_rows(folder)
     if len(rows) != count:
         raise UserError(f"{folder}: {len(rows)} answers for {count} questions (LLaMA-Factory left rows out); check "
                         "the training file for rows without a question or an answer")
-    return [(r["predict"], count_tokens is not None and count_tokens(r["predict"]) >= limit - 1) for r in rows]
+    return [(r["predict"], count_tokens is not None and at_token_limit(r["predict"], spec, count_tokens))
+            for r in rows]
 
 
 def write_pairs(rows: list[dict], report: dict, output: Path, report_dir: Path, register: bool, force: bool

@@ -100,7 +100,7 @@ def cmd_data_pairs(args) -> int:
     models = ("base", "tuned") if args.model == "both" else (args.model,)
     count_tokens = evaluate.token_counter(run)
     answers = {which: pairs.read_answers(pairs.answer(spec, run, which, args.max_samples, args.without_system),
-                                         len(questions), spec.eval.max_new_tokens, count_tokens) for which in models}
+                                         len(questions), spec, count_tokens) for which in models}
     rows, report = pairs.build_pairs(questions, answers, spec)
     report |= {"run": str(run), "without_system": args.without_system, "output": str(output.absolute())}
     pairs.write_pairs(rows, report, output, run / pairs.PAIRS_DIR, not args.no_register, args.force)

@@ -37,6 +37,3 @@ def identity_count(train_rows: int, ratio: float) -> int:
     """Rows to add so that they make `ratio` of the training rows (at least one when ratio > 0)."""
     return max(round(train_rows * ratio / (1 - ratio)), 1) if ratio > 0 else 0
 
-
-def distinct_combinations() -> int:
-    return len(QUESTIONS) * len(ANSWERS)
