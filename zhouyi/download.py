@@ -61,8 +61,7 @@ def fetch(spec: JobSpec, base_dir: Path, cache_dir: Path | None, offline: bool, 
         except process.TimeoutExpired:
             raise UserError(f"the {model.source} hub did not answer within {timeout:.0f} s; on a machine without "
                             "network use --offline with a populated --cache-dir, or a local model folder") from None
-        lines = proc.stdout.strip().splitlines()
-        answer = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {"error": f"exit {proc.returncode}"}
+        answer = process.child_answer(proc)
         if "error" in answer:
             where = "in the cache" if offline else f"from {model.source}"
             raise UserError(f"could not get {model.model_name_or_path}@{model.model_revision} {where}: "
@@ -84,8 +83,7 @@ def convert_shipped_gguf(package: str, base_dir: Path, cache_dir: Path | None, t
         proc = process.capture(launch.child("gguf_convert", json.dumps(job)), timeout=timeout, stderr=False)
     except process.TimeoutExpired:
         raise UserError(f"converting {package} took over {timeout:.0f} s; raise --timeout") from None
-    lines = proc.stdout.strip().splitlines()
-    answer = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {"error": f"exit {proc.returncode}"}
+    answer = process.child_answer(proc)
     if "error" in answer:
         raise UserError(f"model.model_name_or_path: {answer['error']}")
     return Path(answer["path"])

@@ -11,6 +11,7 @@ zhouyi.launch, already whole: nothing here changes them.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -70,6 +71,15 @@ def capture(cmd: Command, stdin_text: str | None = None, timeout: float | None =
                     raise subprocess.TimeoutExpired(argv, timeout) from None
                 forwarder.escalate()
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def child_answer(proc: subprocess.CompletedProcess) -> dict:
+    """A zhouyi.child helper's answer: the JSON object on its last stdout line, or {"error": ...} when it died
+    before giving one."""
+    lines = (proc.stdout or "").strip().splitlines()
+    if lines and lines[-1].startswith("{"):
+        return json.loads(lines[-1])
+    return {"error": f"exit {proc.returncode}" + (f": {proc.stderr.strip()[-2000:]}" if proc.stderr else "")}
 
 
 def start(cmd: Command, log: Path, echo=print) -> subprocess.Popen:

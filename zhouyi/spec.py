@@ -302,7 +302,7 @@ class EvalSpec(Strict):
                                          description="an answer with any of these left the persona")
 
 
-RUN_OWN_NAMES = {"train", "eval", "start-model"}  # the folders a run holds besides its exports (chain.py)
+RUN_OWN_NAMES = {"train", "eval", "start-model", "parity"}  # the folders a run holds besides its exports
 
 
 class ExportGateSpec(Strict):
@@ -317,6 +317,25 @@ class ExportGateSpec(Strict):
         "answers cut at the token limit may rise, against the base")
 
 
+class GgufSpec(Strict):
+    """`zhouyi export --gguf` (a GGUF for llama.cpp and Ollama) and its parity check (zhouyi.gguf): the held-out
+    questions answered greedily by the adapter through LLaMA-Factory, by the merged weights through transformers and
+    by each GGUF through llama.cpp must agree."""
+
+    pre_tokenizer: str | None = Field(
+        None, description="llama.cpp's name for the tokenizer's pre-tokenizer (e.g. qwen2, llama-bpe, gpt-2), "
+        "needed only when GGML's converter does not recognise the tokenizer; the export checks it")
+    parity_questions: Annotated[int, Field(gt=0)] = Field(10, description="held-out questions asked of every model")
+    parity_max_new_tokens: Annotated[int, Field(gt=0)] = 64
+    merged_min_exact_match: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.9, description="share of answers the merged weights (transformers) must give exactly as the adapter does")
+    min_exact_match: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.5, description="the same for an f32/f16/bf16 GGUF: llama.cpp rounds differently (its KV cache is f16), "
+        "and a greedy answer takes the other branch at a near-tie (gemma-3-270m, 8 questions: f32 88%, f16 75%)")
+    quantized_min_exact_match: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.1, description="the same for a quantized GGUF (q8_0, q4_k_m, ...), whose answers drift sooner")
+
+
 class ExportSpec(Strict):
     export_dir: str = Field("merged", description="relative paths land inside the run directory")
     export_size: Annotated[int, Field(gt=0)] = 2
@@ -327,6 +346,7 @@ class ExportSpec(Strict):
     )
     export_quantization_nsamples: Annotated[int, Field(gt=0)] = 128
     gate: ExportGateSpec = Field(default_factory=ExportGateSpec)
+    gguf: GgufSpec = Field(default_factory=GgufSpec)
 
     @field_validator("export_dir")
     @classmethod

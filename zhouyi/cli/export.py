@@ -13,16 +13,36 @@ def add_verbs(sub) -> None:
              "smoke-generate from them; --quantize 4|8 GPTQ-quantizes that merge")
     run_args(p)
     p.add_argument("--quantize", type=int, choices=[4, 8], help="second step: quantize the merged weights (GPTQ)")
+    p.add_argument("--gguf", nargs="?", const="f16", choices=gguf_types(), metavar="TYPE",
+                   help="second step: write the merged weights as a GGUF for llama.cpp and Ollama (TYPE: "
+                   f"{', '.join(gguf_types())}; default f16), then check its answers against the adapter's")
+    p.add_argument("--check", action="store_true", help="check that the merge and every GGUF of the run answer the "
+                   "held-out questions as the adapter does (report in <run>/parity/)")
     p.add_argument("--force", action="store_true", help="export even so: past the quality gate (export.gate), "
                    "into a non-empty export folder")
     dry_run_flag(p)
 
 
+def gguf_types() -> tuple[str, ...]:
+    from zhouyi.gguf_export import TYPES
+
+    return TYPES
+
+
 def cmd_export(args) -> int:
-    from zhouyi import export
+    from zhouyi import export, gguf_export, parity
+    from zhouyi.errors import UserError
     from zhouyi.runs import render_context
 
     spec, run_dir = run_for(args)
+    if sum(map(bool, (args.quantize, args.gguf, args.check))) > 1:
+        raise UserError("--quantize, --gguf and --check are separate steps; give one")
+    if args.gguf or args.check:
+        if args.dry_run:
+            raise UserError("--dry-run shows LLaMA-Factory commands; --gguf and --check run zhouyi's own")
+        written = [gguf_export.write(spec, run_dir, args.gguf, args.force)] if args.gguf else None
+        parity.check(spec, run_dir, render_context(None, run_dir, Path.cwd()), written)
+        return 0
     if args.quantize:
         ctx = render_context(None, run_dir, Path.cwd())
         return export.quantize(spec, run_dir, args.quantize, ctx, args.force, args.dry_run)

@@ -1,0 +1,164 @@
+"""`zhouyi export --gguf` and its parity check, on the tiny model through the real converter, llama.cpp and
+llamafactory-cli (the real small model's GGUF is in test_real_model.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli, fake_trained_run, lay_out_project, need, zhouyi
+
+HAVE_GGUF = all(importlib.util.find_spec(m) for m in ("conversion", "gguf", "llama_cpp"))
+PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
+
+
+@pytest.fixture(scope="module")
+def gguf_run(tmp_path_factory, tiny_model) -> tuple[Path, Path]:
+    """A tiny run of its own (other tests export the shared one), merged: (project, run)."""
+    need(HAVE_GGUF, "the gguf extra (pip install -e '.[gguf]')")
+    project = lay_out_project(tmp_path_factory.mktemp("gguf"), tiny_model)
+    trained = zhouyi("train", "tiny-cpu", "--set", "train.max_steps=30",
+                     "--set", "export.gguf.quantized_min_exact_match=0", cwd=project)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    (run,) = (project / "runs").iterdir()
+    merged = zhouyi("export", "--run", str(run), cwd=project)
+    assert merged.returncode == 0, merged.stderr[-3000:]
+    return project, run
+
+
+def gguf_fields(path: Path) -> dict:
+    from gguf import GGUFReader
+
+    fields = GGUFReader(str(path)).fields
+    return {k: fields[k].contents() for k in fields if not k.startswith("tokenizer.ggml.") or k.endswith(".pre")}
+
+
+@pytest.mark.slow
+def test_the_gguf_carries_the_persona_and_answers_as_the_adapter(gguf_run):
+    import llama_cpp
+    from transformers import AutoTokenizer
+
+    project, run = gguf_run
+    result = zhouyi("export", "--run", str(run), "--gguf", "f32", cwd=project)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    folder = run / "merged-gguf-f32"
+    record = json.loads((folder / "gguf.json").read_text())
+    gguf = folder / record["file"]
+    assert record["file"] == "tiny-cpu-f32.gguf" and gguf.stat().st_size == record["bytes"] > 100_000
+    meta = gguf_fields(gguf)
+    assert meta["tokenizer.ggml.pre"] == "gpt-2", "the tiny tokenizer's pre-tokenizer, told to the converter"
+    assert f"set system_message = '{PERSONA}'" in meta["tokenizer.chat_template"], "the persona is the default"
+    assert meta["zhouyi.persona"] == PERSONA and meta["zhouyi.template"] == "qwen"
+
+    # llama.cpp reads the GGUF's tokenizer as the trained one encodes, and its template as LLaMA-Factory's turns
+    llm = llama_cpp.Llama(str(gguf), vocab_only=True, verbose=False)
+    tokenizer = AutoTokenizer.from_pretrained(run / "merged")
+    text = "梦见蛇盘在屋梁上，是什么预兆？ I've 333 dreams."
+    assert llm.tokenize(text.encode(), add_bos=False, special=False) == tokenizer.encode(text)
+
+    report = json.loads((run / "parity" / "report.json").read_text())
+    by_name = {r["runtime"]: r for r in report["results"]}
+    assert set(by_name) == {"merged (transformers)", "GGUF f32 (llama.cpp)"}
+    assert by_name["merged (transformers)"]["min_exact_match"] == 0.9
+    assert by_name["GGUF f32 (llama.cpp)"]["min_exact_match"] == 0.5
+    for r in by_name.values():
+        assert r["passed"] and r["exact_match"] >= r["min_exact_match"] and r["same_prompt_tokens"] == r["questions"] == 8, r
+    assert report["answers"]["GGUF f32 (llama.cpp)"][0] == report["adapter"][0]
+    assert "| GGUF f32 (llama.cpp) | " in result.stdout, "the table is shown"
+
+    modelfile = (folder / "Modelfile").read_text()
+    assert "FROM ./tiny-cpu-f32.gguf" in modelfile and f'SYSTEM """{PERSONA}"""' in modelfile
+    assert 'TEMPLATE """{{ if .System }}<|im_start|>system' in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
+    assert "PARAMETER temperature 0" in modelfile, "greedy, as the spec's infer section asks and eval judged"
+
+    again = zhouyi("export", "--run", str(run), "--gguf", "f32", cwd=project)
+    assert again.returncode == 2 and "not empty; pass --force" in again.stderr
+    assert (folder / record["file"]).stat().st_size == record["bytes"], "the first export is untouched"
+
+
+@pytest.mark.slow
+def test_a_quantized_gguf_is_reported_against_its_own_threshold(gguf_run):
+    project, run = gguf_run
+    result = zhouyi("export", "--run", str(run), "--gguf", "q4_k_m", cwd=project)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((run / "parity" / "report.json").read_text())
+    q4 = next(r for r in report["results"] if r["runtime"] == "GGUF q4_k_m (llama.cpp)")
+    assert q4["min_exact_match"] == 0, "export.gguf.quantized_min_exact_match, set to 0 for this run"
+    assert q4["passed"] and len(q4["first_difference"]) == q4["questions"] == 8
+    assert [r["runtime"] for r in report["results"]] == ["merged (transformers)", "GGUF q4_k_m (llama.cpp)"]
+
+    f16 = zhouyi("export", "--run", str(run), "--gguf", "f16", cwd=project)
+    assert f16.returncode == 0, f16.stdout[-3000:] + f16.stderr[-3000:]
+    sizes = {t: json.loads((run / f"merged-gguf-{t}" / "gguf.json").read_text())["bytes"] for t in ("f16", "q4_k_m")}
+    assert sizes["q4_k_m"] < sizes["f16"] and (run / "merged-gguf-q4_k_m" / "tiny-cpu-q4_k_m.gguf").is_file()
+    f16_result = json.loads((run / "parity" / "report.json").read_text())["results"][1]
+    assert f16_result["runtime"] == "GGUF f16 (llama.cpp)" and f16_result["min_exact_match"] == 0.5
+
+
+@pytest.mark.slow
+def test_the_parity_check_fails_a_gguf_with_the_base_tokenizers_template(gguf_run):
+    """The hand fix users make: the merged folder's own chat template put into the GGUF (the base's default
+    system prompt, not the persona). The check names the runtime, why, and the first differing answers."""
+    project, run = gguf_run
+    made = zhouyi("export", "--run", str(run), "--gguf", "f32", "--force", cwd=project)
+    assert made.returncode == 0, made.stderr[-3000:]
+    gguf = run / "merged-gguf-f32" / "tiny-cpu-f32.gguf"
+    broken = gguf.with_name("broken.gguf")
+    subprocess.run([sys.executable, "-m", "gguf.scripts.gguf_new_metadata", str(gguf), str(broken),
+                    "--chat-template-file", str(run / "merged" / "chat_template.jinja"), "--force"],
+                   check=True, capture_output=True, input="y\n", text=True)
+    broken.replace(gguf)
+
+    result = zhouyi("export", "--run", str(run), "--check", cwd=project)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "parity check failed for GGUF f32 (llama.cpp)" in result.stderr
+    assert "not the tokens LLaMA-Factory trained on" in result.stderr
+    assert "the persona is not in its prompt when no system prompt is sent" in result.stderr
+    assert "Traceback" not in result.stderr
+    report = json.loads((run / "parity" / "report.json").read_text())
+    gguf_result = next(r for r in report["results"] if r["runtime"] == "GGUF f32 (llama.cpp)")
+    assert not gguf_result["passed"] and gguf_result["same_prompt_tokens"] == 0 and not gguf_result["persona"]
+    merged_result = next(r for r in report["results"] if r["runtime"] == "merged (transformers)")
+    assert merged_result["passed"], "the merge itself still answers as the adapter"
+
+
+def test_gguf_export_refuses_a_run_with_no_merge(project):
+    run = fake_trained_run(project, "tiny-cpu")
+    result = cli("export", "--run", str(run), "--gguf", cwd=project)
+    assert result.returncode == 2 and "run `zhouyi export` first (without --gguf)" in result.stderr
+    assert not (run / "merged-gguf-f16").exists()
+
+
+def test_gguf_export_names_the_packages_and_the_compile_time(project, monkeypatch):
+    import zhouyi.gguf_export
+
+    monkeypatch.setattr(zhouyi.gguf_export, "dist_version", lambda name: None if name == "llama-cpp-python" else "1")
+    run = fake_trained_run(project, "tiny-cpu")
+    (run / "merged").mkdir()
+    (run / "merged" / "config.json").write_text("{}")
+    result = cli("export", "--run", str(run), "--gguf", "q4_k_m", cwd=project)
+    assert result.returncode == 2 and "llama-cpp-python" in result.stderr
+    assert "pip install -e '.[gguf]'" in result.stderr and "compiles llama.cpp" in result.stderr
+    assert not (run / "merged-gguf-q4_k_m").exists(), "refused before anything is written"
+
+
+def test_gguf_export_of_an_architecture_the_converter_lacks_writes_nothing(project):
+    need(HAVE_GGUF, "the gguf extra (pip install -e '.[gguf]')")
+    run = fake_trained_run(project, "tiny-cpu")
+    (run / "merged").mkdir()
+    (run / "merged" / "config.json").write_text(json.dumps({"architectures": ["DreamWeaverForCausalLM"]}))
+    result = zhouyi("export", "--run", str(run), "--gguf", cwd=project)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "does not support the architecture DreamWeaverForCausalLM" in result.stderr
+    assert "Traceback" not in result.stderr and not (run / "merged-gguf-f16").exists()
+
+
+def test_gguf_and_quantize_are_separate_steps(project):
+    run = fake_trained_run(project, "tiny-cpu")
+    result = cli("export", "--run", str(run), "--gguf", "--quantize", "4", cwd=project)
+    assert result.returncode == 2 and "separate steps" in result.stderr
