@@ -72,13 +72,21 @@ def test_the_base_model_can_end_a_turn_once_converted(gemma_project: Path):
     assert end_ranks(model, tokenizer, [turn_end]) == [record["eos_rank"]], "now ranked where <eos> was"
 
 
-@pytest.mark.slow
-def test_gemma_trains_and_evaluates_through_llamafactory(gemma_project: Path):
+@pytest.fixture(scope="module")
+def gemma_run(gemma_project: Path):
+    """gemma-cpu trained for 2 steps: (project, run, the train result)."""
     trained = zhouyi("train", "gemma-cpu", "--set", "train.max_steps=2", "--set", "train.logging_steps=1",
-                     "--set", "eval.max_new_tokens=8", cwd=gemma_project)
+                     "--set", "eval.max_new_tokens=8", "--set", "export.gguf.parity_max_new_tokens=16",
+                     cwd=gemma_project)
     assert trained.returncode == 0, (trained.stdout + trained.stderr)[-3000:]
-    assert "[2, 105, 2364, 107," in trained.stdout, "LLaMA-Factory's gemma template: <bos><start_of_turn>user\\n"
     (run,) = (gemma_project / "runs").iterdir()
+    return gemma_project, run, trained
+
+
+@pytest.mark.slow
+def test_gemma_trains_and_evaluates_through_llamafactory(gemma_run):
+    gemma_project, run, trained = gemma_run
+    assert "[2, 105, 2364, 107," in trained.stdout, "LLaMA-Factory's gemma template: <bos><start_of_turn>user\\n"
     result = zhouyi("eval", "--run", str(run), "--max-samples", "2", "--without-system", cwd=gemma_project)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     report = json.loads((run / "eval" / "report.json").read_text())
@@ -89,6 +97,39 @@ def test_gemma_trains_and_evaluates_through_llamafactory(gemma_project: Path):
     assert set(report["checks"]) == {"reference", "base", "tuned", "base_no_system", "tuned_no_system"}
     assert "default_system=null" in result.stdout, "the persona was left out for the second asking"
     assert "| tuned, no system prompt |" in (run / "eval" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_gemma_exports_to_a_gguf_that_llama_cpp_asks_as_the_adapter_answers(gemma_run):
+    """The real small model end to end: merge, GGUF (f16) with the source GGUF's SentencePiece vocabulary and the
+    persona's template, loaded and asked through llama.cpp, and the parity check passing."""
+    need(all(importlib.util.find_spec(m) for m in ("conversion", "llama_cpp")), "the gguf extra")
+    import llama_cpp
+    from gguf import GGUFReader
+    from transformers import AutoTokenizer
+
+    project, run, _ = gemma_run
+    merged = zhouyi("export", "--run", str(run), "--force", cwd=project)  # past the gate: 2 steps teach nothing
+    assert merged.returncode == 0, (merged.stdout + merged.stderr)[-3000:]
+    result = zhouyi("export", "--run", str(run), "--gguf", "f16", cwd=project)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    gguf = run / "merged-gguf-f16" / "gemma-cpu-f16.gguf"
+    fields = GGUFReader(str(gguf)).fields
+    assert fields["tokenizer.ggml.model"].contents() == "llama", "SentencePiece, copied from the source GGUF"
+    assert len(fields["tokenizer.ggml.scores"].contents()) == 262_144
+    template = fields["tokenizer.chat_template"].contents()
+    assert "<start_of_turn>" in template and "请以周文王的口吻" in template
+
+    llm = llama_cpp.Llama(str(gguf), vocab_only=True, verbose=False)
+    tokenizer = AutoTokenizer.from_pretrained(run / "merged")
+    text = "梦见蛇盘在屋梁上，是什么预兆？"
+    assert llm.tokenize(text.encode(), add_bos=False, special=False) == tokenizer.encode(text, add_special_tokens=False)
+
+    report = json.loads((run / "parity" / "report.json").read_text())
+    assert [r["runtime"] for r in report["results"]] == ["merged (transformers)", "GGUF f16 (llama.cpp)"]
+    for r in report["results"]:
+        assert r["passed"] and r["same_prompt_tokens"] == r["questions"] == 8 and r["persona"], r
+    assert report["results"][0]["exact_match"] == 1.0, "merging changes no greedy answer"
 
 
 def fake_package(folder: Path, name: str, assemble_body: str) -> Path:
