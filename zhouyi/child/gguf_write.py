@@ -208,6 +208,9 @@ def main(argv: list[str]) -> int:
     except WriteError as exc:
         print(json.dumps({"error": str(exc)}))
         return 2
+    except Exception as exc:  # noqa: BLE001 - the converter's own refusal (a tensor it cannot map, ...), wrapped
+        print(json.dumps({"error": f"GGML's converter stopped: {type(exc).__name__}: {exc}"}))
+        return 2
     print(json.dumps(answer, ensure_ascii=False))
     return 0
 

@@ -89,8 +89,8 @@ def main() -> int:
     job = json.loads(sys.stdin.read())
     try:
         answers, bare = (llama_cpp_answers if job["runtime"] == "llama.cpp" else transformers_answers)(job)
-    except (OSError, ValueError) as exc:  # a file that is not a model, a template that does not render
-        print(json.dumps({"error": f"{job['model']}: {exc}"}))
+    except Exception as exc:  # noqa: BLE001 - a file that is not a model, a template that does not render, ...
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
         return 2
     print(json.dumps({"answers": answers, "bare_prompt": bare}, ensure_ascii=False))
     return 0
