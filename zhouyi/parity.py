@@ -6,7 +6,7 @@ that was evaluated? The same held-out questions, greedy, through
 Each is compared with (a): the share of answers that are exactly the same, where each first differs, whether its
 prompts are the very tokens LLaMA-Factory trained on, whether the persona is in them, and whether it ever ends an
 answer. A runtime fails below its threshold (export.gguf), on other prompt tokens, on a dropped persona, or when it
-never ends an answer that (a) ends; then exit 2 with the first differing pair."""
+never ends an answer while the merge ends some; then exit 2 with the first differing pair."""
 
 from __future__ import annotations
 
