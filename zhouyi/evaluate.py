@@ -94,6 +94,40 @@ def read_predictions(folder: Path, questions: list[str] | None) -> tuple[list[Pr
     return [Prediction(q, r["label"], r["predict"]) for q, r in zip(questions, rows, strict=True)], metrics
 
 
+@dataclass(frozen=True)
+class Question:
+    """One alpaca row as LLaMA-Factory reads it: instruction, input, the reference answer, the row's system prompt."""
+
+    prompt: str
+    query: str
+    reference: str
+    system: str | None
+
+    @property
+    def user(self) -> str:
+        """The user turn LLaMA-Factory makes of it: instruction and input joined by a newline."""
+        return "\n".join(t for t in (self.prompt, self.query) if t)
+
+
+def split_questions(spec: JobSpec, data_dir: Path, split: str, max_samples: int | None, verb: str) -> list[Question]:
+    """A split's rows, in the order LLaMA-Factory reads them (each dataset cut at max_samples). `verb` names who
+    asks, for the error when a dataset is not an alpaca file of answers."""
+    out = []
+    for entry in (d for d in spec.data.datasets if d.split == split):
+        cols = entry.resolved_columns
+        if entry.file_name is None or entry.formatting != "alpaca" or entry.ranking:
+            raise UserError(f"{verb}: the {split} set '{entry.name}' is not an alpaca file of answers zhouyi can read "
+                            "(file_name, formatting: alpaca, no ranking)")
+        try:
+            rows = read_json_rows(data_dir / entry.file_name)[:max_samples]
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{data_dir / entry.file_name}: {exc}; the run's {split} data must be where it was") \
+                from None
+        out += [Question(str(r.get(cols.prompt) or ""), str(r.get(cols.query or "") or ""),
+                         str(r.get(cols.response) or ""), r.get(cols.system) if cols.system else None) for r in rows]
+    return out
+
+
 def eval_questions(spec: JobSpec, ctx: RenderContext, max_samples: int | None) -> list[str] | None:
     """The eval rows' user turns, in the order LLaMA-Factory reads them (each dataset cut at max_samples)."""
     questions = []

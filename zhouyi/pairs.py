@@ -11,28 +11,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi import launch, process
 from zhouyi.answer_checks import at_token_limit, has_boilerplate, loops
 from zhouyi.errors import UserError
-from zhouyi.evaluate import prediction_rows
-from zhouyi.files import commit, locked, read_json_rows, refuse_foreign
+from zhouyi.evaluate import Question, prediction_rows, split_questions
+from zhouyi.files import commit, locked, refuse_foreign
 from zhouyi.registry import DATASET_INFO, merge_entries, read_registry
 from zhouyi.render import RenderContext, dataset_entry
 from zhouyi.spec import RANKING_COLUMNS, DatasetEntry, JobSpec
 
 PAIRS_DIR = "pairs"  # inside the run: the models' answers and the report
 VERBS = {"base": "predict_base", "tuned": "predict"}
-
-
-@dataclass(frozen=True)
-class Question:
-    prompt: str
-    query: str
-    reference: str
-    system: str | None
 
 
 def problems(answer: str, spec: JobSpec, at_limit: bool) -> list[str]:
@@ -75,7 +66,7 @@ def build_pairs(questions: list[Question], answers: dict[str, list[tuple[str, bo
             row = {"instruction": q.prompt, "input": q.query, "chosen": q.reference, "rejected": answer}
             rows.append(row | ({"system": q.system} if q.system is not None else {}))
             if len(examples) < 5:
-                examples.append({"model": which, "question": "\n".join(t for t in (q.prompt, q.query) if t),
+                examples.append({"model": which, "question": q.user,
                                  "rejected": answer, "because": found})
     report = {"questions": len(questions), "models": list(answers), "pairs": len(rows),
               "rejected_because": dict(reasons.most_common()), "no_pair": dict(no_pair), "examples": examples}
@@ -85,20 +76,7 @@ def build_pairs(questions: list[Question], answers: dict[str, list[tuple[str, bo
 def training_questions(spec: JobSpec, base_dir: Path, max_samples: int) -> list[Question]:
     """The run's training rows, in the order LLaMA-Factory reads them (each dataset cut at max_samples)."""
     folder = RenderContext(base_dir, base_dir).resolve(spec.data.dataset_dir)
-    out = []
-    for entry in (d for d in spec.data.datasets if d.split == "train"):
-        cols = entry.resolved_columns
-        if entry.file_name is None or entry.formatting != "alpaca" or entry.ranking:
-            raise UserError(f"data pairs: the run's training set '{entry.name}' is not an alpaca file of answers "
-                            "zhouyi can read; pairs are built from answers (a run of stage sft)")
-        try:
-            rows = read_json_rows(folder / entry.file_name)[:max_samples]
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{folder / entry.file_name}: {exc}; the run's training data must be where it was") \
-                from None
-        out += [Question(str(r.get(cols.prompt) or ""), str(r.get(cols.query or "") or ""),
-                         str(r.get(cols.response) or ""), r.get(cols.system) if cols.system else None) for r in rows]
-    return out
+    return split_questions(spec, folder, "train", max_samples, "data pairs (built from the answers of a stage-sft run)")
 
 
 def answer(spec: JobSpec, run_dir: Path, which: str, max_samples: int, without_system: bool) -> Path:

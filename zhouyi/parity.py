@@ -16,8 +16,8 @@ from pathlib import Path
 
 from zhouyi import gguf_export, launch, process
 from zhouyi.errors import UserError
-from zhouyi.evaluate import prediction_rows
-from zhouyi.files import atomic_write, read_json_rows, write_json
+from zhouyi.evaluate import prediction_rows, split_questions
+from zhouyi.files import atomic_write, write_json
 from zhouyi.render import RenderContext
 from zhouyi.spec import JobSpec
 
@@ -35,21 +35,14 @@ class Runtime:
 
 
 def questions(spec: JobSpec, ctx: RenderContext) -> list[tuple[str | None, str]]:
-    """(system, user) of the eval split's first rows, in the order and words LLaMA-Factory's prediction reads them:
-    the row's system column, else none (the template's persona); instruction and input joined by a newline."""
-    count, asked = spec.export.gguf.parity_questions, []
-    for entry in (d for d in spec.data.datasets if d.split == "eval"):
-        if entry.file_name is None or entry.formatting != "alpaca":
-            raise UserError(f"data.datasets '{entry.name}': the parity check asks an alpaca eval split zhouyi can "
-                            "read (file_name, formatting: alpaca)")
-        cols = entry.resolved_columns
-        for row in read_json_rows(ctx.resolve(spec.data.dataset_dir) / entry.file_name)[:count]:
-            user = "\n".join(str(row[c]) for c in (cols.prompt, cols.query) if c and row.get(c))
-            asked.append((row.get(cols.system) or None if cols.system else None, user))
-    if not asked:
+    """(system, user) of the eval split's first rows, as LLaMA-Factory's prediction reads them: the row's own system
+    prompt, else none (the template's persona)."""
+    rows = split_questions(spec, ctx.resolve(spec.data.dataset_dir), "eval", spec.export.gguf.parity_questions,
+                           "the parity check")
+    if not rows:
         raise UserError("the parity check asks the eval split's questions; the spec has no eval split "
                         "(data.datasets with split: eval)")
-    return asked
+    return [(q.system or None, q.user) for q in rows]
 
 
 def adapter_answers(spec: JobSpec, run_dir: Path, out: Path) -> list[str]:

