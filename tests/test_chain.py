@@ -6,7 +6,6 @@ continuing an adapter makes the reference the base model."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
@@ -115,13 +114,12 @@ def test_the_chained_run_exports_and_reruns_from_the_same_sft_run(chained):
 
 def test_bad_chains_are_refused_before_anything_is_written(tiny_project):
     project = tiny_project
-    unfinished = project / "runs" / "x"
     sft = fake_trained_run(project, "tiny-cpu")
+    unfinished = fake_trained_run(project, "tiny-cpu")
     (project / "dpo.yaml").write_text(DPO_SPEC)
     write_json(project / "data" / "pairs.json", [{"instruction": "梦见蛇", "input": "", "chosen": "主吉。",
                                                   "rejected": "我是AI。"}])
     registry = (project / "data" / "dataset_info.json")
-    shutil.copytree(sft, unfinished)
     (unfinished / "train" / "adapter_config.json").unlink()
     cases = {
         ("--from", str(unfinished)): "its training has not finished",

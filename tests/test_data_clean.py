@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_DATA, cli, write_json
-from zhouyi.answer_checks import in_voice
+from zhouyi.answers import in_voice
 from zhouyi.data.clean import PERSONA, CleanOptions, clean, han_count, keyword, question
 from zhouyi.data.identity import QUESTIONS as IDENTITY_QUESTIONS
 from zhouyi.data.readers import Record, read_file

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.conftest import REPO, cli, fake_trained_run, zhouyi
-from zhouyi.answer_checks import has_boilerplate, in_voice, loops
+from zhouyi.answers import has_boilerplate, in_voice, loops
 from zhouyi.evaluate import (
     Prediction,
     build_report,
@@ -38,6 +38,30 @@ def test_eval_compares_base_and_tuned_on_the_held_out_split(trained_run):
     markdown = (run / "eval" / "report.md").read_text()
     assert "| metric | base | tuned | change |" in markdown and f"| reference | {held_out[0]['output']} |" in markdown
     assert "report:" in result.stdout and "ROUGE-L" in result.stdout
+    # every question, every model, every score and check; their means are LLaMA-Factory's own
+    assert len(report["questions"]) == 4
+    for model in ("base", "tuned"):
+        for metric, value in report["metrics"][model].items():
+            mean = sum(q["scores"][model][metric] for q in report["questions"]) / 4
+            assert mean == pytest.approx(value, abs=0.01), (model, metric)
+        assert all(set(q["checks"][model]) >= {"boilerplate", "in_voice", "loops"} for q in report["questions"])
+    (versus,) = report["comparisons"]
+    assert (versus["a"], versus["b"], versus["questions"]) == ("base", "tuned", 4)
+    rouge = versus["metrics"]["rouge-l"]
+    assert rouge["low"] <= rouge["diff"] <= rouge["high"] and rouge["verdict"] in ("better", "worse",
+                                                                                   "no clear difference")
+    assert "| ROUGE-L |" in markdown and "95% interval" in markdown and "McNemar p" in markdown
+    # the forgetting check: tiny-cpu asks 8 general prompts; the base's answers are cached for the next run
+    forgot = report["forgetting"]
+    assert forgot["prompts"] == 8 and len(forgot["per_prompt"]) == 8
+    assert forgot["drift"]["low"] <= forgot["drift"]["mean"] <= forgot["drift"]["high"]
+    assert forgot["drift"]["mean"] == pytest.approx(forgot["nll"]["tuned"] - forgot["nll"]["base"], abs=1e-3)
+    assert forgot["drift"]["mean"] != 0, "the tuned model reads the base's answers differently"
+    assert 0 <= forgot["bleed"]["b"]["share"] <= 1 and "## Forgetting" in markdown
+    assert len(list((project / ".zhouyi" / "general").glob("*.json"))) == 1
+    again = zhouyi("eval", "--run", str(run), "--max-samples", "2", cwd=project, timeout=600)
+    assert again.returncode == 0 and "the base model answers" not in again.stdout, "cached"
+    assert json.loads((run / "eval" / "report.json").read_text())["forgetting"]["nll"] == forgot["nll"]
 
 
 def test_eval_without_a_held_out_split_says_how_to_make_one(project):

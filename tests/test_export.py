@@ -8,9 +8,10 @@ import time
 import pytest
 import yaml
 
-from tests.conftest import cli, fake_trained_run
+from tests.conftest import REPO, cli, fake_trained_run
 from zhouyi.errors import UserError
-from zhouyi.export import missing_quantize_packages, modelfile_with_persona
+from zhouyi.export.merge import missing_quantize_packages, modelfile_with_persona
+from zhouyi.load import load
 
 PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
 
@@ -18,7 +19,7 @@ PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王
 def test_quantize_refuses_a_run_with_no_merge(project):
     run = fake_trained_run(project, "tiny-cpu")
     result = cli("export", "--run", str(run), "--quantize", "4", cwd=project)
-    assert result.returncode == 2 and "without --quantize first" in result.stderr
+    assert result.returncode == 2 and "run `zhouyi export` first (without --quantize)" in result.stderr
 
 
 def test_quantize_renders_a_second_step_calibrated_on_our_data(project):
@@ -78,26 +79,52 @@ def test_force_replaces_only_a_folder_zhouyi_made(project):
     assert [p.name for p in (run / "ours").iterdir()] == [".zhouyi-made"], "replaced: only the marker is new"
 
 
-def _report(base: dict, tuned: dict, base_checks: dict, tuned_checks: dict) -> dict:
-    return {"rows": 10, "metrics": {"base": base, "tuned": tuned},
-            "checks": {"reference": {}, "base": base_checks, "tuned": tuned_checks}}
+DREAMS = [("梦见蛇", "蛇入梦，主财运亨通，宜守不宜攻。"), ("梦见龙", "龙现于梦，主贵人相助，事业有成。"),
+          ("梦见水", "清水入梦，主心境平和，财源渐进。"), ("梦见火", "火光入梦，主事业兴旺，然宜防口舌。"),
+          ("梦见山", "登山之梦，主志向高远，宜持之以恒。"), ("梦见鱼", "鱼跃于梦，主余财有望，家宅安宁。"),
+          ("梦见桥", "过桥之梦，主难关将过，贵人在侧。"), ("梦见雨", "细雨入梦，主润物之福，忌急躁。"),
+          ("梦见花", "花开入梦，主姻缘将至，喜事临门。"), ("梦见马", "骏马入梦，主行动有成，宜远行。")]
 
 
-def test_the_export_gate_names_each_measure_the_tuned_model_lost():
-    from zhouyi.quality_gate import failures
+def gate_report(base_answers: list[str], tuned_answers: list[str], forgot: dict | None = None) -> dict:
+    """A real report (zhouyi.evaluate.build_report) of these answers to the first held-out dreams."""
+    from zhouyi.answers import Prediction, scores
+    from zhouyi.evaluate import build_report
 
-    checks = {"boilerplate": 0.0, "in_voice": 0.2, "empty": 0.0, "loops": 0.1, "at_token_limit": 1.0}
-    better = _report({"rouge-l": 18.6, "bleu-4": 2.8}, {"rouge-l": 21.9, "bleu-4": 4.0}, checks,
-                     {**checks, "in_voice": 0.7, "loops": 0.0, "at_token_limit": 0.0})
-    assert failures(better, 0.0, 0.0) == []
-    worse = _report({"rouge-l": 20.0, "bleu-4": 3.0}, {"rouge-l": 19.5, "bleu-4": 3.0}, checks,
-                    {**checks, "loops": 1.0, "in_voice": 0.1})
-    assert failures(worse, 0.0, 0.0) == [
-        "rouge-l 19.5 against the base's 20.0 (allowed drop 0.0)",
-        "in_voice 10% of answers against the base's 20% (allowed 0% worse)",
-        "loops 100% of answers against the base's 10% (allowed 0% worse)"]
-    assert failures(worse, 1.0, 0.1) == ["loops 100% of answers against the base's 10% (allowed 10% worse)"], \
+    spec = load("tiny-cpu").spec
+    rows = DREAMS[:len(base_answers)]
+    base = [Prediction(q, ref, a) for (q, ref), a in zip(rows, base_answers, strict=True)]
+    tuned = [Prediction(q, ref, a) for (q, ref), a in zip(rows, tuned_answers, strict=True)]
+    means = {name: {m: sum(scores(p.answer, p.reference)[m] for p in ps) / len(ps) for m in ("rouge-l", "bleu-4")}
+             for name, ps in (("base", base), ("tuned", tuned))}
+    return build_report(spec, REPO / "runs" / "r", base, tuned, means, None, forgot=forgot)
+
+
+def test_the_export_gate_stops_only_what_the_interval_shows_worse():
+    from zhouyi.export.gate import failures
+    from zhouyi.forgetting import summarise
+
+    gate = load("tiny-cpu").spec.export.gate
+    references = [ref for _, ref in DREAMS]
+    lost = gate_report(references, ["作为一个AI助手，我无法解释梦境。"] * 10)
+    lines = failures(lost, gate)
+    assert any(line.startswith("rouge-l ") and "95% interval" in line and "below the allowed drop 0.0" in line
+               for line in lines), lines
+    assert any(line.startswith("in_voice 0% of answers against the base's 100%") and "McNemar p 0.002" in line
+               for line in lines), lines
+    assert failures(lost, gate.model_copy(update={"metric_drop": 200.0, "share_worse": 1.0})) == [], \
         "the margins are the spec's"
+    noise = gate_report(references[:2], [references[0], "蛇入梦，主财。"])  # one answer a little worse: noise
+    assert failures(noise, gate) == [], "an interval that includes no difference blocks nothing"
+    one = gate_report(references[:1], ["作为一个AI助手，我无法解释梦境。"])
+    assert failures(one, gate) == ["1 question: an interval needs at least 2, so noise cannot be told from a worse "
+                                   "model: evaluate more questions"]
+    prompts = [f"p{i}" for i in range(10)]
+    drifted = summarise(prompts, ["a"] * 10, ["梦见此物，主吉。"] * 10, [1.0] * 10, [2.0 + i / 100 for i in range(10)],
+                        ["梦见"])
+    lines = failures(gate_report(references, references, drifted), gate)
+    assert len(lines) == 2 and lines[0].startswith("drift +1.045 nats per token") and "domain bleed 100%" in lines[1]
+    assert failures({"metrics": {}, "checks": {}}, gate)[0].startswith("the evaluation holds no per-question scores")
 
 
 def test_export_refuses_a_run_without_an_eval_or_worse_than_the_base_unless_forced(project):
@@ -106,9 +133,8 @@ def test_export_refuses_a_run_without_an_eval_or_worse_than_the_base_unless_forc
     result = cli("export", "--run", str(run), cwd=project)
     assert result.returncode == 2 and "has no evaluation" in result.stderr and "zhouyi eval --run" in result.stderr
 
-    checks = {"boilerplate": 0.0, "in_voice": 0.5, "empty": 0.0, "loops": 0.0, "at_token_limit": 0.0}
-    report = _report({"rouge-l": 20.0, "bleu-4": 3.0}, {"rouge-l": 12.0, "bleu-4": 3.5}, checks,
-                     {**checks, "at_token_limit": 0.9})
+    references = [ref for _, ref in DREAMS]
+    report = gate_report(references, ["作为一个AI助手，我无法解释梦境。"] * 10)
     (run / "eval").mkdir()
     (run / "eval" / "report.json").write_text(json.dumps({"rows": 3}))
     damaged = cli("export", "--run", str(run), cwd=project)
@@ -116,12 +142,11 @@ def test_export_refuses_a_run_without_an_eval_or_worse_than_the_base_unless_forc
     (run / "eval" / "report.json").write_text(json.dumps(report))
     result = cli("export", "--run", str(run), cwd=project)
     assert result.returncode == 2, result.stderr
-    assert "rouge-l 12.0 against the base's 20.0" in result.stderr
-    assert "at_token_limit 90% of answers against the base's 0%" in result.stderr and "--force" in result.stderr
+    assert "rouge-l " in result.stderr and "95% interval" in result.stderr
+    assert "in_voice 0% of answers against the base's 100%" in result.stderr and "--force" in result.stderr
     assert not (run / "merged").exists(), "refused before anything is written"
 
-    (run / "eval" / "report.json").write_text(json.dumps(_report({"rouge-l": 20.0}, {"rouge-l": 21.0}, checks,
-                                                                  checks)))
+    (run / "eval" / "report.json").write_text(json.dumps(gate_report(references, references[:9] + ["主吉。"])))
     passed = cli("export", "--run", str(run), cwd=project)
     assert f"export gate: {run.name} is no worse than the base on 10 held-out questions" in passed.stdout
     assert "llamafactory-cli export" in passed.stdout, "LLaMA-Factory's export runs (and fails on the empty adapter)"

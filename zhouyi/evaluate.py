@@ -1,41 +1,30 @@
 """`zhouyi eval`: did fine-tuning help? The same held-out questions go to the base and to the tuned model through
-LLaMA-Factory's own prediction (`do_predict`, greedy); zhouyi only reads its outputs and writes the comparison.
+LLaMA-Factory's own prediction (`do_predict`, greedy; zhouyi.answers asks and reads), and this module writes the
+comparison: the report of one run, and the table of several runs on the same questions.
 
-Checks on the answers (zhouyi.answer_checks; documented in the README, "Evaluate"):
-- boilerplate: the answer contains a dream site's phrase that `zhouyi data clean` removes (adverts, editor notes,
-  site intros, pasted horoscope or numerology filler, URLs, HTML); with clean data this falls to zero;
-- in voice: the answer names no modern assistant (`eval.off_voice_markers`) and uses at least one of the diviner's
-  words the training answers use (`eval.voice_markers`, e.g. 主, 预示, 宜, 忌, 吉, 凶);
-- degeneration: the answer loops (a 10-character stretch three times, or a sentence twice), or it ran into
-  `eval.max_new_tokens` without ending (it never produced its end-of-turn token); and its length against the
-  reference's.
+The checks on the answers are zhouyi.answers' (documented in the README, "See the model"): site boilerplate, the
+persona's voice, degeneration (loops, answers cut at `eval.max_new_tokens`) and length against the reference.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
-from zhouyi import launch, process
-from zhouyi.answer_checks import answer_checks
+from zhouyi import answers, forgetting, layout, stats, trace
+from zhouyi.answers import METRICS, SHARES, Prediction, answer_checks
 from zhouyi.errors import UserError
-from zhouyi.files import atomic_write, read_json_rows, write_json
-from zhouyi.render import EVAL_DIR, RenderContext
-from zhouyi.runs import read_trainer_log
+from zhouyi.files import atomic_write, write_json
+from zhouyi.render import RenderContext
+from zhouyi.reports import COLUMN_LABELS, comparison_markdown, to_markdown
+from zhouyi.runs import read_trainer_log, recorded_spec
 from zhouyi.spec import JobSpec
 
-METRICS = ("bleu-4", "rouge-1", "rouge-2", "rouge-l")
-MODELS = (("base", "predict_base"), ("tuned", "predict"))  # (output folder, launch verb)
-WITHOUT_SYSTEM = (("base_no_system", "predict_base"), ("tuned_no_system", "predict"))  # `--without-system`
-
-
-@dataclass(frozen=True)
-class Prediction:
-    question: str
-    reference: str
-    answer: str
+MODELS = ("base", "tuned")
+WITHOUT_SYSTEM = ("base_no_system", "tuned_no_system")  # `--without-system`: the same questions, no system prompt
+PAIRS = (("base", "tuned"), ("base_no_system", "tuned_no_system"))  # the comparisons a report makes
+HIGHER_IS_BETTER = {"in_voice": True, "boilerplate": False, "empty": False, "loops": False, "at_token_limit": False}
+TRACED = ("tuned", "tuned_no_system")  # whose flagged answers are traced to training rows
 
 
 def require_eval_split(spec: JobSpec, run_dir: Path) -> None:
@@ -44,176 +33,131 @@ def require_eval_split(spec: JobSpec, run_dir: Path) -> None:
             f"{spec.name} has no eval split to answer: add a dataset with `split: eval` to data.datasets "
             f"(`zhouyi data clean` writes one beside the training file, e.g. {Path(spec.data.clean.output).stem}"
             "_eval.json, and registers it), then train again")
-    missing = [launch.VERB_FILES[verb] for _, verb in MODELS if not (run_dir / launch.VERB_FILES[verb]).is_file()]
+    missing = [name for which in MODELS if not (run_dir / (name := layout.VERB_FILES[layout.PREDICT_VERBS[which]]))
+               .is_file()]
     if missing:
         raise UserError(f"{run_dir} has no {', '.join(missing)}: it was trained by an older zhouyi; train again")
 
 
-def require_no_system_column(spec: JobSpec, split: str = "eval") -> None:
-    """Asking without the system prompt means nothing when the rows asked carry the persona themselves (LLaMA-Factory's
-    `default_system=null` only drops the default)."""
-    carrying = [d.name for d in spec.data.datasets if d.split == split and d.resolved_columns.system]
-    if carrying:
-        raise UserError(f"--without-system: the {split} split {', '.join(carrying)} maps a system column "
-                        f"(columns.system), so its rows carry the persona; map no system column for the {split} split")
-
-
 def predict(spec: JobSpec, run_dir: Path, max_samples: int | None, without_system: bool = False,
-            with_base: bool = True) -> int:
+            with_base: bool = True) -> None:
     """Answer the eval split with the base model, then the tuned one, and with `without_system` both again with no
     system prompt (the template's own default instead of the persona); `with_base=False` asks the tuned model
-    only (another run already asked the base). 0, or the failing exit code."""
-    out = run_dir / EVAL_DIR
-    out.mkdir(exist_ok=True)
+    only (another run already asked the base)."""
     extra = [f"max_samples={max_samples}"] if max_samples else []  # llamafactory-cli's key=value overrides
-    bare = [(which, verb, ["default_system=null", f"output_dir={out / which}"]) for which, verb in WITHOUT_SYSTEM]
-    for which, verb, overrides in [(w, v, []) for w, v in MODELS] + (bare if without_system else []):
-        if which.startswith("base") and not with_base:
+    for which in MODELS + (WITHOUT_SYSTEM if without_system else ()):
+        model = which.removesuffix("_no_system")
+        if model == "base" and not with_base:
             continue
-        log = out / f"{which}.log"
-        code = process.run(launch.build(spec, verb, run_dir, args=[*extra, *overrides]), log=log)
-        if code != 0:
-            print(f"{which} model: prediction failed (exit {code}); {log} ends:\n{process.log_tail(log)}")
-            return code
-    return 0
+        bare = ["default_system=null"] if which != model else []
+        answers.predict(spec, run_dir, model, layout.answers_dir(run_dir, which), [*extra, *bare])
 
 
-def prediction_rows(folder: Path) -> list[dict]:
-    """The rows ({prompt, predict, label}) of LLaMA-Factory's generated_predictions.jsonl in one prediction folder."""
-    return [json.loads(line) for line in (folder / "generated_predictions.jsonl").read_text("utf-8").splitlines()
-            if line.strip()]
+def evaluate_runs(run_dirs: list[Path], base_dir: Path, max_samples: int | None, without_system: bool,
+                  forgetting_check: bool = True, echo=print) -> tuple[list[tuple[Path, dict]], Path | None]:
+    """`zhouyi eval` on finished runs, whole: every check first, then each run's answers and report (the base asked
+    once, by the first run); with several runs, also their comparison. ([(report.md, report)], compare.md or None)."""
+    if max_samples is not None and max_samples < 1:
+        raise UserError(f"--max-samples {max_samples}: answer at least one question")
+    specs = [recorded_spec(run) for run in run_dirs]
+    for spec, run in zip(specs, run_dirs, strict=True):
+        require_eval_split(spec, run)
+        if without_system:
+            answers.require_no_system_column(spec)
+        if _eval_data(spec) != _eval_data(specs[0]):
+            raise UserError(f"--run {run}: its held-out split differs from {run_dirs[0].name}'s; compare runs on the "
+                            "same questions")
+        if forgetting_check and spec.eval.forgetting:
+            forgetting.load_prompts(spec, base_dir)  # a bad prompts file is named before minutes of answering
+    reports = []
+    for i, (spec, run) in enumerate(zip(specs, run_dirs, strict=True)):
+        predict(spec, run, max_samples, without_system, with_base=i == 0)
+        forgot = forgetting.check(spec, run, base_dir, echo) if forgetting_check and spec.eval.forgetting else None
+        base_from = run_dirs[0] / layout.EVAL_DIR if i else None
+        reports.append(write_report(spec, run, RenderContext(base_dir, run), max_samples, without_system, base_from,
+                                    forgot))
+    if len(reports) == 1:
+        return reports, None
+    table = compare([report for _, report in reports], seed_groups(specs))
+    folder = base_dir / specs[0].output.runs_dir / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    write_json(folder / "compare.json", table)
+    atomic_write(folder / "compare.md", comparison_markdown(table))
+    return reports, folder / "compare.md"
 
 
-def read_predictions(folder: Path, questions: list[str] | None) -> tuple[list[Prediction], dict[str, float]]:
-    """LLaMA-Factory's generated_predictions.jsonl and predict_results.json from one prediction folder."""
-    rows = prediction_rows(folder)
-    if questions is None or len(questions) != len(rows):  # fall back on the templated prompt, markup removed
-        questions = [re.sub(r"<\|[^|>]*\|>", " ", r["prompt"]).strip() for r in rows]
-    results = json.loads((folder / "predict_results.json").read_text("utf-8"))
-    metrics = {m: round(float(results[f"predict_{m}"]), 2) for m in METRICS if f"predict_{m}" in results}
-    return [Prediction(q, r["label"], r["predict"]) for q, r in zip(questions, rows, strict=True)], metrics
-
-
-@dataclass(frozen=True)
-class Question:
-    """One alpaca row as LLaMA-Factory reads it: instruction, input, the reference answer, the row's system prompt."""
-
-    prompt: str
-    query: str
-    reference: str
-    system: str | None
-
-    @property
-    def user(self) -> str:
-        """The user turn LLaMA-Factory makes of it: instruction and input joined by a newline."""
-        return "\n".join(t for t in (self.prompt, self.query) if t)
-
-
-def split_questions(spec: JobSpec, data_dir: Path, split: str, max_samples: int | None, verb: str) -> list[Question]:
-    """A split's rows, in the order LLaMA-Factory reads them (each dataset cut at max_samples). `verb` names who
-    asks, for the error when a dataset is not an alpaca file of answers."""
-    out = []
-    for entry in (d for d in spec.data.datasets if d.split == split):
-        cols = entry.resolved_columns
-        if entry.file_name is None or entry.formatting != "alpaca" or entry.ranking:
-            raise UserError(f"{verb}: the {split} set '{entry.name}' is not an alpaca file of answers zhouyi can read "
-                            "(file_name, formatting: alpaca, no ranking)")
-        try:
-            rows = read_json_rows(data_dir / entry.file_name)[:max_samples]
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{data_dir / entry.file_name}: {exc}; the run's {split} data must be where it was") \
-                from None
-        out += [Question(str(r.get(cols.prompt) or ""), str(r.get(cols.query or "") or ""),
-                         str(r.get(cols.response) or ""), r.get(cols.system) if cols.system else None) for r in rows]
-    return out
-
-
-def eval_questions(spec: JobSpec, ctx: RenderContext, max_samples: int | None) -> list[str] | None:
-    """The eval rows' user turns, in the order LLaMA-Factory reads them (each dataset cut at max_samples)."""
-    questions = []
-    for entry in (d for d in spec.data.datasets if d.split == "eval"):
-        if entry.file_name is None or entry.formatting != "alpaca":
-            return None
-        cols = entry.resolved_columns
-        rows = read_json_rows(ctx.resolve(spec.data.dataset_dir) / entry.file_name)[:max_samples]
-        persona = spec.model.default_system  # a persona in the instruction column is not the question
-        questions += ["\n".join(t for t in (r.get(cols.prompt, ""), r.get(cols.query or "", "")) if t and t != persona)
-                      for r in rows]
-    return questions
-
-
-def token_counter(run_dir: Path):
-    """Counts an answer's tokens with the run's own tokenizer (for the token-limit check), or None."""
-    import yaml
-
-    try:
-        model = yaml.safe_load((run_dir / launch.VERB_FILES["predict"]).read_text("utf-8"))["model_name_or_path"]
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(model)
-    except Exception:  # noqa: BLE001 - no tokenizer, no token-limit check; the other checks still hold
-        return None
-    return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+def _eval_data(spec: JobSpec) -> list:
+    return [spec.data.dataset_dir, [d.model_dump() for d in spec.data.datasets if d.split == "eval"]]
 
 
 def build_report(spec: JobSpec, run_dir: Path, base: list[Prediction], tuned: list[Prediction],
                  metrics: dict[str, dict[str, float]], loss_png: str | None, count_tokens=None,
-                 without_system: dict[str, list[Prediction]] | None = None) -> dict:
-    """The comparison; `without_system` adds the same questions asked with no system prompt (base_no_system,
-    tuned_no_system), reported as further columns."""
+                 without_system: dict[str, list[Prediction]] | None = None, forgot: dict | None = None,
+                 training: trace.TrainingRows | None = None) -> dict:
+    """The comparison: LLaMA-Factory's mean scores and the share of answers each check flags per model; every
+    question with every model's answer, scores and checks; base against tuned with intervals (`comparisons`);
+    the forgetting check (`forgot`); flagged tuned answers traced to the `training` rows behind them.
+    `without_system` adds the same questions asked with no system prompt (base_no_system, tuned_no_system)."""
     voice, off = spec.eval.voice_markers, spec.eval.off_voice_markers
     references = [p.reference for p in tuned]
-    answers = {"base": base, "tuned": tuned, **(without_system or {})}
+    asked = {"base": base, "tuned": tuned, **(without_system or {})}
     checks = {"reference": answer_checks(references, references, spec)}
     checks |= {name: answer_checks([p.answer for p in predictions], references, spec, count_tokens)
-               for name, predictions in answers.items()}
+               for name, predictions in asked.items()}
+    questions = per_question(asked, spec, count_tokens)
     samples = [{"question": tuned[i].question, "reference": tuned[i].reference,
-                **{name: predictions[i].answer for name, predictions in answers.items()}}
+                **{name: predictions[i].answer for name, predictions in asked.items()}}
                for i in range(min(len(tuned), spec.eval.side_by_side))]
-    return {"run": str(run_dir), "spec": spec.name, "rows": len(tuned), "metrics": metrics, "checks": checks,
-            "loss_curve": loss_png, "samples": samples,
-            "settings": {"max_new_tokens": spec.eval.max_new_tokens, "do_sample": False,
-                         "voice_markers": voice, "off_voice_markers": off}}
+    report = {"run": str(run_dir), "spec": spec.name, "rows": len(tuned), "metrics": metrics, "checks": checks,
+              "questions": questions,
+              "comparisons": [comparison(questions, a, b, spec.eval.seed) for a, b in PAIRS
+                              if a in asked and b in asked],
+              "loss_curve": loss_png, "samples": samples,
+              "settings": {"max_new_tokens": spec.eval.max_new_tokens, "do_sample": False, "seed": spec.eval.seed,
+                           "voice_markers": voice, "off_voice_markers": off}}
+    if forgot is not None:
+        report["forgetting"] = forgot
+    if training is not None:
+        report["traces"] = [t for model in TRACED if model in asked
+                            for t in trace.trace(questions, model, training, spec)]
+    return report
 
 
-COLUMN_LABELS = {"reference": "reference", "base": "base", "tuned": "tuned", "base_no_system": "base, no system prompt",
-                 "tuned_no_system": "tuned, no system prompt"}
+def per_question(asked: dict[str, list[Prediction]], spec: JobSpec, count_tokens=None) -> list[dict]:
+    """Every question with every model's answer, its scores (as LLaMA-Factory scores them) and its checks."""
+    first = next(iter(asked.values()))
+    out = []
+    for i, p in enumerate(first):
+        row = {"question": p.question, "reference": p.reference, "answers": {}, "scores": {},
+               "checks": {"reference": answers.check(p.reference, spec)}}
+        for name, predictions in asked.items():
+            text = predictions[i].answer
+            row["answers"][name] = text
+            row["scores"][name] = answers.scores(text, p.reference)
+            row["checks"][name] = answers.check(text, spec, count_tokens)
+        out.append(row)
+    return out
 
 
-def to_markdown(report: dict) -> str:
-    lines = [f"# Evaluation of {Path(report['run']).name}", "",
-             f"{report['rows']} held-out questions, greedy answers (max {report['settings']['max_new_tokens']} new "
-             "tokens), scored by LLaMA-Factory (character BLEU-4, jieba-segmented ROUGE)."]
-    for suffix, title in (("", "metric"), ("_no_system", "metric, no system prompt")):
-        base, tuned = report["metrics"].get("base" + suffix), report["metrics"].get("tuned" + suffix)
-        if base is None or tuned is None:
+def comparison(questions: list[dict], a: str, b: str, seed: int = 0) -> dict:
+    """Model `b` against model `a` on the same questions: each metric's mean difference with its paired bootstrap
+    interval, each check's shares with their intervals and McNemar's test, and the verdicts. Per-question values
+    that are fractions (the mean over several seeds' runs) are compared by the bootstrap interval alone."""
+    out = {"a": a, "b": b, "questions": len(questions)}
+    if len(questions) < stats.MIN_QUESTIONS:
+        return out | {"too_few": f"{len(questions)} question: an interval needs at least {stats.MIN_QUESTIONS}"}
+    out["metrics"] = {m: stats.compare_scores([q["scores"][a][m] for q in questions],
+                                              [q["scores"][b][m] for q in questions], True, seed) for m in METRICS}
+    out["shares"] = {}
+    for name in SHARES:
+        if not all(name in q["checks"][a] and name in q["checks"][b] for q in questions):
             continue
-        lines += ["", f"| {title} | base | tuned | change |", "|---|---:|---:|---:|"]
-        lines += [f"| {m.upper()} | {base[m]:.2f} | {tuned[m]:.2f} | {tuned[m] - base[m]:+.2f} |"
-                  for m in METRICS if m in base and m in tuned]
-    c = report["checks"]
-    columns = [w for w in COLUMN_LABELS if w in c]
-    lines += ["", "| share of answers | " + " | ".join(COLUMN_LABELS[w] for w in columns) + " |",
-              "|---|" + "---:|" * len(columns)]
-    labels = {"boilerplate": "with site boilerplate", "in_voice": "in the persona's voice", "empty": "empty",
-              "loops": "repeating itself", "at_token_limit": "cut at the token limit (never ended)"}
-    for key, label in labels.items():
-        if key in c["tuned"]:
-            lines.append(f"| {label} | " + " | ".join(f"{c[w][key]:.0%}" if key in c[w] else "-" for w in columns)
-                         + " |")
-    lines.append("| length / reference length | " + " | ".join(f"{c[w]['length_ratio']:.2f}" for w in columns) + " |")
-    lines += ["", "In voice: no modern-assistant words (" + "、".join(report["settings"]["off_voice_markers"]) +
-              ") and at least one of " + "、".join(report["settings"]["voice_markers"]) + "."]
-    if report["loss_curve"]:
-        lines += ["", f"![training loss]({report['loss_curve']})"]
-    for n, s in enumerate(report["samples"], 1):
-        lines += ["", f"## {n}. {_one_line(s['question'])}", "", "| | answer |", "|---|---|"]
-        lines += [f"| {COLUMN_LABELS[w]} | {_one_line(s[w])} |" for w in columns if w in s]
-    return "\n".join(lines) + "\n"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|") or "(empty)"
+        x, y = [q["checks"][a][name] for q in questions], [q["checks"][b][name] for q in questions]
+        if all(isinstance(v, bool) for v in x + y):
+            out["shares"][name] = stats.compare_shares(x, y, HIGHER_IS_BETTER[name], seed)
+        else:
+            scored = stats.compare_scores([float(v) for v in x], [float(v) for v in y], HIGHER_IS_BETTER[name], seed)
+            out["shares"][name] = {**scored, "a": {"share": scored["a"]}, "b": {"share": scored["b"]}}
+    return out
 
 
 def plot_loss(run_dir: Path, png: Path) -> bool:
@@ -247,57 +191,104 @@ def plot_loss(run_dir: Path, png: Path) -> bool:
 
 
 def write_report(spec: JobSpec, run_dir: Path, ctx: RenderContext, max_samples: int | None,
-                 without_system: bool = False, base_from: Path | None = None) -> tuple[Path, dict]:
+                 without_system: bool = False, base_from: Path | None = None, forgot: dict | None = None
+                 ) -> tuple[Path, dict]:
     """The run's eval/report.{json,md}; `base_from`: the eval folder of a run that asked the base model already."""
-    out = run_dir / EVAL_DIR
-    questions = eval_questions(spec, ctx, max_samples or spec.eval.max_samples)
-    read = {which: read_predictions((base_from if base_from and which.startswith("base") else out) / which, questions)
-            for which, _ in MODELS + (WITHOUT_SYSTEM if without_system else ())}
-    loss = "loss.png" if plot_loss(run_dir, out / "loss.png") else None
+    out = run_dir / layout.EVAL_DIR
+    data_dir = ctx.resolve(spec.data.dataset_dir)
+    questions = None  # a split zhouyi cannot read (a hub set): the templated prompt stands for the question
+    if answers.readable(spec, "eval"):
+        rows = answers.split_questions(spec, data_dir, "eval", max_samples or spec.eval.max_samples, "eval")
+        questions = [q.shown(spec.model.default_system) for q in rows]
+    read = {which: answers.read_predictions((base_from if base_from and which.startswith("base") else out) / which,
+                                            questions)
+            for which in MODELS + (WITHOUT_SYSTEM if without_system else ())}
+    loss = layout.LOSS_PNG if plot_loss(run_dir, out / layout.LOSS_PNG) else None
     report = build_report(spec, run_dir, read["base"][0], read["tuned"][0],
-                          {which: metrics for which, (_, metrics) in read.items()}, loss, token_counter(run_dir),
-                          {which: read[which][0] for which, _ in WITHOUT_SYSTEM} if without_system else None)
-    write_json(out / "report.json", report)
-    atomic_write(out / "report.md", to_markdown(report))
-    return out / "report.md", report
+                          {which: metrics for which, (_, metrics) in read.items()}, loss,
+                          answers.token_counter(run_dir),
+                          {which: read[which][0] for which in WITHOUT_SYSTEM} if without_system else None,
+                          forgot, training_rows(spec, data_dir))
+    write_json(out / layout.REPORT_JSON, report)
+    atomic_write(out / layout.REPORT_MD, to_markdown(report))
+    return out / layout.REPORT_MD, report
 
 
-def compare(reports: list[dict]) -> dict:
-    """Several runs' reports on the same questions as one table: the base once, then each run's tuned model."""
+def training_rows(spec: JobSpec, data_dir: Path) -> trace.TrainingRows | None:
+    """The run's training answers, to trace flagged answers to (None when the training split is not alpaca)."""
+    if not answers.readable(spec, "train"):
+        return None
+    rows = []
+    for entry in (d for d in spec.data.datasets if d.split == "train"):
+        one = answers.split_questions(spec.model_copy(update={"data": spec.data.model_copy(
+            update={"datasets": [entry]})}), data_dir, "train", None, "eval")
+        rows += [(data_dir / entry.file_name, i, q.reference) for i, q in enumerate(one)]
+    return trace.TrainingRows(rows)
+
+
+def seed_groups(specs: list[JobSpec]) -> list[list[int]]:
+    """Runs whose specs differ only in train.seed (and their names), as groups of indices, in order."""
+    groups: dict[str, list[int]] = {}
+    for i, spec in enumerate(specs):
+        data = spec.model_dump(mode="json", exclude={"name", "description", "output"})
+        data["train"].pop("seed")
+        groups.setdefault(repr(data), []).append(i)
+    return list(groups.values())
+
+
+def compare(reports: list[dict], groups: list[list[int]] | None = None) -> dict:
+    """Several runs' reports on the same questions as one table: the base once, then each run's tuned model; runs
+    that differ only in their training seed (`groups`) as one column, their per-question scores averaged, with the
+    spread of their means between seeds. Comparisons: each column against the base and, with several columns,
+    each against the first."""
+    groups = groups or [[i] for i in range(len(reports))]
     first = reports[0]
-    columns: dict[str, tuple[dict, str]] = {"reference": (first, "reference")}
+    columns: dict[str, list[tuple[dict, str]]] = {"reference": [(first, "reference")]}
     for which in ("base", "base_no_system"):
         if which in first["checks"]:
-            columns[COLUMN_LABELS[which]] = (first, which)
-    for report in reports:
-        name = Path(report["run"]).name
-        columns[name] = (report, "tuned")
-        if "tuned_no_system" in report["checks"]:
-            columns[f"{name}, no system prompt"] = (report, "tuned_no_system")
-    return {"runs": [r["run"] for r in reports], "rows": first["rows"], "settings": first["settings"],
-            "metrics": {c: r["metrics"][w] for c, (r, w) in columns.items() if w in r["metrics"]},
-            "checks": {c: r["checks"][w] for c, (r, w) in columns.items()},
-            "samples": [{"question": s["question"], **{c: r["samples"][i][w] for c, (r, w) in columns.items()
-                                                       if i < len(r["samples"])}}
-                        for i, s in enumerate(first["samples"])]}
+            columns[COLUMN_LABELS[which]] = [(first, which)]
+    tuned_columns = []
+    for group in groups:
+        members = [reports[i] for i in group]
+        name = Path(members[0]["run"]).name + (f" ({len(group)} seeds)" if len(group) > 1 else "")
+        columns[name] = [(r, "tuned") for r in members]
+        tuned_columns.append(name)
+        if all("tuned_no_system" in r["checks"] for r in members):
+            columns[f"{name}, no system prompt"] = [(r, "tuned_no_system") for r in members]
+    table = {"runs": [r["run"] for r in reports], "rows": first["rows"], "settings": first["settings"],
+             "metrics": {c: _mean_of(m, "metrics") for c, m in columns.items() if all(w in r["metrics"] for r, w in m)},
+             "checks": {c: _mean_of(m, "checks") for c, m in columns.items()},
+             "samples": [{"question": s["question"], **{c: m[0][0]["samples"][i][m[0][1]] for c, m in columns.items()
+                                                        if i < len(m[0][0]["samples"])}}
+                         for i, s in enumerate(first["samples"])],
+             "seeds": {c: {k: stats.spread([r["metrics"][w][k] for r, w in m]) for k in METRICS
+                           if all(k in r["metrics"].get(w, {}) for r, w in m)}
+                       for c, m in columns.items() if len(m) > 1}}
+    if all("questions" in r for r in reports):
+        questions = [{"question": q["question"], "reference": q["reference"],
+                      "scores": {c: _mean_scores([r["questions"][i]["scores"][w] for r, w in m])
+                                 for c, m in columns.items() if c != "reference"},
+                      "checks": {c: _mean_flags([r["questions"][i]["checks"][w] for r, w in m])
+                                 for c, m in columns.items()}}
+                     for i, q in enumerate(first["questions"])]
+        pairs = [(COLUMN_LABELS["base"], c) for c in tuned_columns]
+        pairs += [(COLUMN_LABELS["base_no_system"], f"{c}, no system prompt") for c in tuned_columns
+                  if f"{c}, no system prompt" in columns and COLUMN_LABELS["base_no_system"] in columns]
+        pairs += [(tuned_columns[0], c) for c in tuned_columns[1:]]
+        table["comparisons"] = [comparison(questions, a, b, first["settings"].get("seed", 0)) for a, b in pairs]
+    return table
 
 
-def comparison_markdown(table: dict) -> str:
-    columns = [c for c in table["checks"] if c != "reference"]
-    lines = [f"# {len(table['runs'])} runs on {table['rows']} held-out questions", "",
-             "Greedy answers (max " + str(table["settings"]["max_new_tokens"]) + " new tokens); runs: "
-             + ", ".join(Path(r).name for r in table["runs"]) + ".", "",
-             "| metric | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-    lines += [f"| {m.upper()} | " + " | ".join(f"{table['metrics'][c][m]:.2f}" if m in table["metrics"].get(c, {})
-                                               else "-" for c in columns) + " |" for m in METRICS]
-    labels = {"boilerplate": "with site boilerplate", "in_voice": "in the persona's voice",
-              "loops": "repeating itself", "at_token_limit": "cut at the token limit (never ended)"}
-    everything = ["reference", *columns]
-    lines += ["", "| share of answers | " + " | ".join(everything) + " |", "|---|" + "---:|" * len(everything)]
-    for key, label in labels.items():
-        lines.append(f"| {label} | " + " | ".join(f"{table['checks'][c][key]:.0%}" if key in table["checks"][c]
-                                                  else "-" for c in everything) + " |")
-    for n, sample in enumerate(table["samples"], 1):
-        lines += ["", f"## {n}. {_one_line(sample['question'])}", "", "| | answer |", "|---|---|"]
-        lines += [f"| {c} | {_one_line(sample[c])} |" for c in everything if c in sample]
-    return "\n".join(lines) + "\n"
+def _mean_of(members: list[tuple[dict, str]], part: str) -> dict:
+    values = [r[part][w] for r, w in members]
+    return {k: round(stats.mean([v[k] for v in values]), 3) for k in values[0] if all(k in v for v in values)}
+
+
+def _mean_scores(values: list[dict]) -> dict:
+    return values[0] if len(values) == 1 else {k: stats.mean([v[k] for v in values]) for k in values[0]}
+
+
+def _mean_flags(values: list[dict]) -> dict:
+    if len(values) == 1:
+        return values[0]
+    return {k: stats.mean([float(v[k]) for v in values]) for k in values[0] if all(k in v for v in values)}

@@ -12,13 +12,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zhouyi.layout import VERB_FILES
 from zhouyi.spec import JobSpec
 
 CLI = "llamafactory-cli"
-# zhouyi verb -> the rendered file it runs on (None: no file), and the llamafactory-cli verb where it differs
-VERB_FILES = {"train": "train.yaml", "predict": "predict.yaml", "predict_base": "predict_base.yaml",
-              "chat": "infer.yaml", "api": "infer.yaml", "webchat": "infer.yaml", "export": "export.yaml",
-              "quantize": "quantize.yaml", "webui": None}
+# the llamafactory-cli verb where it differs from zhouyi's (the rendered file of each: layout.VERB_FILES)
 LF_VERBS = {"predict": "train", "predict_base": "train", "quantize": "export"}
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
@@ -54,7 +52,12 @@ def build(spec: JobSpec, verb: str, run_dir: Path, *, node_rank: int | None = No
 def child(module: str, *args: str, env: dict[str, str] | None = None, cwd: Path | str = ".") -> Command:
     """`python -m zhouyi.child.<module>`: a helper that imports what zhouyi itself must not (torch, llamafactory,
     a hub client), in this same Python."""
-    return Command([sys.executable, "-m", f"zhouyi.child.{module}", *args], env or {}, str(cwd))
+    return python_module(f"zhouyi.child.{module}", *args, env=env, cwd=cwd)
+
+
+def python_module(module: str, *args: str, env: dict[str, str] | None = None, cwd: Path | str = ".") -> Command:
+    """`python -m <module>` in this same Python (a child helper, the API gate)."""
+    return Command([sys.executable, "-m", module, *args], env or {}, str(cwd))
 
 
 def launch_env(spec: JobSpec, node_rank: int | None = None) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """`zhouyi data pairs`: preference pairs with no labelling. The models of a finished run (the base, the tuned model,
 or both) answer the run's own training questions through LLaMA-Factory's prediction (greedy); every answer that
-zhouyi's checks flag (zhouyi.answer_checks) becomes `rejected`, against the training answer as `chosen`.
+zhouyi's checks flag (zhouyi.answers) becomes `rejected`, against the training answer as `chosen`.
 
 An answer is flagged for a problem only where the reference has not the same problem (an answer without the
 diviner's words teaches nothing against a reference without them either). Answers that pass every check give no
@@ -13,35 +13,28 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from zhouyi import launch, process
-from zhouyi.answer_checks import at_token_limit, has_boilerplate, loops
+from zhouyi import answers as answering
+from zhouyi import layout
+from zhouyi.answers import Question, check, split_questions
 from zhouyi.errors import UserError
-from zhouyi.evaluate import Question, prediction_rows, split_questions
 from zhouyi.files import commit, locked, refuse_foreign
 from zhouyi.registry import DATASET_INFO, merge_entries, read_registry
 from zhouyi.render import RenderContext, dataset_entry
+from zhouyi.runs import check_run, recorded_spec
 from zhouyi.spec import RANKING_COLUMNS, DatasetEntry, JobSpec
 
-PAIRS_DIR = "pairs"  # inside the run: the models' answers and the report
-VERBS = {"base": "predict_base", "tuned": "predict"}
+REASONS = {"boilerplate": "site boilerplate", "loops": "repeats itself",
+           "at_token_limit": "no end (cut at the token limit)"}  # answers.check's flag -> the reason a pair gives
 
 
 def problems(answer: str, spec: JobSpec, at_limit: bool) -> list[str]:
     """What zhouyi's checks find wrong with one answer (`at_limit`: it used every new token without ending)."""
-    if not answer.strip():
+    flags = check(answer, spec) | {"at_token_limit": at_limit}
+    if flags["empty"]:
         return ["empty"]
-    found = []
-    if any(m in answer for m in spec.eval.off_voice_markers):
-        found.append("speaks as an assistant")
-    elif not any(m in answer for m in spec.eval.voice_markers):
-        found.append("not in the persona's voice")
-    if has_boilerplate(answer):
-        found.append("site boilerplate")
-    if loops(answer):
-        found.append("repeats itself")
-    if at_limit:
-        found.append("no end (cut at the token limit)")
-    return found
+    found = ["speaks as an assistant"] if flags["speaks_as_assistant"] else [] if flags["in_voice"] else [
+        "not in the persona's voice"]
+    return found + [reason for name, reason in REASONS.items() if flags[name]]
 
 
 def build_pairs(questions: list[Question], answers: dict[str, list[tuple[str, bool]]], spec: JobSpec
@@ -79,29 +72,51 @@ def training_questions(spec: JobSpec, base_dir: Path, max_samples: int) -> list[
     return split_questions(spec, folder, "train", max_samples, "data pairs (built from the answers of a stage-sft run)")
 
 
-def answer(spec: JobSpec, run_dir: Path, which: str, max_samples: int, without_system: bool) -> Path:
-    """`which` model's greedy answers to the run's training questions, by LLaMA-Factory; the output folder."""
-    out = run_dir / PAIRS_DIR / which
+def answer(spec: JobSpec, run_dir: Path, which: str, count: int, max_samples: int, without_system: bool,
+           count_tokens) -> list[tuple[str, bool]]:
+    """`which` model's greedy answers to the run's `count` training questions, by LLaMA-Factory, each with whether it
+    ran into the token limit."""
     names = ",".join(spec.data.names("train"))
-    args = [f"eval_dataset={names}", f"max_samples={max_samples}", f"output_dir={out}",
-            *(["default_system=null"] if without_system else [])]
-    log = run_dir / PAIRS_DIR / f"{which}.log"
-    log.parent.mkdir(exist_ok=True)
+    args = [f"eval_dataset={names}", f"max_samples={max_samples}", *(["default_system=null"] if without_system else [])]
     print(f"{which} model: answering {max_samples} training questions per dataset", flush=True)
-    code = process.run(launch.build(spec, VERBS[which], run_dir, args=args), log=log)
-    if code != 0:
-        raise UserError(f"{which} model: prediction failed (exit {code}); {log} ends:\n{process.log_tail(log)}")
-    return out
-
-
-def read_answers(folder: Path, count: int, spec: JobSpec, count_tokens) -> list[tuple[str, bool]]:
-    """Each answer LLaMA-Factory wrote in `folder`, and whether it ran into the token limit."""
-    rows = prediction_rows(folder)
+    out = layout.answers_dir(run_dir, which, layout.PAIRS_DIR)
+    rows = answering.predict(spec, run_dir, which, out, args)
     if len(rows) != count:
-        raise UserError(f"{folder}: {len(rows)} answers for {count} questions (LLaMA-Factory left rows out); check "
+        raise UserError(f"{out}: {len(rows)} answers for {count} questions (LLaMA-Factory left rows out); check "
                         "the training file for rows without a question or an answer")
-    return [(r["predict"], count_tokens is not None and at_token_limit(r["predict"], spec, count_tokens))
+    return [(r["predict"], count_tokens is not None and answering.at_token_limit(r["predict"], spec, count_tokens))
             for r in rows]
+
+
+def make_pairs(run: Path, base_dir: Path, output: Path | None, models: tuple[str, ...], max_samples: int,
+               without_system: bool, register: bool, force: bool) -> tuple[Path, dict]:
+    """`zhouyi data pairs`, whole: every check before the first question is asked, the answers, then the pairs, their
+    report and their registry entry written as one unit; (the pairs file, the report)."""
+    run = check_run(run)
+    spec = recorded_spec(run)
+    if max_samples < 1:
+        raise UserError(f"--max-samples {max_samples}: ask at least one question")
+    if without_system:
+        answering.require_no_system_column(spec, "train")
+    if spec.train.stage != "sft":
+        raise UserError(f"--run {run}: it trained stage {spec.train.stage}; pairs come from an SFT run's questions")
+    if not (run / layout.PREDICT_YAML).is_file():
+        raise UserError(f"--run {run}: it has no {layout.PREDICT_YAML} (its spec has no eval split, or an older zhouyi "
+                        "made it); add a dataset with split: eval and train again")
+    questions = training_questions(spec, base_dir, max_samples)
+    first = next(d for d in spec.data.datasets if d.split == "train")
+    output = Path(output or Path(spec.data.dataset_dir) / f"{Path(first.file_name).stem}_pairs.json")
+    if output.resolve() in [(Path(spec.data.dataset_dir) / d.file_name).resolve() for d in spec.data.datasets
+                            if d.file_name]:
+        raise UserError(f"-o {output}: that is one of the run's datasets; write the pairs to another file")
+    refuse_foreign([output], force)  # before minutes of answering
+    count_tokens = answering.token_counter(run)
+    answers = {which: answer(spec, run, which, len(questions), max_samples, without_system, count_tokens)
+               for which in models}
+    rows, report = build_pairs(questions, answers, spec)
+    report |= {"run": str(run), "without_system": without_system, "output": str(output.absolute())}
+    write_pairs(rows, report, output, run / layout.PAIRS_DIR, register, force)
+    return output, report
 
 
 def write_pairs(rows: list[dict], report: dict, output: Path, report_dir: Path, register: bool, force: bool
@@ -118,8 +133,8 @@ def write_pairs(rows: list[dict], report: dict, output: Path, report_dir: Path, 
                                                                      ranking=True, columns=columns))}
     writes = {output: json.dumps(rows, ensure_ascii=False, indent=1) + "\n"}
     refuse_foreign(writes, force)
-    writes |= {report_dir / "report.json": json.dumps(report, ensure_ascii=False, indent=2) + "\n",
-               report_dir / "report.md": report_markdown(report, output)}
+    writes |= {report_dir / layout.REPORT_JSON: json.dumps(report, ensure_ascii=False, indent=2) + "\n",
+               report_dir / layout.REPORT_MD: report_markdown(report, output)}
     with locked(output.parent):
         if register:
             read_registry(registry)

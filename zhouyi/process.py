@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from zhouyi.errors import UserError
-from zhouyi.launch import CLI, Command
+from zhouyi.launch import CLI, Command, child
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 ESCALATION = (signal.SIGTERM, signal.SIGKILL)
@@ -73,13 +73,21 @@ def capture(cmd: Command, stdin_text: str | None = None, timeout: float | None =
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
-def child_answer(proc: subprocess.CompletedProcess) -> dict:
-    """A zhouyi.child helper's answer: the JSON object on its last stdout line, or {"error": ...} when it died
-    before giving one."""
-    lines = (proc.stdout or "").strip().splitlines()
-    if lines and lines[-1].startswith("{"):
-        return json.loads(lines[-1])
-    return {"error": f"exit {proc.returncode}" + (f": {proc.stderr.strip()[-2000:]}" if proc.stderr else "")}
+def call_child(job, what: str, env: dict[str, str] | None = None, timeout: float | None = None,
+               stderr: bool = True):
+    """Send `job` (a zhouyi.child.jobs.Job) to its child on stdin and return the child's typed answer; the child's
+    error, or a death without an answer, is one UserError starting with `what`. Raises TimeoutExpired after
+    `timeout` seconds, the child stopped (the caller words what took too long)."""
+    from zhouyi.child.jobs import ANSWERS
+
+    proc = capture(child(job.child, env=env), stdin_text=job.model_dump_json(), timeout=timeout, stderr=stderr)
+    lines = [line for line in (proc.stdout or "").strip().splitlines() if line.startswith("{")]
+    message = json.loads(lines[-1]) if lines else {}
+    if "answer" in message:
+        return ANSWERS[type(job)].model_validate(message["answer"])
+    error = message.get("error") or f"it stopped with exit {proc.returncode} and no answer" + (
+        f": {proc.stderr.strip()[-1000:]}" if proc.stderr and proc.stderr.strip() else "")
+    raise UserError(f"{what}: {error[:2000]}")
 
 
 def start(cmd: Command, log: Path, echo=print) -> subprocess.Popen:

@@ -18,16 +18,12 @@ from pathlib import Path
 
 import jinja2
 
+from zhouyi import layout
 from zhouyi.errors import UserError
 from zhouyi.launch import Command
 from zhouyi.registry import DATASET_INFO
 from zhouyi.spec import DatasetEntry, JobSpec
 from zhouyi.yamltext import yaml_value
-
-TRAIN_DIR = "train"  # inside the run dir: LLaMA-Factory's output_dir (adapter, checkpoints, logs)
-EVAL_DIR = "eval"  # inside the run dir: `zhouyi eval`'s predictions (base/, tuned/) and its report
-RESUME = "resume.yaml"  # inside the run dir: train.yaml continued from a checkpoint
-QUANTIZE = "quantize.yaml"
 
 
 @dataclass(frozen=True)
@@ -110,7 +106,7 @@ def deepspeed_file_name(spec: JobSpec) -> str | None:
 def render(spec: JobSpec, ctx: RenderContext) -> dict[str, str]:
     """All files for one run: train/predict/infer/export YAML, DeepSpeed JSON, dataset_info entries."""
     run = ctx.run_dir
-    adapter = str(run / TRAIN_DIR) if spec.method.finetuning_type in ("lora", "qlora") else None
+    adapter = str(run / layout.TRAIN_DIR) if spec.method.finetuning_type in ("lora", "qlora") else None
     ds_name = deepspeed_file_name(spec)
     values = {
         "spec": spec,
@@ -130,24 +126,28 @@ def render(spec: JobSpec, ctx: RenderContext) -> dict[str, str]:
         "train_datasets": ",".join(spec.data.names("train")),
         "eval_datasets": ",".join(spec.data.names("eval")),
         # a preference stage's eval loss would need pairs: its eval split is for `zhouyi eval` only
-        "train_eval_datasets": ",".join(spec.data.names("eval")) if spec.train.stage == "sft" else "",
+        "train_eval_datasets": ",".join(spec.data.names("eval")) if spec.train.stage == "sft" and not (
+            spec.data.interleave_probs and len(spec.data.interleave_probs) != len(spec.data.names("eval"))) else "",
+        "mixing": {"mix_strategy": spec.data.mix_strategy, "interleave_probs": ",".join(
+            f"{p:g}" for p in spec.data.interleave_probs) if spec.data.interleave_probs else None},
         "dataset_dir": str(ctx.resolve(spec.data.dataset_dir)),
-        "train_dir": str(run / TRAIN_DIR),
+        "train_dir": str(run / layout.TRAIN_DIR),
         "export_dir": str(run / spec.export.export_dir),
         "deepspeed_file": str(run / ds_name) if ds_name else None,
         "tokenized_path": str(ctx.tokenized_dir) if ctx.tokenized_dir else None,
     }
     base = {**values, "model_path": model_path(spec, ctx), "adapter_dir": None}
     # Later verbs load the tuned model: base + adapter, or for full/freeze tuning the saved weights.
-    tuned = {**base, "adapter_dir": adapter} if adapter else {**base, "model_path": str(run / TRAIN_DIR)}
+    tuned = {**base, "adapter_dir": adapter} if adapter else {**base, "model_path": str(run / layout.TRAIN_DIR)}
     files = {
-        "train.yaml": _render_yaml("train.yaml.j2", base),
-        "infer.yaml": _render_yaml("infer.yaml.j2", tuned),
-        "export.yaml": _render_yaml("export.yaml.j2", tuned),
+        layout.TRAIN_YAML: _render_yaml("train.yaml.j2", base),
+        layout.INFER_YAML: _render_yaml("infer.yaml.j2", tuned),
+        layout.EXPORT_YAML: _render_yaml("export.yaml.j2", tuned),
     }
     if values["eval_datasets"]:  # `zhouyi eval`: the same questions to the base and to the tuned model
-        for name, model, which in (("predict_base.yaml", base, "base"), ("predict.yaml", tuned, "tuned")):
-            out = str(run / EVAL_DIR / which)
+        for which, model in (("base", base), ("tuned", tuned)):
+            name = layout.VERB_FILES[layout.PREDICT_VERBS[which]]
+            out = str(layout.answers_dir(run, which))
             files[name] = _render_yaml("predict.yaml.j2", {**model, "which": which, "predict_dir": out})
     if ds_name:
         stage = spec.launch.deepspeed.split("_")[0]
@@ -160,10 +160,6 @@ def render(spec: JobSpec, ctx: RenderContext) -> dict[str, str]:
     return files
 
 
-def quantized_dir_name(spec: JobSpec, bits: int) -> str:
-    return f"{spec.export.export_dir}-gptq-int{bits}"
-
-
 def render_resume(train_yaml: str, checkpoint: Path) -> str:
     """resume.yaml: the run's own train.yaml as it was written, continued from `checkpoint`."""
     return f"{train_yaml}\n### resume ({checkpoint.name})\nresume_from_checkpoint: {yaml_value(str(checkpoint))}\n"
@@ -173,8 +169,9 @@ def render_quantize(spec: JobSpec, run_dir: Path, bits: int, calibration_file: P
     """quantize.yaml: the merged weights in the run dir, GPTQ-quantized into `<export_dir>-gptq-int<bits>`."""
     return _render_yaml("quantize.yaml.j2", {
         "spec": spec, "model": spec.model, "export": spec.export, "bits": bits,
-        "merged_dir": str(run_dir / spec.export.export_dir),
-        "quantized_dir": str(run_dir / quantized_dir_name(spec, bits)), "calibration_file": str(calibration_file)})
+        "merged_dir": str(layout.merged_dir(run_dir, spec.export.export_dir)),
+        "quantized_dir": str(layout.quantized_dir(run_dir, spec.export.export_dir, bits)),
+        "calibration_file": str(calibration_file)})
 
 
 def _render_yaml(template: str, values: dict[str, object]) -> str:

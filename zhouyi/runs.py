@@ -12,20 +12,16 @@ import shutil
 import time
 from pathlib import Path
 
-from zhouyi import process
+from zhouyi import layout, process
 from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, read_mapping, sha256_file, write_json
 from zhouyi.launch import Command, redact
+from zhouyi.layout import MADE_BY_ZHOUYI, MANIFEST, TRAIN_DIR, is_trained
 from zhouyi.load import from_data, to_yaml
 from zhouyi.packages import package_versions
 from zhouyi.registry import DATASET_INFO
-from zhouyi.render import TRAIN_DIR, RenderContext
+from zhouyi.render import RenderContext
 from zhouyi.spec import JobSpec
-
-MANIFEST = "manifest.json"
-SPEC_COPY = "spec.yaml"
-TRAINER_LOG = "trainer_log.jsonl"  # LLaMA-Factory's per-step log, in the run's train/
-COMPARED = ("spec.resolved.yaml", "train.yaml", "predict_base.yaml", "predict.yaml", "infer.yaml", "export.yaml")
 
 
 def render_context(spec: JobSpec | None, run_dir: Path, base_dir: Path) -> RenderContext:
@@ -100,8 +96,8 @@ def write_manifest(run_dir: Path, spec: JobSpec, spec_text: str, spec_source: st
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **(extra or {}),
     }
-    atomic_write(run_dir / SPEC_COPY, spec_text)
-    atomic_write(run_dir / "spec.resolved.yaml", to_yaml(spec))
+    atomic_write(run_dir / layout.SPEC_COPY, spec_text)
+    atomic_write(run_dir / layout.SPEC_RESOLVED, to_yaml(spec))
     write_json(run_dir / MANIFEST, manifest)
     return manifest
 
@@ -125,7 +121,7 @@ def recorded_spec(run_dir: Path) -> JobSpec:
 def read_trainer_log(run_dir: Path, complete_only: bool = False) -> list[dict]:
     """The entries of the run's trainer_log.jsonl ([] before the first step). A line that is not JSON (a killed
     trainer's last line) is left out; `complete_only` also leaves out a last line still being written."""
-    log = Path(run_dir) / TRAIN_DIR / TRAINER_LOG
+    log = Path(run_dir) / TRAIN_DIR / layout.TRAINER_LOG
     text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
     lines = text.splitlines()
     if complete_only and not text.endswith("\n"):
@@ -142,39 +138,57 @@ def read_trainer_log(run_dir: Path, complete_only: bool = False) -> list[dict]:
 
 
 def latest_trained_run(spec: JobSpec, base_dir: Path) -> Path:
-    """The newest run of this spec whose training finished (has an adapter or weights)."""
+    """The newest run of this spec whose training finished (has an adapter or weights): made by a spec of this
+    run name (its manifest says so, so `tiny` never takes `tiny-cpu`'s runs) and still where it was made."""
     parent = runs_dir(spec, base_dir)
     candidates = sorted(
-        (p for p in parent.glob(f"{spec.run_name}-*") if (p / MANIFEST).is_file() and is_trained(p)),
+        (p for p in parent.glob(f"{spec.run_name}-*") if is_trained(p) and _run_name(p) == spec.run_name),
         key=lambda p: p.stat().st_mtime,
     ) if parent.is_dir() else []
     if not candidates:
         raise UserError(
             f"no finished run of '{spec.run_name}' under {parent}; train first (zhouyi train) or pass --run DIR"
         )
-    return candidates[-1]
+    return check_in_place(candidates[-1], "the latest run")
 
 
-def is_trained(run_dir: Path) -> bool:
-    out = Path(run_dir) / TRAIN_DIR
-    return (out / "adapter_config.json").is_file() or (out / "config.json").is_file()
+def _run_name(run_dir: Path) -> str | None:
+    try:
+        recorded = read_manifest(run_dir)["spec"]
+    except UserError:
+        return None
+    output = recorded.get("output") or {}
+    return output.get("run_name") or recorded.get("name")
 
 
-def check_run(run_dir: Path) -> Path:
-    """A --run argument: must be a run directory whose training finished."""
+def check_in_place(run_dir: Path, flag: str = "--run") -> Path:
+    """Refuse a run that was copied or moved: its rendered files point into the folder it was made in, so
+    LLaMA-Factory would read and write there (another run's files, or a folder that is gone)."""
+    made = layout.moved_from(run_dir, read_manifest(run_dir).get("run_dir"))
+    if made is not None:
+        where = "which still exists, and would be written to" if made.exists() else "which is gone"
+        raise UserError(f"{flag} {run_dir}: this run was made in {made} ({where}); its rendered files point "
+                        "there, so zhouyi does not use it from here. Use the run where it was made (move it back), "
+                        "or train again from its spec here: zhouyi train " + str(Path(run_dir) / layout.SPEC_COPY))
+    return run_dir
+
+
+def check_run(run_dir: Path, flag: str = "--run") -> Path:
+    """A --run argument: must be a run directory whose training finished, where it was made."""
     run_dir = Path(run_dir).resolve()
     if not run_dir.is_dir():
-        raise UserError(f"--run {run_dir}: no such directory")
-    read_manifest(run_dir)
+        raise UserError(f"{flag} {run_dir}: no such directory")
+    check_in_place(run_dir, flag)
     if not is_trained(run_dir):
-        raise UserError(f"--run {run_dir}: training has not finished there ({TRAIN_DIR}/adapter_config.json missing)")
+        raise UserError(f"{flag} {run_dir}: training has not finished there ({TRAIN_DIR}/adapter_config.json "
+                        "missing)")
     return run_dir
 
 
 def last_checkpoint(run_dir: Path) -> Path:
     """The newest `checkpoint-<step>` the trainer saved in a run that did not finish, for --resume."""
     run_dir = Path(run_dir).resolve()
-    read_manifest(run_dir)
+    check_in_place(run_dir, "--resume")
     if is_trained(run_dir):
         raise UserError(f"--resume {run_dir}: training finished there; nothing to resume (start a new run)")
     steps = sorted((int(p.name.split("-")[1]), p) for p in (run_dir / TRAIN_DIR).glob("checkpoint-*")
@@ -183,9 +197,6 @@ def last_checkpoint(run_dir: Path) -> Path:
         raise UserError(f"--resume {run_dir}: no checkpoint was saved before it stopped; train again "
                         "(a lower train.save_steps saves more often)")
     return steps[-1][1]
-
-
-MADE_BY_ZHOUYI = ".zhouyi-made"  # in every folder zhouyi makes to write a model into: --force may replace those only
 
 
 def ensure_empty_target(path: Path, force: bool) -> None:
@@ -220,7 +231,7 @@ def summary(run_dir: Path) -> dict:
         status = "stopped"
     else:
         status = "not started"
-    merged = run_dir / manifest["spec"]["export"]["export_dir"]
+    merged = layout.merged_dir(run_dir, manifest["spec"]["export"]["export_dir"])
     return {
         "run": run_dir.name,
         "status": status,
@@ -228,7 +239,7 @@ def summary(run_dir: Path) -> dict:
         "loss": round(losses[-1], 4) if losses else None,
         "minutes": round(_seconds(last.get("elapsed_time", "")) / 60, 1) if last else None,
         "adapter": (train / "adapter_model.safetensors").is_file(),
-        "merged": merged.is_dir() and any(merged.glob("*.safetensors")),
+        "merged": layout.is_model(merged) and any(merged.glob("*.safetensors")),
         "created": manifest.get("created"),
     }
 
@@ -258,7 +269,7 @@ def diff_runs(a: Path, b: Path) -> str:
     """Unified diffs of the resolved specs and the rendered configs that differ; empty when none do."""
     read_manifest(a), read_manifest(b)
     out = []
-    for name in COMPARED:
+    for name in layout.COMPARED:
         left, right = _lines(a / name), _lines(b / name)
         if left != right:
             out += difflib.unified_diff(left, right, f"{a.name}/{name}", f"{b.name}/{name}", lineterm="")

@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from zhouyi.layout import RUN_OWN_NAMES
 from zhouyi.yamltext import omegaconf_problem
 
 Scalar = str | int | float | bool | None
@@ -177,6 +178,13 @@ class DataSpec(Strict):
     dataset_dir: str = "data"
     datasets: list[DatasetEntry] = Field(min_length=1)
     clean: CleanSpec = Field(default_factory=CleanSpec)
+    mix_strategy: Literal["concat", "interleave_under", "interleave_over", "interleave_once"] = Field(
+        "concat", description="how LLaMA-Factory mixes several training datasets: one after the other, or "
+        "interleaved (under/oversampling the smaller); mix a general dataset in when eval shows forgetting")
+    interleave_probs: list[Annotated[float, Field(gt=0, le=1)]] | None = Field(
+        None, description="with an interleave_* strategy: the chance of drawing from each training dataset, in "
+        "order (sums to 1); LLaMA-Factory holds the eval split to the same count, so with another number of eval "
+        "datasets the training reports no eval loss (`zhouyi eval` still asks them)")
 
     @model_validator(mode="after")
     def _unique_and_trainable(self) -> DataSpec:
@@ -186,6 +194,15 @@ class DataSpec(Strict):
             raise ValueError(f"dataset names must be unique; repeated: {dupes}")
         if not any(d.split == "train" for d in self.datasets):
             raise ValueError("at least one dataset needs split: train")
+        if self.interleave_probs is not None:
+            train = self.names("train")
+            if self.mix_strategy == "concat":
+                raise ValueError("interleave_probs needs an interleave_* mix_strategy (concat reads every row once)")
+            if len(self.interleave_probs) != len(train):
+                raise ValueError(f"interleave_probs has {len(self.interleave_probs)} values for {len(train)} training "
+                                 f"datasets ({', '.join(train)}): give one each")
+            if abs(sum(self.interleave_probs) - 1) > 1e-6:
+                raise ValueError(f"interleave_probs sum to {sum(self.interleave_probs):g}; they must sum to 1")
         return self
 
     def names(self, split: str) -> list[str]:
@@ -283,10 +300,14 @@ class InferSpec(Strict):
     )
 
 
-# How `zhouyi eval` judges the voice of an answer (documented heuristic, README "Evaluate"): it stays in
+# How `zhouyi eval` judges the voice of an answer (documented heuristic, README "See the model"): it stays in
 # 周文王's voice when it names no modern assistant and uses the diviner's words of the training data.
 VOICE_MARKERS = ("主", "预示", "吉", "凶", "宜", "忌", "兆", "吾", "此梦", "梦者")
 OFF_VOICE_MARKERS = ("AI", "人工智能", "语言模型", "助手", "Qwen", "通义", "阿里", "作为一个")
+
+
+BLEED_MARKERS = ("梦见", "梦境", "解梦", "预示", "吉凶", "吉兆", "凶兆", "周公", "周文王", "此梦", "梦者", "dream",
+                 "omen")
 
 
 class EvalSpec(Strict):
@@ -300,14 +321,23 @@ class EvalSpec(Strict):
                                      description="an answer in the persona's voice uses at least one")
     off_voice_markers: list[str] = Field(list(OFF_VOICE_MARKERS),
                                          description="an answer with any of these left the persona")
-
-
-RUN_OWN_NAMES = {"train", "eval", "start-model", "parity"}  # the folders a run holds besides its exports
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="the bootstrap's seed: the same answers give the same "
+                                              "intervals")
+    forgetting: bool = Field(True, description="also ask general prompts (no system prompt) and report drift and "
+                             "domain bleed: did tuning on dreams break the model for everything else?")
+    general_prompts: str | None = Field(
+        None, description="a JSON or JSONL file of general prompts ({\"prompt\": ...} rows or plain strings); None: "
+        "the 64 Chinese and English prompts zhouyi ships (everyday, cooking, travel, arithmetic, code, history)")
+    general_max_samples: Annotated[int, Field(gt=0)] | None = Field(None, description="general prompts to ask; "
+                                                                    "None: all")
+    bleed_markers: list[str] = Field(list(BLEED_MARKERS), min_length=1,
+                                     description="an answer to a general prompt with any of these talks about "
+                                     "dreams or omens, or took the persona unasked")
 
 
 class ExportGateSpec(Strict):
     """`zhouyi export` refuses a run whose latest `zhouyi eval` shows the tuned model worse than the base by more
-    than these margins (zhouyi.quality_gate); `--force` exports it anyway."""
+    than these margins (zhouyi.export.gate); `--force` exports it anyway."""
 
     enabled: bool = Field(True, description="false: export without looking at the evaluation")
     metric_drop: Annotated[float, Field(ge=0)] = Field(
@@ -315,12 +345,18 @@ class ExportGateSpec(Strict):
     share_worse: Annotated[float, Field(ge=0, le=1)] = Field(
         0.0, description="share of answers by which the voice may fall, or boilerplate, empty answers, loops and "
         "answers cut at the token limit may rise, against the base")
+    max_drift: Annotated[float, Field(ge=0)] = Field(
+        0.5, description="nats per token the tuned model may add to the base's negative log-likelihood of the "
+        "base's own answers to the general prompts (eval.forgetting)")
+    max_bleed: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.2, description="share of the tuned model's answers to general prompts that may talk about dreams or "
+        "omens or take the persona unasked")
 
 
 class GgufSpec(Strict):
-    """`zhouyi export --gguf` (a GGUF for llama.cpp and Ollama) and its parity check (zhouyi.gguf): the held-out
-    questions answered greedily by the adapter through LLaMA-Factory, by the merged weights through transformers and
-    by each GGUF through llama.cpp must agree."""
+    """`zhouyi export --gguf` (a GGUF for llama.cpp and Ollama) and its parity check (zhouyi.export.parity): the
+    held-out questions answered greedily by the adapter through LLaMA-Factory, by the merged weights through
+    transformers and by each GGUF through llama.cpp must agree."""
 
     pre_tokenizer: str | None = Field(
         None, description="llama.cpp's name for the tokenizer's pre-tokenizer (e.g. qwen2, llama-bpe, gpt-2), "
@@ -357,13 +393,13 @@ class ExportSpec(Strict):
         if not parts or ".." in parts or Path(value) == Path(Path(value).anchor):
             raise ValueError(f"'{value}' is not a folder of its own; name a new folder, e.g. 'merged' (inside the "
                              "run) or an absolute path")
-        if not Path(value).is_absolute() and parts[0] in RUN_OWN_NAMES:
+        if not Path(value).is_absolute() and parts[0] in RUN_OWN_NAMES:  # zhouyi.layout
             raise ValueError(f"'{parts[0]}' is a part of the run itself; name another folder, e.g. 'merged'")
         return value
 
 
 class LaunchSpec(Strict):
-    """Where training runs. Multi-node details grow in a later issue; the fields exist now."""
+    """Where training runs: device, GPUs, processes per node, nodes and their rendezvous, DeepSpeed, engine."""
 
     device: Literal["cuda", "cpu"] = "cuda"
     gpus: list[Annotated[int, Field(ge=0)]] | None = None
@@ -483,7 +519,8 @@ _OTHER_MANAGED = {
     "resume_from_checkpoint": "zhouyi train --resume RUN", "ray_num_workers": "launch.ray_num_workers",
     "metric_for_best_model": "train.early_stopping_steps (eval_loss)", "eval_strategy": "train.save_steps",
     "eval_steps": "train.save_steps", "export_quantization_bit": "zhouyi export --quantize",
-    "export_quantization_dataset": "zhouyi export --quantize",
+    "export_quantization_dataset": "zhouyi export --quantize", "ddp_timeout": "zhouyi (fixed in train.yaml)",
+    "mix_strategy": "data.mix_strategy", "interleave_probs": "data.interleave_probs",
 }
 
 

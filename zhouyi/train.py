@@ -10,22 +10,14 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from zhouyi import chain, launch, process
+from zhouyi import chain, launch, layout, process
 from zhouyi.download import missing_local_model, recorded
 from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, read_json_rows
 from zhouyi.launch import Command
 from zhouyi.load import LoadedSpec, to_yaml
 from zhouyi.registry import DATASET_INFO, MergeResult, merge_entries
-from zhouyi.render import (
-    RESUME,
-    TRAIN_DIR,
-    RenderContext,
-    dataset_entries,
-    render,
-    render_node_script,
-    render_resume,
-)
+from zhouyi.render import RenderContext, dataset_entries, render, render_node_script, render_resume
 from zhouyi.runs import (
     drift,
     ensure_empty_target,
@@ -97,18 +89,36 @@ def require_model(spec: JobSpec, base_dir: Path) -> None:
         raise UserError(f"model.model_name_or_path: {problem}")
 
 
-def new_run(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None, script: str | None = None,
-            from_dir: Path | None = None) -> Run:
-    """A fresh run dir holding every rendered file and the manifest (what the run is, before it is launched);
-    `script`: the launch script it is made for ("shell", "slurm"), if any; `from_dir`: the finished run this one
-    chains onto (zhouyi.chain: it trains on that run merged)."""
+def prepare(loaded: LoadedSpec, base_dir: Path, *, node_rank: int | None = None, script: str | None = None,
+            from_dir: Path | None = None, force: bool = False, dry_run: bool = False, echo=print) -> Run:
+    """Everything before training, each check once and all of them before anything is written: the spec ready,
+    the --from run, the model on disk (not for a launch script, which runs elsewhere), the registry (left alone in
+    a dry run), then the new run."""
     spec = loaded.spec
     check_ready(loaded, base_dir, node_rank, script)
     from_dir = chain.check_from(spec, from_dir) if from_dir is not None else None
+    if dry_run:
+        echo("dry run: the registry is left as it is")
+    else:
+        register_for_training(spec, base_dir, force, echo, model=script is None)
+    return new_run(loaded, base_dir, node_rank, from_dir)
+
+
+def register_for_training(spec: JobSpec, base_dir: Path, force: bool = False, echo=print, model: bool = True) -> None:
+    """The model on disk (unless `model=False`), then the spec's datasets registered, said to the user."""
+    if model:
+        require_model(spec, base_dir)
+    echo(register(spec, base_dir, force).describe())
+
+
+def new_run(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None, from_dir: Path | None = None) -> Run:
+    """A fresh run dir holding every rendered file and the manifest (what the run is, before it is launched);
+    `from_dir`: the checked, finished run this one chains onto (zhouyi.chain: it trains on that run merged)."""
+    spec = loaded.spec
     run_dir = new_run_dir(spec, base_dir)
     ctx = render_context(spec, run_dir, base_dir)
     if from_dir is not None:
-        ctx = replace(ctx, model_dir=run_dir / chain.START_MODEL)
+        ctx = replace(ctx, model_dir=run_dir / layout.START_MODEL)
     files = render(spec, ctx)
     write_files(run_dir, files)
     cmd = launch.build(spec, "train", run_dir, node_rank=node_rank)
@@ -122,9 +132,9 @@ def train(run: Run, echo=print) -> int:
     from zhouyi.progress import LogWatcher
 
     if run.start is not None:
-        echo(f"merging the run this one starts from into {run.dir / chain.START_MODEL} (the model it trains on and "
+        echo(f"merging the run this one starts from into {run.dir / layout.START_MODEL} (the model it trains on and "
              "its reference)")
-        ensure_empty_target(run.dir / chain.START_MODEL, force=False)
+        ensure_empty_target(run.dir / layout.START_MODEL, force=False)
         code = process.run(run.start, echo=echo)
         if code != 0:
             echo(f"merging the starting run failed (exit {code}); nothing trained: {run.dir}")
@@ -132,7 +142,7 @@ def train(run: Run, echo=print) -> int:
     watching = LogWatcher(run.dir, echo) if not sys.stdout.isatty() else contextlib.nullcontext()
     with watching:
         code = process.run(run.command, echo=echo)
-    echo(f"{'trained' if code == 0 else f'training failed (exit {code})'}: {run.dir / TRAIN_DIR}")
+    echo(f"{'trained' if code == 0 else f'training failed (exit {code})'}: {run.dir / layout.TRAIN_DIR}")
     return code
 
 
@@ -144,9 +154,10 @@ def resume(run_dir: Path, node_rank: int | None = None, dry_run: bool = False) -
     spec = recorded_spec(run_dir)
     check_node_rank(spec, node_rank)
     if not dry_run:
-        atomic_write(run_dir / RESUME, render_resume((run_dir / "train.yaml").read_text(encoding="utf-8"),
-                                                     checkpoint))
-    return Run(run_dir, spec, launch.build(spec, "train", run_dir, node_rank=node_rank, config=RESUME)), checkpoint
+        train_yaml = (run_dir / layout.TRAIN_YAML).read_text(encoding="utf-8")
+        atomic_write(run_dir / layout.RESUME_YAML, render_resume(train_yaml, checkpoint))
+    cmd = launch.build(spec, "train", run_dir, node_rank=node_rank, config=layout.RESUME_YAML)
+    return Run(run_dir, spec, cmd), checkpoint
 
 
 def rerun_source(run_dir: Path) -> tuple[LoadedSpec, list[str], Path | None]:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from zhouyi import launch, process
+from zhouyi import launch, layout, process
 from zhouyi.archs import arch_config
 from zhouyi.bench.flops import mfu, peak_tflops, train_flops
 from zhouyi.bench.ladder import FULL, LADDER, Rung
@@ -126,7 +126,7 @@ def measure(name: str, what: str, data: dict[str, Any], opts: BenchOptions, base
     out.mkdir(parents=True, exist_ok=True)
     ctx = RenderContext(base_dir, out, tokenized_dir(spec, base_dir))
     write_files(out, render(spec, ctx))
-    cmd = launch.child("bench_probe", str(out / "train.yaml"), str(out / MEASURED),
+    cmd = launch.child("bench_probe", str(out / layout.TRAIN_YAML), str(out / MEASURED),
                        env=launch.launch_env(spec), cwd=out)
     code = process.run(cmd, echo=echo, log=out / "train.log")
     if code in INTERRUPTED:

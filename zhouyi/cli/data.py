@@ -75,37 +75,14 @@ def cmd_data_clean(args) -> int:
 
 
 def cmd_data_pairs(args) -> int:
-    from zhouyi import evaluate, pairs
-    from zhouyi.files import refuse_foreign
-    from zhouyi.runs import check_run, recorded_spec
+    from zhouyi import layout, pairs
 
-    run = check_run(Path(args.run))
-    spec = recorded_spec(run)
-    if args.max_samples < 1:
-        raise UserError(f"--max-samples {args.max_samples}: ask at least one question")
-    if args.without_system:
-        evaluate.require_no_system_column(spec, "train")
-    if spec.train.stage != "sft":
-        raise UserError(f"--run {run}: it trained stage {spec.train.stage}; pairs come from an SFT run's questions")
-    if not (run / "predict.yaml").is_file():
-        raise UserError(f"--run {run}: it has no predict.yaml (its spec has no eval split, or an older zhouyi made "
-                        "it); add a dataset with split: eval and train again")
-    questions = pairs.training_questions(spec, Path.cwd(), args.max_samples)
-    first = next(d for d in spec.data.datasets if d.split == "train")
-    output = Path(args.output or Path(spec.data.dataset_dir) / f"{Path(first.file_name).stem}_pairs.json")
-    if output.resolve() in [(Path(spec.data.dataset_dir) / d.file_name).resolve() for d in spec.data.datasets
-                            if d.file_name]:
-        raise UserError(f"-o {output}: that is one of the run's datasets; write the pairs to another file")
-    refuse_foreign([output], args.force)  # before minutes of answering
     models = ("base", "tuned") if args.model == "both" else (args.model,)
-    count_tokens = evaluate.token_counter(run)
-    answers = {which: pairs.read_answers(pairs.answer(spec, run, which, args.max_samples, args.without_system),
-                                         len(questions), spec, count_tokens) for which in models}
-    rows, report = pairs.build_pairs(questions, answers, spec)
-    report |= {"run": str(run), "without_system": args.without_system, "output": str(output.absolute())}
-    pairs.write_pairs(rows, report, output, run / pairs.PAIRS_DIR, not args.no_register, args.force)
+    output, report = pairs.make_pairs(Path(args.run), Path.cwd(), Path(args.output) if args.output else None, models,
+                                      args.max_samples, args.without_system, not args.no_register, args.force)
     print(f"{report['pairs']} pairs from {report['questions']} questions: {output}; rejected because: "
-          f"{report['rejected_because']}; no pair: {report['no_pair']}; report: {run / pairs.PAIRS_DIR / 'report.md'}")
+          f"{report['rejected_because']}; no pair: {report['no_pair']}; report: "
+          f"{Path(report['run']) / layout.PAIRS_DIR / layout.REPORT_MD}")
     return 0
 
 

@@ -1,5 +1,5 @@
 """`zhouyi export`: merge a run's adapter, check the persona into the Modelfile, smoke-generate; or, with
---quantize, GPTQ the merge (zhouyi.export)."""
+--quantize, GPTQ the merge; --gguf, a GGUF for llama.cpp and Ollama; --check, the parity check (zhouyi.export)."""
 
 from __future__ import annotations
 
@@ -24,14 +24,14 @@ def add_verbs(sub) -> None:
 
 
 def gguf_types() -> tuple[str, ...]:
-    from zhouyi.gguf_export import TYPES
+    from zhouyi.export.gguf import TYPES
 
     return TYPES
 
 
 def cmd_export(args) -> int:
-    from zhouyi import export, gguf_export, parity
     from zhouyi.errors import UserError
+    from zhouyi.export import gguf, merge, parity
     from zhouyi.runs import render_context
 
     spec, run_dir = run_for(args)
@@ -40,10 +40,10 @@ def cmd_export(args) -> int:
     if args.gguf or args.check:
         if args.dry_run:
             raise UserError("--dry-run shows LLaMA-Factory commands; --gguf and --check run zhouyi's own")
-        written = [gguf_export.write(spec, run_dir, args.gguf, args.force)] if args.gguf else None
+        written = [gguf.write(spec, run_dir, args.gguf, args.force)] if args.gguf else None
         parity.check(spec, run_dir, render_context(None, run_dir, Path.cwd()), written)
         return 0
     if args.quantize:
         ctx = render_context(None, run_dir, Path.cwd())
-        return export.quantize(spec, run_dir, args.quantize, ctx, args.force, args.dry_run)
-    return export.merge(spec, run_dir, args.force, args.dry_run)
+        return merge.quantize(spec, run_dir, args.quantize, ctx, args.force, args.dry_run)
+    return merge.merge(spec, run_dir, args.force, args.dry_run)

@@ -109,28 +109,16 @@ def cmd_api(args) -> int:
 
 
 def cmd_webui(args) -> int:
-    import dataclasses
-
     from zhouyi import process
-    from zhouyi.chain import START_MODEL
-    from zhouyi.runs import check_run, latest_trained_run, render_context
     from zhouyi.serve import webui
     from zhouyi.serve.server import pick_port
 
     spec = load_spec(args).spec
-    run_dir = check_run(Path(args.run)) if args.run else None
-    if run_dir is None:
-        with contextlib.suppress(UserError):  # no finished run yet: the board starts without a checkpoint
-            run_dir = latest_trained_run(spec, Path.cwd())
-    folder = webui.workdir(spec, Path.cwd())
-    name = webui.board_model_name(spec)
-    ctx = render_context(spec, folder, Path.cwd())
-    if run_dir is not None and (run_dir / START_MODEL).is_dir():  # a chained run's adapter sits on its start model
-        ctx = dataclasses.replace(ctx, model_dir=run_dir / START_MODEL)
-    path = webui.prepare(spec, ctx, folder, run_dir, name)
+    board = webui.prepare_board(spec, Path.cwd(), Path(args.run) if args.run else None)
     port = pick_port(args.host, args.port, 7860)
-    print(f"LlamaBoard at http://{args.host}:{port}: model {name} at {path}, datasets "
-          f"{', '.join(d.name for d in spec.data.datasets)}" + (f", checkpoint {run_dir.name}" if run_dir else "") +
-          f"; its working folder is {folder}.\nThe spec's training settings: pick {webui.config_name(spec)} under "
-          "Config path (配置路径) and press Load arguments (载入训练参数). Ctrl-C stops it")
-    return process.run(webui.command(spec, folder, args.host, port), dry_run=args.dry_run)
+    print(f"LlamaBoard at http://{args.host}:{port}: model {board.model_name} at {board.model_path}, datasets "
+          f"{', '.join(d.name for d in spec.data.datasets)}"
+          + (f", checkpoint {board.run_dir.name}" if board.run_dir else "") +
+          f"; its working folder is {board.folder}.\nThe spec's training settings: pick {webui.config_name(spec)} "
+          "under Config path (配置路径) and press Load arguments (载入训练参数). Ctrl-C stops it")
+    return process.run(webui.command(spec, board.folder, args.host, port), dry_run=args.dry_run)

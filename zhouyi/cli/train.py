@@ -47,7 +47,7 @@ def cmd_register(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from zhouyi import chain, train
+    from zhouyi import train
 
     if args.resume:
         if args.from_run:
@@ -55,17 +55,10 @@ def cmd_train(args) -> int:
         return _resume(args)
     if not args.spec:
         raise UserError("train needs SPEC (a spec file or preset), or --resume RUN")
-    loaded = load_spec(args)
-    train.check_ready(loaded, Path.cwd(), args.node_rank)
-    if args.from_run:  # before the registry is touched
-        chain.check_from(loaded.spec, Path(args.from_run))
-    if args.dry_run:
-        print("dry run: the registry is left as it is")
-    else:
-        train.require_model(loaded.spec, Path.cwd())
-        print(train.register(loaded.spec, Path.cwd(), args.force).describe())
     from_dir = Path(args.from_run) if args.from_run else None
-    return _run(train.new_run(loaded, Path.cwd(), args.node_rank, from_dir=from_dir), args.dry_run)
+    run = train.prepare(load_spec(args), Path.cwd(), node_rank=args.node_rank, from_dir=from_dir, force=args.force,
+                        dry_run=args.dry_run)
+    return _run(run, args.dry_run)
 
 
 def _resume(args) -> int:
@@ -87,20 +80,16 @@ def cmd_rerun(args) -> int:
     loaded, notes, from_dir = train.rerun_source(Path(args.run))
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
-    if not args.dry_run:
-        train.require_model(loaded.spec, Path.cwd())
-        print(train.register(loaded.spec, Path.cwd(), args.force).describe())
-    return _run(train.new_run(loaded, Path.cwd(), from_dir=from_dir), args.dry_run)
+    run = train.prepare(loaded, Path.cwd(), from_dir=from_dir, force=args.force, dry_run=args.dry_run)
+    return _run(run, args.dry_run)
 
 
 def cmd_launch_script(args) -> int:
     from zhouyi import train
 
-    loaded = load_spec(args)
     kind = "slurm" if args.slurm else "shell"
-    train.check_ready(loaded, Path.cwd(), script=kind)  # before the registry is touched
-    print(train.register(loaded.spec, Path.cwd(), args.force).describe())
-    print(train.write_node_script(train.new_run(loaded, Path.cwd(), script=kind), kind))
+    run = train.prepare(load_spec(args), Path.cwd(), script=kind, force=args.force)
+    print(train.write_node_script(run, kind))
     return 0
 
 

@@ -9,6 +9,7 @@ from zhouyi.data.clean import CleanOptions, CleanResult, clean, han_count
 from zhouyi.data.readers import read_file
 from zhouyi.errors import UserError
 from zhouyi.files import commit, locked, refuse_foreign, written_by_zhouyi
+from zhouyi.layout import REPORT_JSON, REPORT_MD
 from zhouyi.registry import DATASET_INFO, merge_entries, read_registry
 from zhouyi.render import dataset_entry
 from zhouyi.spec import ALPACA_COLUMNS, DatasetEntry
@@ -56,8 +57,8 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
                  "split", flush=True)
         refuse_foreign(writes, force)
         if report_dir:
-            report_files = {Path(report_dir) / "report.json": json.dumps(result.report, ensure_ascii=False, indent=2)
-                            + "\n", Path(report_dir) / "report.md": report_markdown(result.report),
+            report_files = {Path(report_dir) / REPORT_JSON: json.dumps(result.report, ensure_ascii=False, indent=2)
+                            + "\n", Path(report_dir) / REPORT_MD: report_markdown(result.report),
                             Path(report_dir) / "lengths.png": histogram_png([han_count(r.text) for r in records], [
                                 han_count(r["output"]) for r in result.train + result.eval])}
             refuse_foreign(report_files, force, what="--report")

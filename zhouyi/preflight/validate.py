@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from zhouyi import launch, process
+from zhouyi import layout, process
 from zhouyi.download import missing_local_model, recorded
 from zhouyi.errors import SpecError, UserError
 from zhouyi.files import read_json_rows
@@ -20,7 +20,8 @@ from zhouyi.registry import DATASET_INFO, read_registry
 from zhouyi.render import RenderContext, dataset_entries, render
 from zhouyi.spec import JobSpec
 
-PARSE_KINDS = {"train.yaml": "train", "predict.yaml": "train", "infer.yaml": "infer", "export.yaml": "infer"}
+PARSE_KINDS = {layout.TRAIN_YAML: "train", layout.PREDICT_YAML: "train", layout.INFER_YAML: "infer",
+               layout.EXPORT_YAML: "infer"}
 
 
 @dataclass(frozen=True)
@@ -80,14 +81,13 @@ def validate_specs(refs: list[str], base_dir: Path, hardware=None, sets: tuple[s
 
 
 def parse_with_llamafactory(jobs: list[dict]) -> dict[str, list[str]]:
+    from zhouyi.child.jobs import LfCheck
+
     try:
-        proc = process.capture(launch.child("lf_check"), stdin_text=json.dumps(jobs), timeout=600)
+        return process.call_child(LfCheck(configs=jobs), "could not run llamafactory's parser (is llamafactory "
+                                  "installed?)", timeout=600).errors
     except process.TimeoutExpired:
         raise UserError("llamafactory's parser did not finish within 600 s") from None
-    if proc.returncode != 0 or not proc.stdout.strip():
-        tail = (proc.stderr or "").strip().splitlines()[-5:]
-        raise UserError("could not run llamafactory's parser (is llamafactory installed?):\n  " + "\n  ".join(tail))
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def check_deepspeed(files: dict[str, str]) -> list[Problem]:

