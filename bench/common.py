@@ -112,16 +112,18 @@ def train(work: Path, data: dict, *extra: str) -> Path:
 
 
 def relabel(table: dict, names: dict[str, str]) -> dict:
-    """A `zhouyi eval` comparison with each run's folder name replaced by its arm's name (", no system prompt"
-    stays)."""
+    """A `zhouyi eval` comparison with each run's folder name replaced by its arm's name (" (3 seeds)" and
+    ", no system prompt" stay)."""
     def label(column: str) -> str:
-        run, _, rest = column.partition(",")
-        return names.get(run, run) + ("," + rest if rest else "")
+        head, comma, rest = column.partition(",")
+        run, paren, seeds = head.partition(" (")
+        return names.get(run, run) + paren + seeds + comma + rest
 
     out = dict(table)
-    for part in ("metrics", "checks"):
-        out[part] = {label(k): v for k, v in table[part].items()}
+    for part in ("metrics", "checks", "seeds"):
+        out[part] = {label(k): v for k, v in table.get(part, {}).items()}
     out["samples"] = [{label(k): v for k, v in s.items()} for s in table["samples"]]
+    out["comparisons"] = [{**c, "a": label(c["a"]), "b": label(c["b"])} for c in table.get("comparisons", [])]
     return out
 
 

@@ -59,7 +59,8 @@ def test_fewer_than_two_questions_give_no_interval():
 
 def test_runs_that_differ_only_in_seed_are_one_column_with_their_spread():
     spec = load("tiny-cpu").spec
-    questions = [("梦见蛇", "蛇入梦，主财运亨通。"), ("梦见龙", "龙现于梦，主贵人相助。"), ("梦见水", "清水入梦，主心境平和。")]
+    questions = [("梦见蛇", "蛇入梦，主财运亨通。"), ("梦见龙", "龙现于梦，主贵人相助。"),
+                 ("梦见水", "清水入梦，主心境平和。")]
     base = [Prediction(q, r, "作为一个AI助手，我无法解梦。") for q, r in questions]
 
     def run(name: str, answers: list[str], rouge: float) -> dict:

@@ -24,7 +24,8 @@ def test_longest_common_substring():
 
 def test_flagged_answers_name_their_rows_and_the_rule_or_how_to_look_further():
     spec = load("tiny-cpu").spec
-    questions = [("梦见鱼", "鱼跃于梦，主余财有望。"), ("梦见狗", "狗守家门，主家宅安宁。"), ("梦见山", "登山之梦，主志向高远。")]
+    questions = [("梦见鱼", "鱼跃于梦，主余财有望。"), ("梦见狗", "狗守家门，主家宅安宁。"),
+                 ("梦见山", "登山之梦，主志向高远。")]
     tuned = [Prediction(questions[0][0], questions[0][1], "鱼入梦，主财。" + ADVERT[:30]),
              Prediction(questions[1][0], questions[1][1], "家中来了一只会说话的猫咪朋友。"),
              Prediction(questions[2][0], questions[2][1], "登山之梦，主志向高远。")]

@@ -8,6 +8,7 @@ persona's voice, degeneration (loops, answers cut at `eval.max_new_tokens`) and 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def predict(spec: JobSpec, run_dir: Path, max_samples: int | None, without_syste
 
 
 def evaluate_runs(run_dirs: list[Path], base_dir: Path, max_samples: int | None, without_system: bool,
-                  forgetting_check: bool = True, echo=print) -> tuple[list[tuple[Path, dict]], Path | None]:
+                  forgetting_check: bool = True, reuse: bool = False, echo=print
+                  ) -> tuple[list[tuple[Path, dict]], Path | None]:
     """`zhouyi eval` on finished runs, whole: every check first, then each run's answers and report (the base asked
     once, by the first run); with several runs, also their comparison. ([(report.md, report)], compare.md or None)."""
     if max_samples is not None and max_samples < 1:
@@ -71,8 +73,13 @@ def evaluate_runs(run_dirs: list[Path], base_dir: Path, max_samples: int | None,
             forgetting.load_prompts(spec, base_dir)  # a bad prompts file is named before minutes of answering
     reports = []
     for i, (spec, run) in enumerate(zip(specs, run_dirs, strict=True)):
+        asked = forgetting_check and spec.eval.forgetting
+        if reuse and (old := reusable(spec, run, max_samples, without_system, asked)) is not None:
+            echo(f"{run.name}: its evaluation is newer than its weights and asked the same: reused", flush=True)
+            reports.append((run / layout.EVAL_DIR / layout.REPORT_MD, old))
+            continue
         predict(spec, run, max_samples, without_system, with_base=i == 0)
-        forgot = forgetting.check(spec, run, base_dir, echo) if forgetting_check and spec.eval.forgetting else None
+        forgot = forgetting.check(spec, run, base_dir, echo) if asked else None
         base_from = run_dirs[0] / layout.EVAL_DIR if i else None
         reports.append(write_report(spec, run, RenderContext(base_dir, run), max_samples, without_system, base_from,
                                     forgot))
@@ -85,6 +92,24 @@ def evaluate_runs(run_dirs: list[Path], base_dir: Path, max_samples: int | None,
     return reports, folder / "compare.md"
 
 
+def reusable(spec: JobSpec, run: Path, max_samples: int | None, without_system: bool, forgot: bool) -> dict | None:
+    """The run's report when it is newer than its weights and asked what this evaluation would ask, else None."""
+    path = run / layout.EVAL_DIR / layout.REPORT_JSON
+    if not path.is_file() or max((p.stat().st_mtime for p in layout.weights_files(run)), default=0) > \
+            path.stat().st_mtime:
+        return None
+    try:
+        report = json.loads(path.read_text("utf-8"))
+    except ValueError:
+        return None
+    settings = report.get("settings", {})
+    same = (settings.get("max_samples") == (max_samples or spec.eval.max_samples)
+            and settings.get("max_new_tokens") == spec.eval.max_new_tokens and "questions" in report
+            and (not without_system or "tuned_no_system" in report["checks"])
+            and (not forgot or "forgetting" in report))
+    return report if same else None
+
+
 def _eval_data(spec: JobSpec) -> list:
     return [spec.data.dataset_dir, [d.model_dump() for d in spec.data.datasets if d.split == "eval"]]
 
@@ -92,7 +117,7 @@ def _eval_data(spec: JobSpec) -> list:
 def build_report(spec: JobSpec, run_dir: Path, base: list[Prediction], tuned: list[Prediction],
                  metrics: dict[str, dict[str, float]], loss_png: str | None, count_tokens=None,
                  without_system: dict[str, list[Prediction]] | None = None, forgot: dict | None = None,
-                 training: trace.TrainingRows | None = None) -> dict:
+                 training: trace.TrainingRows | None = None, max_samples: int | None = None) -> dict:
     """The comparison: LLaMA-Factory's mean scores and the share of answers each check flags per model; every
     question with every model's answer, scores and checks; base against tuned with intervals (`comparisons`);
     the forgetting check (`forgot`); flagged tuned answers traced to the `training` rows behind them.
@@ -113,6 +138,7 @@ def build_report(spec: JobSpec, run_dir: Path, base: list[Prediction], tuned: li
                               if a in asked and b in asked],
               "loss_curve": loss_png, "samples": samples,
               "settings": {"max_new_tokens": spec.eval.max_new_tokens, "do_sample": False, "seed": spec.eval.seed,
+                           "max_samples": max_samples or spec.eval.max_samples,
                            "voice_markers": voice, "off_voice_markers": off}}
     if forgot is not None:
         report["forgetting"] = forgot
@@ -208,7 +234,7 @@ def write_report(spec: JobSpec, run_dir: Path, ctx: RenderContext, max_samples: 
                           {which: metrics for which, (_, metrics) in read.items()}, loss,
                           answers.token_counter(run_dir),
                           {which: read[which][0] for which in WITHOUT_SYSTEM} if without_system else None,
-                          forgot, training_rows(spec, data_dir))
+                          forgot, training_rows(spec, data_dir), max_samples)
     write_json(out / layout.REPORT_JSON, report)
     atomic_write(out / layout.REPORT_MD, to_markdown(report))
     return out / layout.REPORT_MD, report

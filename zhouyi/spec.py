@@ -151,6 +151,19 @@ class CleanSpec(Strict):
     seed: int = Field(42, description="split and question phrasing seed")
     disable_rules: list[str] = Field(default_factory=list, description="names of zhouyi's rules to skip")
     rules: list[RuleSpec] = Field(default_factory=list)
+    rules_files: list[str] = Field(default_factory=list, description="YAML files of more rules, shaped like "
+                                   "zhouyi/data/web_noise.yaml (name, description, pattern, action)")
+    learn_templates: bool = Field(True, description="learn each site's boilerplate from its pages: sentences that "
+                                  "recur across pages once the page's keyword, numbers and addresses are masked")
+    template_min_pages: Annotated[int, Field(ge=2)] = Field(5, description="a learnt template recurs on at least "
+                                                             "this many pages of its site")
+    template_min_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.3, description="... and on at least this share of its site's pages")
+    template_min_chars: Annotated[int, Field(ge=1)] = Field(
+        6, description="... and holds at least this many Han characters, letters or digits besides its masks (stock "
+        "phrases and book citations are content)")
+    templates: list[str] = Field(default_factory=list, description="template files saved by an earlier cleaning "
+                                 "(--save-templates), removed from every page as known boilerplate")
 
     @model_validator(mode="after")
     def _identity_has_a_name(self) -> CleanSpec:

@@ -50,10 +50,30 @@ def transformers_answers(job: dict) -> tuple[list[dict], str]:
     return answers, tokenizer.decode(encode("梦"))
 
 
+def without_weight_repacking() -> None:
+    """Load models with llama.cpp's CPU "extra buffer types" off: on AVX-512 CPUs its repacked kernels for quantized
+    weights (q8_0, q6_k, q4_k_m, ...) crash decoding (SIGSEGV) for small models such as the tiny test model, seen
+    with llama-cpp-python 0.3.36. The plain kernels give the same greedy answers, a little slower."""
+    import llama_cpp.llama_cpp as api
+
+    defaults = api.llama_model_default_params
+    if getattr(defaults, "zhouyi_plain", False):
+        return
+
+    def plain():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    plain.zhouyi_plain = True
+    api.llama_model_default_params = plain
+
+
 def llama_cpp_answers(job: dict) -> tuple[list[dict], str]:
     import llama_cpp
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+    without_weight_repacking()
     llm = llama_cpp.Llama(job["model"], n_ctx=N_CTX, seed=0, verbose=False)
     meta = llm.metadata
     chat = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(

@@ -17,7 +17,9 @@ CLEAN_FLAGS = {"--min-han": "min_han", "--persona-as": "persona_as", "--eval-rat
                "--t2s": "t2s", "--title-field": "title_fields", "--text-field": "text_fields",
                "--case-studies": "case_studies", "--near-dup": "near_dup_threshold", "--format": "format",
                "--answer-paragraphs": "answer_paragraphs", "--identity-ratio": "identity_ratio",
-               "--persona-name": "persona_name", "--persona-description": "persona_description"}
+               "--persona-name": "persona_name", "--persona-description": "persona_description",
+               "--rules-file": "rules_files", "--templates": "templates", "--template-min-pages": "template_min_pages",
+               "--template-min-share": "template_min_share"}
 
 
 def add_verbs(sub) -> None:
@@ -29,6 +31,8 @@ def add_verbs(sub) -> None:
     p.add_argument("-o", "--output", help="train file (the eval split goes beside it as *_eval.json)")
     p.add_argument("--report", help="folder for report.json and report.md")
     _cleaning_flags(p)
+    p.add_argument("--save-templates", metavar="FILE", help="also write the learnt templates to FILE, to give again "
+                   "with --templates FILE (data.clean.templates) for the next scrape of the same site")
     p.add_argument("--no-register", action="store_true", help="leave dataset_info.json alone")
     p.add_argument("--force", action="store_true",
                    help="overwrite output files zhouyi did not write, and repoint registry entries")
@@ -65,7 +69,8 @@ def cmd_data_clean(args) -> int:
         raise UserError("data clean needs INPUT files and -o FILE, or --spec SPEC with data.clean set")
     report = args.report or (clean.report if clean else None)
     result = run_clean([Path(p) for p in inputs], Path(output), Path(report) if report else None, opts,
-                       register=not args.no_register, force=args.force)
+                       register=not args.no_register, force=args.force,
+                       save_templates=Path(args.save_templates) if args.save_templates else None)
     r = result.report
     print(f"{r['rows_in']} rows in, {r['rows_out']} out: {output} ({r['train_rows']} train), "
           f"{eval_path(Path(output))} ({r['eval_rows']} eval)"
@@ -115,6 +120,8 @@ def _options(args):
         flag = next(f for f, name in CLEAN_FLAGS.items() if name == err["loc"][0])
         raise UserError(f"{flag} {given[flag]}: {err['msg']} ({CleanSpec.model_fields[err['loc'][0]].description})") \
             from None
+    if args.no_learn_templates:
+        settings = settings.model_copy(update={"learn_templates": False})
     return CleanOptions(settings, (spec.model.default_system if spec else None) or PERSONA), spec
 
 
@@ -123,6 +130,8 @@ def _cleaning_flags(p: argparse.ArgumentParser) -> None:
     from zhouyi.spec import CleanSpec
 
     p.add_argument("--spec", help="take settings (rules, thresholds, output) from the spec's data.clean section")
+    p.add_argument("--no-learn-templates", action="store_true", help="do not learn the sites' boilerplate from their "
+                   "pages (data.clean.learn_templates: false)")
     set_flag(p)
     for flag, name in CLEAN_FLAGS.items():
         field = CleanSpec.model_fields[name]

@@ -17,6 +17,10 @@ def add_verbs(sub) -> None:
     p.add_argument("--max-samples", type=int, help="questions to answer (default: the spec's eval.max_samples)")
     p.add_argument("--without-system", action="store_true",
                    help="also ask every question with no system prompt: does the tuned model keep the persona?")
+    p.add_argument("--reuse", action="store_true",
+                   help="take a run's answers from its latest evaluation when that is newer than its weights and "
+                   "asked the same (questions, token limit, system prompt, forgetting): compare runs without asking "
+                   "again")
     p.add_argument("--no-forgetting", action="store_true",
                    help="skip the forgetting check (general prompts: drift and domain bleed; eval.forgetting)")
 
@@ -32,7 +36,7 @@ def cmd_eval(args) -> int:
     else:
         raise UserError("say which model: SPEC (its latest finished run) or --run DIR")
     reports, comparison = evaluate.evaluate_runs(run_dirs, Path.cwd(), args.max_samples, args.without_system,
-                                                 forgetting_check=not args.no_forgetting)
+                                                 forgetting_check=not args.no_forgetting, reuse=args.reuse)
     for path, report in reports:
         _summary(report, path)
     if comparison:

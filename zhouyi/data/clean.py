@@ -10,10 +10,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
+from zhouyi.data import templates as learnt
 from zhouyi.data.identity import identity_count, identity_rows
+from zhouyi.data.markup import plain
 from zhouyi.data.neardup import clusters
 from zhouyi.data.readers import Record
-from zhouyi.data.rules import DEFAULT_RULES, Rule, apply_rules, case_study_rules
+from zhouyi.data.rules import DEFAULT_RULES, Rule, apply_rules, case_study_rules, load_rules_file
 from zhouyi.spec import CleanSpec
 
 PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
@@ -45,8 +47,40 @@ class CleanOptions:
         """zhouyi's rules (case studies as `case_studies` says, `disable_rules` left out), then the spec's own."""
         s = self.settings
         own = tuple(r for r in case_study_rules(DEFAULT_RULES, s.case_studies) if r.name not in s.disable_rules)
-        return own + tuple(Rule(r.name, r.description or "spec rule", r.pattern, r.action, r.replacement)
-                           for r in s.rules)
+        files = tuple(rule for path in s.rules_files for rule in load_rules_file(path))
+        return own + files + tuple(Rule(r.name, r.description or "spec rule", r.pattern, r.action, r.replacement)
+                                   for r in s.rules)
+
+
+@dataclass
+class Prepared:
+    """Records made plain (markup parsed, invisible characters gone) and stripped of their sites' templates."""
+
+    records: list[Record]
+    templates: learnt.Templates
+    removed: list[list[tuple[learnt.Template, str]]]  # per record: (template, the text it removed)
+    markup: Counter
+
+
+def prepare(records: list[Record], opts: CleanOptions) -> Prepared:
+    """What runs before the rules: every page made plain, then each site's boilerplate learnt from its pages (and
+    the known templates of `data.clean.templates`) removed."""
+    s = opts.settings
+    markup: Counter = Counter()
+    plain_records = []
+    for rec in records:
+        text, done = plain(rec.text)
+        markup.update(done)
+        plain_records.append(replace(rec, text=text) if done else rec)
+    known = learnt.load_known(s.templates)
+    pages = [(r.source, keyword(r.title), r.text) for r in plain_records] if s.learn_templates else []
+    found = learnt.learn(pages, s.template_min_pages, s.template_min_share, s.template_min_chars, known)
+    removed, out = [], []
+    for rec in plain_records:
+        text, gone = learnt.strip(rec.text, rec.source, keyword(rec.title), found)
+        removed.append(gone)
+        out.append(replace(rec, text=text) if gone else rec)
+    return Prepared(out, found, removed, markup)
 
 
 @dataclass
@@ -142,8 +176,11 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
     if settings.t2s:
         records, converted = to_simplified(records)
         hits["traditional to simplified"] = converted
-    for rec in records:
-        text, fired = apply_rules(rec.text, opts.rules)
+    prepared = prepare(records, opts)
+    sentences_removed: Counter = Counter()
+    for rec, gone in zip(prepared.records, prepared.removed, strict=True):
+        sentences_removed["learnt templates"] += len(gone)
+        text, fired = apply_rules(rec.text, opts.rules, sentences_removed)
         hits.update(fired)
         for name in fired:
             if len(examples[name]) < 3:
@@ -204,6 +241,10 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
         "drops": {k: v for k, v in drops.most_common() if v},
         "rule_hits": {name: hits.get(name, 0) for name in
                       (["traditional to simplified"] if settings.t2s else []) + [rule.name for rule in opts.rules]},
+        "sentences_removed": {k: v for k, v in sentences_removed.most_common() if v},
+        "markup": dict(prepared.markup),
+        "templates": [{"site": t.site, "pages": t.pages, "pattern": t.pattern, "example": t.example,
+                       "learnt": t.learnt, "suspicious_pages": t.suspicious_pages} for t in prepared.templates.all()],
         "han_length_before": _stats(lengths_in),
         "han_length_after": _stats(lengths_out),
         "examples": dict(examples),

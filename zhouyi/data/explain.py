@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zhouyi.data.clean import CleanOptions, drop_reason, finish, keyword, question, to_simplified
+from zhouyi.data.clean import CleanOptions, drop_reason, finish, keyword, prepare, question, to_simplified
 from zhouyi.data.readers import read_file
 from zhouyi.data.rules import apply_rules
 from zhouyi.errors import UserError
@@ -15,11 +15,21 @@ def explain(path: Path, row: int, opts: CleanOptions) -> list[str]:
     if not 0 <= row < len(read.records):
         raise UserError(f"ROW {row}: {path} has {len(read.records)} readable records (0..{len(read.records) - 1})"
                         + (f"; {len(read.skipped)} unreadable rows were skipped" if read.skipped else ""))
-    rec = read.records[row]
-    if opts.settings.t2s:
-        (rec,), _ = to_simplified([rec])
+    records = to_simplified(read.records)[0] if opts.settings.t2s else read.records
+    rec = records[row]
     lines = [f"record {row} of {path} ({rec.source})", f"title: {rec.title}", "before:", _indent(rec.text), ""]
-    text: str | None = rec.text
+    prepared = prepare(records, opts)  # the site's templates are learnt from the whole file, as cleaning learns them
+    made_plain = prepare([rec], CleanOptions(opts.settings.model_copy(update={"learn_templates": False,
+                                                                             "templates": []}), opts.persona))
+    if made_plain.markup:
+        lines += [f"made plain ({', '.join(made_plain.markup)}):", _indent(made_plain.records[0].text), ""]
+    for template, gone in prepared.removed[row]:
+        origin = f"learnt from {template.pages} pages of {template.site}" if template.learnt else \
+            f"known, from {template.site}"
+        lines.append(f"template ({origin}): {template.pattern}\n  removed: {gone}")
+    if prepared.removed[row]:
+        lines += ["", "after the templates:", _indent(prepared.records[row].text), ""]
+    text: str | None = prepared.records[row].text
     for rule in opts.rules:
         after, fired = apply_rules(text, (rule,))
         if not fired:

@@ -20,7 +20,8 @@ def eval_path(output: Path) -> Path:
 
 
 def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: CleanOptions,
-              register: bool = True, force: bool = False, echo=print) -> CleanResult:
+              register: bool = True, force: bool = False, echo=print, save_templates: Path | None = None
+              ) -> CleanResult:
     """Everything is checked first (inputs, what would be overwritten, the registry), then the data, eval split,
     report and registry entries are written as one unit. A re-run without an eval split removes the eval file it
     wrote before (and its entry): stale eval rows would now also be in train."""
@@ -63,6 +64,12 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
                                 han_count(r["output"]) for r in result.train + result.eval])}
             refuse_foreign(report_files, force, what="--report")
             writes |= report_files
+        if save_templates is not None:
+            saved = {Path(save_templates): json.dumps(
+                [{k: t[k] for k in ("pattern", "pages", "site", "example")} for t in result.report["templates"]
+                 if t["learnt"] and not t["suspicious_pages"]], ensure_ascii=False, indent=1) + "\n"}
+            refuse_foreign(saved, force, what="--save-templates")
+            writes |= saved
         if register:
             entries = registry_entries(output, bool(result.eval), opts)
             stale = {f"{output.stem}_eval": eval_path(output).name} if removes else {}
@@ -124,8 +131,21 @@ def report_markdown(report: dict) -> str:
              *([f"Split: {report['split_note']}.", ""] if report["split_note"] else []),
              "## Drops", "", "| reason | rows |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report["drops"].items()]
-    lines += ["", "## Rule hits", "", "| rule | rows |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in report["rule_hits"].items()]
+    lines += ["", "## Rule hits", "", "| rule | rows | sentences removed |", "|---|---|---|"]
+    removed = report.get("sentences_removed", {})
+    lines += [f"| {k} | {v} | {removed.get(k, 0)} |" for k, v in report["rule_hits"].items()]
+    if report.get("markup"):
+        done = ", ".join(f"{k} ({v} rows)" for k, v in report["markup"].items())
+        lines += ["", f"Made plain before the rules: {done}."]
+    templates = report.get("templates", [])
+    lines += ["", "## Templates", "", f"Sentences and lines that recur across a site's pages once the page's keyword, "
+              f"numbers and addresses are masked (〈K〉, 〈N〉, 〈URL〉): {len(templates)}, "
+              f"{removed.get('learnt templates', 0)} removals."]
+    if templates:
+        lines += ["", "| site | pages | template | as one page had it | suspicious pages (kept) |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {t['site']} | {t['pages'] if t['learnt'] else 'known'} | {t['pattern']} | {t['example']} | "
+                  f"{t['suspicious_pages']} |" for t in templates]
     lines += ["", "## Length in Han characters", "", "| | count | min | median | max | mean |",
               "|---|---|---|---|---|---|"]
     for label in ("han_length_before", "han_length_after"):

@@ -98,18 +98,32 @@ def _alpaca_columns(rows: list) -> bool:
 _FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.S)
 
 
+_HTML_TITLE = re.compile(r"<title[^>]*>(?P<t>.*?)</title>|<h1[^>]*>(?P<h>.*?)</h1>", re.S | re.I)
+
+
 def _read_markdown_folder(folder: Path, title_fields: tuple[str, ...]) -> ReadResult:
-    """Every *.md below `folder` is one page: front matter `title:` (else the file name) and the body."""
+    """Every *.md below `folder` is one page: front matter `title:` (else the file name) and the body; every
+    *.html / *.htm page likewise, its <title> (the part before the site's name) or <h1> the title, the whole page
+    the text (zhouyi.data.markup parses it)."""
     result = ReadResult()
-    pages = sorted(folder.rglob("*.md"))
+    pages = sorted(p for pattern in ("*.md", "*.html", "*.htm") for p in folder.rglob(pattern))
     if not pages:
-        raise UserError(f"{folder}: a folder, but it holds no *.md pages")
+        raise UserError(f"{folder}: a folder, but it holds no *.md or *.html pages")
     for page in pages:
         source = str(page.relative_to(folder))
         try:
             text = decode(page)
         except UserError as exc:
             result.skipped.append((source, str(exc)))
+            continue
+        if page.suffix in (".html", ".htm"):
+            found = _HTML_TITLE.search(text)
+            title = re.sub(r"<[^>]+>", "", (found["t"] or found["h"]) if found else "").strip()
+            title = re.split(r"\s*[_|｜\-–—]\s*", title)[0] or page.stem
+            if not re.sub(r"<[^>]*>|\s", "", text):
+                result.skipped.append((source, "only markup, no text"))
+                continue
+            result.records.append(Record(source, title, text))
             continue
         match = _FRONT_MATTER.match(text)
         meta, body = (match["meta"], match["body"]) if match else ("", text)

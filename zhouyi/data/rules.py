@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 Action = Literal["delete", "truncate_from", "replace", "drop_row"]
@@ -36,7 +37,7 @@ def _compile(pattern: str) -> re.Pattern:
     return _CACHE[pattern]
 
 
-DEFAULT_RULES: tuple[Rule, ...] = (
+SITE_RULES: tuple[Rule, ...] = (
     Rule("mojibake", "GBK text decoded as Latin-1/UTF-8 (e.g. 'æ¢¦è§'): the row is lost, drop it",
          r"[\u00c0-\u00ff][\u0080-\u00bf]{1,2}[\u00c0-\u00ff]|\ufffd", "drop_row"),
     Rule("advert_footer", "the site's paid-reading advert and everything after it",
@@ -50,7 +51,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("attribution", "site attribution in the middle of text", r"[（(]?来自周公解梦官网[)）]?", "delete"),
     Rule("editor_phrases", "editor and SEO phrases",
          r"[^。\n]*(?:小编|转载请注明|本文来源|更多解梦|点击查看|相关推荐)[^。\n]*[。！]?", "delete"),
-    Rule("navigation", "navigation lines (上一篇/下一篇/返回首页)", r"^.*(?:上一篇|下一篇|返回首页|首页\s*>)[^\n]*$", "delete"),
+    Rule("navigation", "navigation lines (上一篇/下一篇/返回首页)", r"^[^\n]*(?:上一篇|下一篇|返回首页|首页\s*>)[^\n]*$",
+         "delete"),
     Rule("horoscope_filler", "a pasted daily-horoscope template: `梦见X意味着：…今天的你…` up to the next paragraph",
          r"梦见[^，。\n]{1,30}意味着：.*?(?=\n\s*\n|\Z)", "delete"),
     Rule("numerology_filler", "name-numerology filler: `…的吉凶：…`, `凶数` lines and `【中吉】` tags",
@@ -59,6 +61,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("case_studies", "readers' case studies (`梦境描述：… 梦境解析：…`), dropped",
          r"梦境描述：.*?(?=梦境描述：|\Z)", "delete"),
     Rule("classical_header", "the `原版周公解梦：` header; the classical quotes after it stay", r"原版周公解梦：", "delete"),
+)
+SPACING_RULES: tuple[Rule, ...] = (
     Rule("doubled_mengjian", "doubled 梦见梦见", r"(梦见)(?:梦见)+", "replace", r"\1"),
     Rule("halfwidth_punct", "half-width ,;:?!() between Han characters made full-width",
          rf"(?<=[{HAN}])[,;:?!](?=[{HAN}])", "replace", "<fullwidth>"),
@@ -70,18 +74,71 @@ DEFAULT_RULES: tuple[Rule, ...] = (
          r"\n(《[^》\n]{2,10}》)", "replace", r"\1\n"),
 )
 
+WEB_NOISE_FILE = Path(__file__).resolve().parent / "web_noise.yaml"
+ACTIONS = ("delete", "truncate_from", "replace", "drop_row")
+
+
+def load_rules_file(path: Path, what: str = "data.clean.rules_files") -> tuple[Rule, ...]:
+    """Rules from a YAML file (a list of {name, description, pattern, action, replacement}); anything malformed is
+    a UserError naming the file and line."""
+    import yaml
+
+    from zhouyi.errors import UserError
+
+    path = Path(path)
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{what}: {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{what}: {path} cannot be read ({exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise UserError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML ({getattr(exc, 'problem', exc)})") \
+            from None
+    if root is None or not isinstance(root, yaml.SequenceNode):
+        raise UserError(f"{path}:1: a rules file is a YAML list of rules (- name: ..., pattern: ..., action: ...)")
+    rules = []
+    for node in root.value:
+        line = node.start_mark.line + 1
+        entry = yaml.safe_load(yaml.serialize(node)) if isinstance(node, yaml.MappingNode) else None
+        if not isinstance(entry, dict):
+            raise UserError(f"{path}:{line}: a rule is a mapping with name, pattern and action")
+        unknown = set(entry) - {"name", "description", "pattern", "action", "replacement"}
+        if unknown or not all(isinstance(entry.get(k), str) and entry[k] for k in ("name", "pattern", "action")):
+            raise UserError(f"{path}:{line}: a rule needs name, pattern and action (strings)"
+                            + (f"; unknown keys: {', '.join(sorted(unknown))}" if unknown else ""))
+        if entry["action"] not in ACTIONS:
+            raise UserError(f"{path}:{line}: action {entry['action']!r} is not one of {', '.join(ACTIONS)}")
+        try:
+            re.compile(entry["pattern"])
+        except re.error as exc:
+            raise UserError(f"{path}:{line}: rule {entry['name']}: the pattern is not a regex ({exc})") from None
+        rules.append(Rule(entry["name"], str(entry.get("description") or ""), entry["pattern"], entry["action"],
+                          str(entry.get("replacement") or "")))
+    return tuple(rules)
+
+
+WEB_NOISE: tuple[Rule, ...] = load_rules_file(WEB_NOISE_FILE, "zhouyi's web noise rules")
+DEFAULT_RULES: tuple[Rule, ...] = SITE_RULES + WEB_NOISE + SPACING_RULES
+
 _FULLWIDTH = str.maketrans({",": "，", ";": "；", ":": "：", "?": "？", "!": "！", "(": "（", ")": "）"})
 
 
-def apply_rules(text: str, rules: tuple[Rule, ...] | list[Rule]) -> tuple[str | None, list[str]]:
-    """Apply `rules` in order. Returns (cleaned text, or None if a drop_row rule fired; names that fired)."""
+def apply_rules(text: str, rules: tuple[Rule, ...] | list[Rule], sentences_removed=None
+                ) -> tuple[str | None, list[str]]:
+    """Apply `rules` in order. Returns (cleaned text, or None if a drop_row rule fired; names that fired). With a
+    Counter `sentences_removed`, each rule's count grows by the sentences it took out (a rule eating content shows)."""
     fired = []
     for rule in rules:
         regex = rule.compiled()
         if not regex.search(text):
             continue
         fired.append(rule.name)
+        before = sentence_count(text)
         if rule.action == "drop_row":
+            if sentences_removed is not None:
+                sentences_removed[rule.name] += before
             return None, fired
         if rule.action == "truncate_from":
             text = text[: regex.search(text).start()]
@@ -89,7 +146,14 @@ def apply_rules(text: str, rules: tuple[Rule, ...] | list[Rule]) -> tuple[str | 
             text = regex.sub(lambda m: m.group(0).translate(_FULLWIDTH), text)
         else:
             text = regex.sub(rule.replacement, text)
+        if sentences_removed is not None:
+            sentences_removed[rule.name] += max(0, before - sentence_count(text))
     return text.strip(), fired
+
+
+def sentence_count(text: str) -> int:
+    """Finished sentences: their end marks."""
+    return len(re.findall(r"[。！？!?]+", text))
 
 
 # `case_studies: keep_analysis`: the reader's own story goes, the site's analysis of it stays.

@@ -1,0 +1,95 @@
+"""Cleaning a scrape from sites zhouyi was never shown: the interpretations of the shared scraped data (cleaned),
+wrapped as pages of three other dream sites (bench/sites.py: HTML portal, CRLF forum, mobile site with boilerplate
+no rule was written for), cleaned by `zhouyi.data.clean` with and without the learnt templates. Reported per site:
+the share of interpretation sentences kept (goal >= 95%) and the pages with any site text left (goal 0).
+
+    python bench/bench_sites.py [--pages 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import RESULTS, SCRAPED, require_scraped
+from sites import SITES, score, site_pages
+
+
+def interpretations(count: int) -> list[tuple[str, str]]:
+    """(keyword, cleaned interpretation) of the shared scraped data: distinct keywords and texts, whole answers (a
+    page whose text another page has is a duplicate, which cleaning rightly keeps once)."""
+    from zhouyi.data.clean import CleanOptions, clean, dedup_key, keyword
+    from zhouyi.data.readers import read_file
+
+    rows, seen = [], set()
+    for rec in read_file(SCRAPED).records:
+        k = keyword(rec.title)
+        if k in seen or len(k) < 2:
+            continue
+        out = clean([rec], [], CleanOptions.of(eval_ratio=0.0)).train
+        if out and dedup_key(out[0]["output"]) not in seen:
+            seen |= {k, dedup_key(out[0]["output"])}
+            rows.append((k, out[0]["output"]))
+        if len(rows) == count:
+            break
+    return rows
+
+
+def cleaned(pages: list[dict], folder: Path, style: str, learn: bool) -> tuple[dict[str, str], dict]:
+    """Each page's cleaned text by title (a dropped page absent), and the cleaning's report."""
+    from zhouyi.data.clean import CleanOptions, clean, question
+    from zhouyi.data.readers import read_file
+
+    path = folder / f"{style}.json"
+    path.write_text(json.dumps([{"title": p["title"], "text": p["text"]} for p in pages], ensure_ascii=False),
+                    encoding="utf-8")
+    read = read_file(path)
+    opts = CleanOptions.of(eval_ratio=0.0, near_dup_threshold=0.0, learn_templates=learn)
+    result = clean(read.records, read.skipped, opts)
+    by_question = {row["instruction"]: row["output"] for row in result.train}
+    return {p["title"]: by_question[q] for p in pages if (q := question(p["title"], 42)) in by_question}, \
+        result.report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pages", type=int, default=100, help="pages per site")
+    args = parser.parse_args()
+    require_scraped()
+    started = time.monotonic()
+    texts = interpretations(args.pages * len(SITES))
+    rows, templates = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, style in enumerate(SITES):
+            pages = site_pages(style, texts[i * args.pages:(i + 1) * args.pages])
+            for learn in (False, True):
+                outputs, report = cleaned(pages, Path(tmp), style, learn)
+                rows.append({"site": style, "learnt_templates": learn, **score(pages, outputs),
+                             "sentences_removed": report["sentences_removed"]})
+                if learn:
+                    templates[style] = [(t["pages"], t["pattern"]) for t in report["templates"]]
+                print(rows[-1], flush=True)
+    date = time.strftime("%Y-%m-%d")
+    lines = [f"# Cleaning three sites zhouyi was never shown ({date})", "",
+             f"{args.pages} pages per site (bench/sites.py) around interpretations of the shared scraped data; "
+             f"{time.monotonic() - started:.0f} s in all.", "",
+             "| site | learnt templates | pages | dropped | interpretation sentences kept "
+             "| pages with site text left |",
+             "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['site']} | {'yes' if r['learnt_templates'] else 'no'} | {r['pages']} | {r['dropped']} | "
+              f"{r['kept']}/{r['sentences']} ({r['kept_share']:.1%}) | {r['pages_with_noise']} |" for r in rows]
+    lines += ["", "Templates learnt (pages: pattern):", ""]
+    lines += [f"- {style}: " + "; ".join(f"{n}: {p}" for n, p in found) for style, found in templates.items()]
+    (RESULTS / f"sites-{date}.json").write_text(json.dumps({"date": date, "rows": rows, "templates": templates},
+                                                           ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    (RESULTS / f"sites-{date}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

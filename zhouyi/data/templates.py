@@ -1,0 +1,177 @@
+"""Boilerplate learnt from the pages themselves: every page of a dream site is about one keyword, so a sentence or
+line that recurs across many pages of one site once the page's keyword is masked (`梦见蛇的详细解说` and
+`梦见龙的详细解说` are both `梦见〈K〉的详细解说`), with numbers, dates and web addresses masked too, is the site's
+template, not the page's content (CCNet and RefinedWeb drop lines repeated across documents; zhouyi has the keyword
+as a stronger signal). It is removed before the rules run.
+
+A template must recur on at least `template_min_pages` pages and on `template_min_share` of the site's pages, and
+hold `template_min_chars` Han characters, letters or digits besides its masks (a short stock phrase such as `主吉。`
+is content, and so is a book citation such as `《周公解梦》`). Where
+the templates would remove more than half of a page's text the page keeps it and is reported as suspicious: what
+recurs that much may be the interpretation itself; so does a page the templates would leave without one finished
+sentence. Learnt templates can be saved and given again as known
+templates for the next scrape of the same site.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zhouyi.errors import UserError
+
+KEYWORD, NUMBER, ADDRESS = "〈K〉", "〈N〉", "〈URL〉"
+_ADDRESS = re.compile(r"https?://\S+|www\.[A-Za-z0-9.-]+\.[a-z]{2,}\S*|[\w.+-]+@[\w-]+\.[\w.-]+")
+_NUMBER = re.compile(r"\d+(?:[-/.:：年月日时分]\d+)*[年月日号时分秒]?")
+_PIECE = re.compile(r"[^。！？!?；;]*[。！？!?；;]+|[^。！？!?；;]+$")
+_SENTENCE_END = re.compile(r"[。！？!?]")
+_MASKS = re.compile("|".join(map(re.escape, (KEYWORD, NUMBER, ADDRESS))))
+
+
+def site(source: str) -> str:
+    """The site a record came from: its input file (`file.json#12` -> `file.json`), or a markdown folder's pages."""
+    return source.split("#", 1)[0] if "#" in source else "(folder)"
+
+
+def pieces(line: str) -> list[str]:
+    """A line's sentences, each with its end mark; the line itself when it has none."""
+    return [p for p in _PIECE.findall(line) if p.strip()]
+
+
+def mask(unit: str, keyword: str) -> str:
+    """A sentence with the page's keyword, web addresses and numbers (dates, times, counts) masked, spaces gone."""
+    unit = _ADDRESS.sub(ADDRESS, unit)
+    if keyword:
+        unit = unit.replace(keyword, KEYWORD)
+    return re.sub(r"\s+", "", _NUMBER.sub(NUMBER, unit))
+
+
+@dataclass
+class Template:
+    pattern: str  # the masked sentence or line
+    pages: int  # how many pages of its site carry it
+    site: str
+    example: str = ""  # as one page had it
+    suspicious_pages: int = 0  # pages that kept it: it would have removed more than half of their text
+    learnt: bool = True  # False: given as known (a saved file)
+
+
+@dataclass
+class Templates:
+    by_site: dict[str, dict[str, Template]] = field(default_factory=dict)
+    known: dict[str, Template] = field(default_factory=dict)  # from saved files: apply to every site
+
+    def all(self) -> list[Template]:
+        return [*self.known.values(), *(t for found in self.by_site.values() for t in found.values())]
+
+    def find(self, source: str, pattern: str) -> Template | None:
+        return self.by_site.get(site(source), {}).get(pattern) or self.known.get(pattern)
+
+
+def _units(text: str, keyword: str) -> set[str]:
+    out = set()
+    for line in text.split("\n"):
+        if line.strip():
+            out.add(mask(line, keyword))
+            out.update(mask(p, keyword) for p in pieces(line))
+    return out
+
+
+def learn(pages: list[tuple[str, str, str]], min_pages: int, min_share: float, min_chars: int,
+          known: dict[str, Template] | None = None) -> Templates:
+    """Templates of each site from its pages, given as (source, keyword, text)."""
+    by_site: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for source, keyword, text in pages:
+        by_site[site(source)].append((keyword, text))
+    found = Templates(known=dict(known or {}))
+    for name, site_pages in by_site.items():
+        counts: Counter = Counter()
+        examples: dict[str, str] = {}
+        for keyword, text in site_pages:
+            counts.update(_units(text, keyword))
+        need = max(min_pages, math.ceil(min_share * len(site_pages)))
+        chosen = {p: n for p, n in counts.items() if n >= need and _chars(p) >= min_chars}
+        for keyword, text in site_pages:  # an example of each as a page wrote it
+            for line in text.split("\n"):
+                for unit in [line, *pieces(line)]:
+                    pattern = mask(unit, keyword)
+                    if pattern in chosen and pattern not in examples:
+                        examples[pattern] = unit.strip()
+        found.by_site[name] = {p: Template(p, n, name, examples.get(p, "")) for p, n in
+                               sorted(chosen.items(), key=lambda kv: -kv[1])}
+    return found
+
+
+def strip(text: str, source: str, keyword: str, templates: Templates) -> tuple[str, list[tuple[Template, str]]]:
+    """The page without its site's template sentences and lines: (text, [(template, what it removed)]). A template
+    that would take more than half of the page's text stays on that page and is marked suspicious there."""
+    han = len(_han(text))
+    found: dict[int, list[str]] = {}
+    units = []  # (line index, piece or None for the whole line, template or None)
+    for n, line in enumerate(text.split("\n")):
+        whole = templates.find(source, mask(line, keyword)) if line.strip() else None
+        if whole is not None:
+            units.append((n, line, whole))
+            continue
+        units += [(n, piece, templates.find(source, mask(piece, keyword))) for piece in pieces(line) or [line]]
+    for _, piece, template in units:
+        if template is not None:
+            found.setdefault(id(template), []).append(piece)
+    too_much = {key for key, removed in found.items() if len(_han("".join(removed))) > han / 2}
+    for _, _, template in units:
+        if template is not None and id(template) in too_much:
+            template.suspicious_pages += 1
+            too_much.discard(id(template))  # counted once a page
+            found.pop(id(template), None)
+    kept_lines: dict[int, list[str]] = {}
+    removed = []
+    for n, piece, template in units:
+        if template is not None and id(template) in found:
+            removed.append((template, piece.strip()))
+        else:
+            kept_lines.setdefault(n, []).append(piece)
+    if not removed:
+        return text, []
+    lines = ["".join(parts).strip() for _, parts in sorted(kept_lines.items())]
+    stripped = "\n".join(line for line in lines if line)
+    if _SENTENCE_END.search(text) and not _SENTENCE_END.search(stripped):
+        for template in {id(t): t for t, _ in removed}.values():  # no finished sentence would be left: suspicious
+            template.suspicious_pages += 1
+        return text, []
+    return stripped, removed
+
+
+def _chars(pattern: str) -> int:
+    """Han characters, letters and digits besides the masks: punctuation and a book title's brackets are not text."""
+    return len(re.findall(r"[\u4e00-\u9fffA-Za-z0-9]", _MASKS.sub("", pattern)))
+
+
+def _han(text: str) -> str:
+    return "".join(re.findall(r"[\u4e00-\u9fff]", text))
+
+
+def load_known(paths: list[str]) -> dict[str, Template]:
+    """Templates saved by an earlier cleaning; a file that is not such a list is named, exit 2."""
+    known = {}
+    for name in paths:
+        path = Path(name)
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"data.clean.templates: {path} not found (write one with --save-templates)") from None
+        except (OSError, ValueError) as exc:
+            raise UserError(f"data.clean.templates: {path} is not JSON ({exc}); write one with --save-templates") \
+                from None
+        if not isinstance(rows, list):
+            raise UserError(f"data.clean.templates: {path} is not a list of templates")
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict) or not isinstance(row.get("pattern"), str) or not row["pattern"].strip():
+                raise UserError(f"data.clean.templates: {path} entry {i} has no pattern (write the file with "
+                                "--save-templates)")
+            known[row["pattern"]] = Template(row["pattern"], int(row.get("pages") or 0), str(path),
+                                             str(row.get("example") or ""), learnt=False)
+    return known
