@@ -27,11 +27,9 @@ import time
 from pathlib import Path
 
 from zhouyi.child.gguf_convert import assemble_shipped
-from zhouyi.child.jobs import GgufWrite
+from zhouyi.child.jobs import CONVERTER_TYPES, GgufWrite
 from zhouyi.child.serve import ChildError, serve
 
-CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")  # the converter writes these itself
-LLAMA_CPP_TYPES = ("q4_k_m", "q5_k_m", "q6_k")  # llama.cpp quantizes these from an f16 GGUF
 # what a tokenizer.json's pre-tokenizer is, in llama.cpp's names, when the converter's hash table does not know it
 BYTE_LEVEL_GPT2 = {"type": "ByteLevel", "use_regex": True}
 PROBES = ("user", "你好", "梦见蛇，预示着什么？", "周公解梦：梦见龙，主大吉。汝若有梦，细细道来。",

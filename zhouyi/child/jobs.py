@@ -47,13 +47,18 @@ class GgufConvert(Job):
     out: str
 
 
+CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")  # GGML's converter writes these itself
+LLAMA_CPP_TYPES = ("q4_k_m", "q5_k_m", "q6_k")  # llama.cpp quantizes these from an f16 GGUF
+GGUF_TYPES = CONVERTER_TYPES + LLAMA_CPP_TYPES
+
+
 class GgufWrite(Job):
     """`zhouyi export --gguf`: the merge as one GGUF, its template and tokenizer checked."""
 
     child: ClassVar[str] = "gguf_write"
     merged: str
     out: str
-    outtype: str
+    outtype: Literal[GGUF_TYPES]
     template: str
     persona: str | None = None
     name: str

