@@ -49,14 +49,12 @@ from common import (
 )
 
 ARMS = {"tutorial-style": ("tutorial", "tutorial.json", COLUMNS), "zhouyi-clean": ("clean", "clean.json", WITH_SYSTEM)}
-BATCH = 16  # the fastest batch on 2 cores for gemma-3-270m (bench/bench_answers.py, bench/results/answers-*.md)
 
 
 def spec(name: str, train_file: str, columns: dict, steps: int, seed: int) -> dict:
     return {"base": "gemma-cpu", "name": name,
             "data": {"datasets": [{"name": name.split("-s")[0], "file_name": train_file, "columns": columns}, HELDOUT]},
-            "train": {"max_steps": steps, "save_steps": 10 * steps, "seed": seed},
-            "eval": {"per_device_eval_batch_size": BATCH}}
+            "train": {"max_steps": steps, "save_steps": 10 * steps, "seed": seed}}
 
 
 
@@ -136,7 +134,7 @@ def main() -> int:
     result = {"date": date, "machine": f"{os.cpu_count()} CPU cores",
               "minutes": round((time.monotonic() - started) / 60, 1), "resumed": bool(args.work), "model": MODEL,
               "train_rows": len(clean_rows), "eval_rows": len(held_out), "steps": steps, "seeds": args.seeds,
-              "eval_batch": BATCH, "seconds": timings, "verdict": verdict_line(table), "table": table}
+              "seconds": timings, "verdict": verdict_line(table), "table": table}
     arms = [c for c in table["metrics"] if c.split(" (")[0] in ARMS]
     chart({m: table["metrics"][m] | table["checks"][m] for m in ("base", *arms)}, work / "proof.png")
     from zhouyi.reports import comparison_markdown
@@ -145,8 +143,8 @@ def main() -> int:
           f"{MODEL}; LoRA r8 on all linear layers, {steps} steps of 4 rows, lr 3e-4, cutoff 256, "
           f"seeds {', '.join(str(s) for s in range(args.seeds))}; {len(clean_rows)} training dreams (zhouyi-clean: "
           f"each answer's first paragraph, the gemma-cpu preset's `answer_paragraphs: 1`), {len(held_out)} held-out "
-          f"dreams (keywords in neither training set; references: their whole cleaned answers), greedy, batches of "
-          f"{BATCH}; {result['minutes']} minutes{' (resumed: earlier work not counted)' if args.work else ''}.\n\n"
+          f"dreams (keywords in neither training set; references: their whole cleaned answers), greedy; "
+          f"{result['minutes']} minutes{' (resumed: earlier work not counted)' if args.work else ''}.\n\n"
           f"**{result['verdict']}**\n\n![chart](proof-{date}.png)\n\n"
           + comparison_markdown(table).split("\n", 2)[2])
     (work / "proof.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -62,6 +62,8 @@ def test_eval_compares_base_and_tuned_on_the_held_out_split(trained_run):
     again = zhouyi("eval", "--run", str(run), "--max-samples", "2", cwd=project, timeout=600)
     assert again.returncode == 0 and "the base model answers" not in again.stdout, "cached"
     assert json.loads((run / "eval" / "report.json").read_text())["forgetting"]["nll"] == forgot["nll"]
+    reused = cli("eval", "--run", str(run), "--max-samples", "2", "--reuse", cwd=project)
+    assert reused.returncode == 0 and "reused" in reused.stdout and "llamafactory-cli" not in reused.stdout
 
 
 def test_eval_without_a_held_out_split_says_how_to_make_one(project):

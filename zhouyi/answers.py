@@ -16,7 +16,7 @@ from zhouyi import launch, layout, process
 from zhouyi.data.rules import DEFAULT_RULES, WEB_NOISE
 from zhouyi.errors import UserError
 from zhouyi.files import read_json_rows
-from zhouyi.spec import JobSpec
+from zhouyi.spec import DatasetEntry, JobSpec
 
 # ---------------------------------------------------------------- questions
 
@@ -49,20 +49,23 @@ def readable(spec: JobSpec, split: str) -> bool:
 def split_questions(spec: JobSpec, data_dir: Path, split: str, max_samples: int | None, verb: str) -> list[Question]:
     """A split's rows, in the order LLaMA-Factory reads them (each dataset cut at max_samples). `verb` names who
     asks, for the error when a dataset is not an alpaca file of answers."""
-    out = []
-    for entry in (d for d in spec.data.datasets if d.split == split):
-        cols = entry.resolved_columns
-        if entry.file_name is None or entry.formatting != "alpaca" or entry.ranking:
-            raise UserError(f"{verb}: the {split} set '{entry.name}' is not an alpaca file of answers zhouyi can read "
-                            "(file_name, formatting: alpaca, no ranking)")
-        try:
-            rows = read_json_rows(data_dir / entry.file_name)[:max_samples]
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{data_dir / entry.file_name}: {exc}; the run's {split} data must be where it was") \
-                from None
-        out += [Question(str(r.get(cols.prompt) or ""), str(r.get(cols.query or "") or ""),
-                         str(r.get(cols.response) or ""), r.get(cols.system) if cols.system else None) for r in rows]
-    return out
+    return [q for entry in spec.data.datasets if entry.split == split
+            for q in dataset_questions(entry, data_dir, verb)[:max_samples]]
+
+
+def dataset_questions(entry: DatasetEntry, data_dir: Path, verb: str) -> list[Question]:
+    """One registered dataset's rows as questions (an alpaca file of answers; anything else is refused)."""
+    cols = entry.resolved_columns
+    if entry.file_name is None or entry.formatting != "alpaca" or entry.ranking:
+        raise UserError(f"{verb}: the {entry.split} set '{entry.name}' is not an alpaca file of answers zhouyi can "
+                        "read (file_name, formatting: alpaca, no ranking)")
+    try:
+        rows = read_json_rows(data_dir / entry.file_name)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{data_dir / entry.file_name}: {exc}; the run's {entry.split} data must be where it was") \
+            from None
+    return [Question(str(r.get(cols.prompt) or ""), str(r.get(cols.query or "") or ""), str(r.get(cols.response) or ""),
+                     r.get(cols.system) if cols.system else None) for r in rows]
 
 
 def require_no_system_column(spec: JobSpec, split: str = "eval") -> None:

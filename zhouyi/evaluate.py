@@ -244,12 +244,9 @@ def training_rows(spec: JobSpec, data_dir: Path) -> trace.TrainingRows | None:
     """The run's training answers, to trace flagged answers to (None when the training split is not alpaca)."""
     if not answers.readable(spec, "train"):
         return None
-    rows = []
-    for entry in (d for d in spec.data.datasets if d.split == "train"):
-        one = answers.split_questions(spec.model_copy(update={"data": spec.data.model_copy(
-            update={"datasets": [entry]})}), data_dir, "train", None, "eval")
-        rows += [(data_dir / entry.file_name, i, q.reference) for i, q in enumerate(one)]
-    return trace.TrainingRows(rows)
+    return trace.TrainingRows([(data_dir / entry.file_name, i, q.reference)
+                               for entry in spec.data.datasets if entry.split == "train"
+                               for i, q in enumerate(answers.dataset_questions(entry, data_dir, "eval"))])
 
 
 def seed_groups(specs: list[JobSpec]) -> list[list[int]]:
