@@ -81,8 +81,16 @@ def call_child(job, what: str, env: dict[str, str] | None = None, timeout: float
     from zhouyi.child.jobs import ANSWERS
 
     proc = capture(child(job.child, env=env), stdin_text=job.model_dump_json(), timeout=timeout, stderr=stderr)
-    lines = [line for line in (proc.stdout or "").strip().splitlines() if line.startswith("{")]
-    message = json.loads(lines[-1]) if lines else {}
+    message = {}
+    for line in reversed((proc.stdout or "").strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                message = json.loads(line)
+                break
+            except ValueError:
+                continue  # a library's own log line that looks like JSON; the answer is the last one that is
+    if not isinstance(message, dict):
+        message = {}
     if "answer" in message:
         return ANSWERS[type(job)].model_validate(message["answer"])
     error = message.get("error") or f"it stopped with exit {proc.returncode} and no answer" + (
