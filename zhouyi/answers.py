@@ -141,13 +141,20 @@ def prediction_rows(folder: Path) -> list[dict]:
             if line.strip()]
 
 
-def token_counter(run_dir: Path):
-    """Counts an answer's tokens with the run's own tokenizer (for the token-limit check), or None."""
+def asked_model(run_dir: Path, which: str) -> dict:
+    """The model a run's prediction of `which` ("base", "tuned") loads, as its rendered YAML says: path, adapter,
+    template."""
     import yaml
 
+    config = yaml.safe_load((run_dir / layout.VERB_FILES[layout.PREDICT_VERBS[which]]).read_text("utf-8"))
+    return {"model": str(config["model_name_or_path"]), "adapter": config.get("adapter_name_or_path"),
+            "template": str(config["template"])}
+
+
+def token_counter(run_dir: Path):
+    """Counts an answer's tokens with the run's own tokenizer (for the token-limit check), or None."""
     try:
-        predict_yaml = run_dir / layout.VERB_FILES["predict"]
-        model = yaml.safe_load(predict_yaml.read_text("utf-8"))["model_name_or_path"]
+        model = asked_model(run_dir, "tuned")["model"]
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(model)

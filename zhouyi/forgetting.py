@@ -21,6 +21,7 @@ from pathlib import Path
 from zhouyi import answers, layout, process, stats
 from zhouyi.errors import UserError
 from zhouyi.files import read_json_rows, write_json
+from zhouyi.registry import DATASET_INFO
 from zhouyi.spec import JobSpec
 
 SHIPPED = Path(__file__).resolve().parent / "data" / "general_prompts.json"
@@ -54,22 +55,13 @@ def bleeds(text: str, markers: list[str]) -> bool:
     return any(m.lower() in lowered for m in markers)
 
 
-def _model_keys(run_dir: Path, which: str) -> dict:
-    """The model a run's prediction of `which` ("base", "tuned") loads: path, adapter, template."""
-    import yaml
-
-    config = yaml.safe_load((run_dir / layout.VERB_FILES[layout.PREDICT_VERBS[which]]).read_text("utf-8"))
-    return {"model": str(config["model_name_or_path"]), "adapter": config.get("adapter_name_or_path"),
-            "template": str(config["template"])}
-
-
 def _write_dataset(folder: Path, prompts: list[str]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = [{"instruction": p, "input": "", "output": ""} for p in prompts]
-    (folder / "general.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    entry = {DATASET: {"file_name": "general.json", "formatting": "alpaca",
-                       "columns": {"prompt": "instruction", "query": "input", "response": "output"}}}
-    (folder / "dataset_info.json").write_text(json.dumps(entry, indent=2) + "\n", encoding="utf-8")
+    """The prompts as an alpaca file and its own dataset_info.json, in the run's eval folder."""
+    from zhouyi.render import dataset_entry
+    from zhouyi.spec import DatasetEntry
+
+    write_json(folder / "general.json", [{"instruction": p, "input": "", "output": ""} for p in prompts])
+    write_json(folder / DATASET_INFO, {DATASET: dataset_entry(DatasetEntry(name=DATASET, file_name="general.json"))})
 
 
 def _answer(spec: JobSpec, run_dir: Path, which: str, prompts: list[str]) -> list[str]:
@@ -94,7 +86,7 @@ def _nll(spec: JobSpec, keys: dict, prompts: list[str], replies: list[str]) -> l
 
 def base_answers(spec: JobSpec, run_dir: Path, base_dir: Path, prompts: list[str], echo=print) -> dict:
     """The base model's answers to the prompts and its likelihood of them: from the cache, else made and cached."""
-    keys = _model_keys(run_dir, "base")
+    keys = answers.asked_model(run_dir, "base")
     digest = hashlib.sha256(json.dumps([keys, prompts, spec.eval.max_new_tokens], ensure_ascii=False)
                             .encode()).hexdigest()[:16]
     cached = base_dir / CACHE / f"{digest}.json"
@@ -117,7 +109,7 @@ def check(spec: JobSpec, run_dir: Path, base_dir: Path, echo=print) -> dict:
     base = base_answers(spec, run_dir, base_dir, prompts, echo)
     echo(f"forgetting check: the tuned model answers {len(prompts)} general prompts", flush=True)
     tuned = _answer(spec, run_dir, "tuned", prompts)
-    tuned_nll = _nll(spec, _model_keys(run_dir, "tuned"), prompts, base["answers"])
+    tuned_nll = _nll(spec, answers.asked_model(run_dir, "tuned"), prompts, base["answers"])
     return summarise(prompts, base["answers"], tuned, base["nll"], tuned_nll, spec.eval.bleed_markers, spec.eval.seed)
 
 

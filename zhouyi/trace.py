@@ -10,6 +10,7 @@ substring of at least MIN_SHARED characters (found through an index of the rows'
 from __future__ import annotations
 
 from collections import Counter
+from functools import cached_property
 from pathlib import Path
 
 from zhouyi.answers import BOILERPLATE_RULES, check
@@ -25,10 +26,15 @@ class TrainingRows:
 
     def __init__(self, rows: list[tuple[Path, int, str]]):
         self.rows = rows
-        self.index: dict[str, set[int]] = {}
-        for i, (_, _, text) in enumerate(rows):
+
+    @cached_property
+    def index(self) -> dict[str, set[int]]:
+        """Built on the first flagged answer: an evaluation with none never pays for it."""
+        index: dict[str, set[int]] = {}
+        for i, (_, _, text) in enumerate(self.rows):
             for gram in _grams(text):
-                self.index.setdefault(gram, set()).add(i)
+                index.setdefault(gram, set()).add(i)
+        return index
 
     def sharing(self, stretch: str, limit: int = ROWS_SHOWN) -> list[dict]:
         """The rows with the longest common substring (≥ MIN_SHARED characters) with `stretch`, longest first."""
