@@ -88,7 +88,7 @@ def cmd_chat(args) -> int:
 
 def cmd_api(args) -> int:
     from zhouyi import process
-    from zhouyi.serve.server import LOOPBACK, Endpoint, api_command, free_port, gate_command, pick_port
+    from zhouyi.serve.server import LOOPBACK, Endpoint, api_command, died, free_port, gate_command, pick_port
 
     spec, run_dir = run_for(args)
     port = pick_port(args.host, args.port, 8000)
@@ -105,7 +105,7 @@ def cmd_api(args) -> int:
         print(f"OpenAI-compatible API for {run_dir.name} at http://{args.host}:{port}/v1 (model '{spec.run_name}', "
               f"{'API_KEY required' if keyed else 'no API key'}; a message up to {spec.infer.max_prompt_chars:,} "
               f"characters, max_tokens up to {spec.infer.max_new_tokens:,}); Ctrl-C stops it", flush=True)
-        return process.run(gate_command(spec, upstream, args.host, port))
+        return process.run(gate_command(spec, upstream, args.host, port), watch=lambda: died(upstream))
 
 
 def cmd_webui(args) -> int:

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 
 from zhouyi.errors import UserError
-from zhouyi.serve.gate import over_prompt_limit
+from zhouyi.serve.requests import over_prompt_limit
 from zhouyi.serve.server import Endpoint, auth
 
 HELP = "a blank line is skipped; /clear forgets the conversation; /exit or Ctrl-D leaves"

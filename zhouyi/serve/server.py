@@ -10,7 +10,7 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,10 +61,12 @@ def pick_port(host: str, port: int | None, default: int) -> int:
 
 
 def api_command(spec: JobSpec, run_dir: Path, host: str, port: int, key: str | None = None) -> launch.Command:
-    """`llamafactory-cli api infer.yaml` on host:port, naming the model after the run; with `key`, it is required
-    (the key lives in the child's environment only: masked when printed, never written)."""
+    """LLaMA-Factory's API server on infer.yaml (`llamafactory-cli api`'s own code, with a stream whose client left
+    stopped: zhouyi.serve.engine) on host:port, naming the model after the spec's run name; with `key`, it is
+    required (the key lives in the child's environment only: masked when printed, never written)."""
     env = {"API_HOST": host, "API_PORT": str(port), "API_MODEL_NAME": spec.run_name}
-    return launch.build(spec, "api", run_dir, env=env | ({"API_KEY": key} if key else {}))
+    cli = launch.build(spec, "api", run_dir, env=env | ({"API_KEY": key} if key else {}))
+    return launch.python_module("zhouyi.serve.engine", *cli.argv[1:], env=cli.env, cwd=cli.cwd)
 
 
 def gate_command(spec: JobSpec, upstream: Endpoint, host: str, port: int) -> launch.Command:
@@ -83,6 +85,16 @@ class Endpoint:
     url: str  # http://host:port/v1
     key: str
     model: str
+    poll: Callable[[], int | None] | None = None  # the exit of the process answering there, if zhouyi started it
+    log: Path | None = None  # its output
+
+
+def died(endpoint: Endpoint) -> str | None:
+    """Why the model server behind `endpoint` is gone (its exit and its log's end), or None while it runs."""
+    if endpoint.poll is None or (code := endpoint.poll()) is None:
+        return None
+    return (f"the LLaMA-Factory server exited ({code}) while serving; its log {endpoint.log} "
+            f"ends:\n{process.log_tail(endpoint.log)}")
 
 
 @contextmanager
@@ -91,7 +103,7 @@ def private_server(spec: JobSpec, run_dir: Path, log: Path, ready_timeout: float
     port, key = free_port(), secrets.token_urlsafe(24)
     to_stderr = functools.partial(print, file=sys.stderr)  # stdout is the answer's alone
     proc = process.start(api_command(spec, run_dir, LOOPBACK, port, key), log, echo=to_stderr)
-    endpoint = Endpoint(f"http://{LOOPBACK}:{port}/v1", key, spec.run_name)
+    endpoint = Endpoint(f"http://{LOOPBACK}:{port}/v1", key, spec.run_name, proc.poll, log)
     try:
         wait_ready(endpoint, proc, log, ready_timeout)
         yield endpoint

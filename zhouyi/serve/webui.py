@@ -21,7 +21,8 @@ from zhouyi import launch, layout
 from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, read_mapping, write_json
 from zhouyi.launch import Command
-from zhouyi.registry import DATASET_INFO, read_registry
+from zhouyi.layout import DATASET_INFO
+from zhouyi.registry import read_registry
 from zhouyi.render import RenderContext, dataset_entries, method_keys, model_path
 from zhouyi.runs import check_run, latest_trained_run, render_context
 from zhouyi.spec import JobSpec
