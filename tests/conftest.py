@@ -18,11 +18,16 @@ SHARED_DATA = REPO.parent / "shared" / "data" / "zgjm"
 
 
 def zhouyi(*args: str, cwd: Path, stdin: str | None = None, timeout: int = 600, env: dict | None = None):
-    """Run the real CLI in a subprocess, as a user would: for verbs that train, serve or export."""
-    return subprocess.run(
+    """Run the real CLI in a subprocess, as a user would: for verbs that train, serve or export. A user error or a
+    signal (exit 2, 130, 143, 129) that shows a traceback fails the test: those end in a message."""
+    result = subprocess.run(
         [sys.executable, "-m", "zhouyi", *args], cwd=cwd, input=stdin, capture_output=True, text=True,
         timeout=timeout, env={**os.environ, **(env or {})},
     )
+    if result.returncode in (2, 129, 130, 143):
+        assert "Traceback (most recent call last)" not in result.stdout + result.stderr, (
+            f"zhouyi {' '.join(args)} (exit {result.returncode}) printed a traceback:\n{result.stderr[-3000:]}")
+    return result
 
 
 def cli(*args: str, cwd: Path, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

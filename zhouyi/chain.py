@@ -16,7 +16,7 @@ from zhouyi import launch
 from zhouyi.errors import UserError
 from zhouyi.launch import Command
 from zhouyi.layout import START_MODEL, is_trained
-from zhouyi.runs import check_in_place, read_manifest, recorded_spec
+from zhouyi.runs import check_in_place, check_weights, read_manifest, recorded_spec
 from zhouyi.spec import JobSpec
 
 SAME_BASE = ("source", "model_name_or_path", "model_revision", "template")
@@ -35,6 +35,7 @@ def check_from(spec: JobSpec, from_dir: Path) -> Path:
     if not is_trained(from_dir):
         raise UserError(f"--from {from_dir}: its training has not finished (train/adapter_config.json missing); "
                         f"finish it first (zhouyi train --resume {from_dir})")
+    check_weights(from_dir, "--from")
     differs = [f"model.{k}: {getattr(earlier.model, k)!r} there, {getattr(spec.model, k)!r} here" for k in SAME_BASE
                if getattr(earlier.model, k) != getattr(spec.model, k)]
     if differs:

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi.errors import UserError
-
-LEDGER = ".zhouyi-written.json"  # in a folder zhouyi writes into: file name -> sha256 of what zhouyi wrote there
+from zhouyi.layout import DATASET_INFO, LEDGER, kept_by_zhouyi
 
 
 def atomic_write(path: Path, text: str | bytes) -> None:
@@ -62,9 +61,14 @@ def written_by_zhouyi(path: Path) -> bool:
     return path.is_file() and ledger.get(path.name) == sha256_file(path)
 
 
-def refuse_foreign(paths, force: bool, what: str = "-o") -> None:
-    """Refuse to overwrite files zhouyi did not write (or that were changed since) unless `force`."""
+def refuse_foreign(paths, force: bool, what: str = "-o", registries: bool = False) -> None:
+    """Refuse to overwrite files zhouyi did not write (or that were changed since) unless `force`, and, `force` or
+    not, a file zhouyi keeps for itself (the registry, the ledger, a run's own files) or a link leading to one.
+    `registries`: the verb writes registry fragments of its own (render), which may replace what it wrote before."""
     for p in paths:
+        if (kept := kept_by_zhouyi(Path(p))) and not (registries and Path(p).name == DATASET_INFO
+                                                      and (not Path(p).exists() or written_by_zhouyi(Path(p)))):
+            raise UserError(f"{p}: {kept}, which zhouyi keeps for itself; choose another {what}")
         if Path(p).is_dir():
             raise UserError(f"{p} is a folder; {what} must name a file")
     foreign = [str(p) for p in paths if Path(p).exists() and not written_by_zhouyi(Path(p))]
@@ -93,6 +97,54 @@ def locked(folder: Path) -> Iterator[None]:
 
 
 _HELD: set[Path] = set()
+
+
+@contextlib.contextmanager
+def sole_writers(folders, doing: str) -> Iterator[None]:
+    """`sole_writer` on each of `folders` (a verb that writes into several runs)."""
+    with contextlib.ExitStack() as stack:
+        for folder in folders:
+            stack.enter_context(sole_writer(folder, doing))
+        yield
+
+
+@contextlib.contextmanager
+def sole_writer(folder: Path, doing: str) -> Iterator[None]:
+    """Hold `folder` for this verb alone while it writes there: a second zhouyi writing into the same folder (two
+    exports of one run) is refused at once, naming the process that holds it, instead of deleting its work. The lock
+    is on the folder itself (nothing left behind) and dies with the process."""
+    folder = Path(folder).resolve()
+    if folder in _HELD or not folder.is_dir():  # not there: the verb's own check names what is wrong
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{folder} is being written by {_holder(fd)}; wait for it to finish (or stop it), "
+                            f"then {doing} again") from None
+        _HELD.add(folder)
+        yield
+    finally:
+        _HELD.discard(folder)
+        os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    """The process holding a flock on `fd`'s file, as `pid N (its command line)`, from /proc/locks."""
+    st = os.fstat(fd)
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if "FLOCK" in fields and inode in fields:
+                pid = fields[fields.index(inode) - 1]
+                with contextlib.suppress(OSError):
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    return f"pid {pid} ({cmd.strip()})"
+                return f"pid {pid}"
+    return "another process"
 
 
 def _real(path: Path) -> Path:
@@ -160,6 +212,24 @@ def read_mapping(path: Path, mend: str, parse=json.loads, errors: tuple = (Value
 def write_json(path: Path, data) -> None:
     """`data` as indented UTF-8 JSON (Chinese kept readable), atomically."""
     atomic_write(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why the safetensors file at `path` cannot be whole (too short for the tensors its header lists: cut short while
+    copying or writing), or None. Reads the header only: no torch, no weights."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        length = int.from_bytes(fh.read(8), "little") if size >= 8 else None
+        if length is None or 8 + length > size:
+            return f"{size:,} bytes, too short for its own header"
+        try:
+            header = json.loads(fh.read(length))
+            end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return "its header is not a safetensors header"
+    if 8 + length + end != size:
+        return f"{size:,} bytes where its header needs {8 + length + end:,} (cut short while copying or writing?)"
+    return None
 
 
 def sha256_file(path: Path) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from zhouyi import answers, layout, process, stats
 from zhouyi.errors import UserError
 from zhouyi.files import read_json_rows, write_json
-from zhouyi.registry import DATASET_INFO
+from zhouyi.layout import DATASET_INFO
 from zhouyi.spec import JobSpec
 
 SHIPPED = Path(__file__).resolve().parent / "data" / "general_prompts.json"

@@ -47,6 +47,9 @@ LOSS_PNG = "loss.png"  # in eval/
 GENERAL_DATA = "general_prompts"  # in eval/: the forgetting check's prompts as a dataset LLaMA-Factory reads
 GGUF_RECORD = "gguf.json"  # in each GGUF export: what was written, from what, how big, how long
 MADE_BY_ZHOUYI = ".zhouyi-made"  # in every folder zhouyi makes to write a model into: --force may replace those only
+# outside runs
+DATASET_INFO = "dataset_info.json"  # LLaMA-Factory's registry, in every dataset_dir (and a run's own copy)
+LEDGER = ".zhouyi-written.json"  # in a folder zhouyi writes into: file name -> sha256 of what zhouyi wrote there
 
 # zhouyi verb -> the rendered file it runs on (None: no file)
 VERB_FILES = {"train": TRAIN_YAML, "predict": PREDICT_YAML, "predict_base": PREDICT_BASE_YAML, "chat": INFER_YAML,
@@ -56,8 +59,25 @@ PREDICT_VERBS = {"base": "predict_base", "tuned": "predict"}  # which model -> t
 COMPARED = (SPEC_RESOLVED, TRAIN_YAML, PREDICT_BASE_YAML, PREDICT_YAML, INFER_YAML, EXPORT_YAML)  # `runs diff`
 RUN_OWN_NAMES = frozenset({
     MANIFEST, SPEC_COPY, SPEC_RESOLVED, TRAIN_YAML, PREDICT_YAML, PREDICT_BASE_YAML, INFER_YAML, EXPORT_YAML,
-    RESUME_YAML, QUANTIZE_YAML, CALIBRATION, TRAIN_DIR, EVAL_DIR, PAIRS_DIR, PARITY_DIR, START_MODEL,
+    RESUME_YAML, QUANTIZE_YAML, CALIBRATION, TRAIN_DIR, EVAL_DIR, PAIRS_DIR, PARITY_DIR, START_MODEL, DATASET_INFO,
+    LEDGER,
 })  # export.export_dir may name none of these
+
+
+def kept_by_zhouyi(path: Path) -> str | None:
+    """What `path` is when it is, or a link leads to, a file zhouyi keeps for itself (no verb may write its output
+    there, --force or not); None for any other path."""
+    real = Path(path).resolve()
+    for run in real.parents:
+        if (run / MANIFEST).is_file() and (run / SPEC_RESOLVED).is_file():
+            if real.relative_to(run).parts[0] in RUN_OWN_NAMES:
+                return f"part of the run {run}"
+            break
+    own = {DATASET_INFO: "the dataset registry (LLaMA-Factory's dataset_info.json)",
+           LEDGER: "the ledger of the files zhouyi wrote", MADE_BY_ZHOUYI: "the mark of a folder zhouyi made"}
+    if real.name in own:
+        return own[real.name] + ("" if real == Path(path).absolute() else f", where {path} leads")
+    return None
 
 
 def is_trained(run_dir: Path) -> bool:

@@ -17,8 +17,9 @@ from zhouyi import answers as answering
 from zhouyi import layout
 from zhouyi.answers import Question, check, split_questions
 from zhouyi.errors import UserError
-from zhouyi.files import commit, locked, refuse_foreign
-from zhouyi.registry import DATASET_INFO, merge_entries, read_registry
+from zhouyi.files import commit, locked, refuse_foreign, sole_writer
+from zhouyi.layout import DATASET_INFO
+from zhouyi.registry import merge_entries, read_registry
 from zhouyi.render import RenderContext, dataset_entry
 from zhouyi.runs import check_run, recorded_spec
 from zhouyi.spec import RANKING_COLUMNS, DatasetEntry, JobSpec
@@ -93,6 +94,12 @@ def make_pairs(run: Path, base_dir: Path, output: Path | None, models: tuple[str
     """`zhouyi data pairs`, whole: every check before the first question is asked, the answers, then the pairs, their
     report and their registry entry written as one unit; (the pairs file, the report)."""
     run = check_run(run)
+    with sole_writer(run, "data pairs"):
+        return _make_pairs(run, base_dir, output, models, max_samples, without_system, register, force)
+
+
+def _make_pairs(run: Path, base_dir: Path, output: Path | None, models: tuple[str, ...], max_samples: int,
+                without_system: bool, register: bool, force: bool) -> tuple[Path, dict]:
     spec = recorded_spec(run)
     if max_samples < 1:
         raise UserError(f"--max-samples {max_samples}: ask at least one question")

@@ -18,10 +18,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from zhouyi.errors import UserError
+from zhouyi.errors import Stopped, UserError
 from zhouyi.launch import CLI, Command, child
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -30,10 +30,14 @@ ESCALATE_AFTER = 10.0  # seconds a signalled group has to stop before the next, 
 TimeoutExpired = subprocess.TimeoutExpired  # what capture() raises after its timeout
 
 
-def run(cmd: Command, echo=print, log: Path | None = None, dry_run: bool = False) -> int:
-    """Print `cmd`, run it and return its exit code (128+N when signal N ended it); `dry_run` only prints.
+def run(cmd: Command, echo=print, log: Path | None = None, dry_run: bool = False,
+        watch: Callable[[], str | None] | None = None) -> int:
+    """Print `cmd`, run it and return its exit code (128+N when signal N ended it, or when the user's signal N
+    stopped it); `dry_run` only prints.
 
-    With `log`, the child's stdout and stderr go to that file instead of the terminal.
+    With `log`, the child's stdout and stderr go to that file instead of the terminal. With `watch`, called while
+    the child runs: when it returns a reason (what the child depends on has died), the child is stopped and the
+    reason raised as a UserError.
     """
     echo(f"run: {cmd.shell()}" + (f" > {log} 2>&1" if log else ""), flush=True)
     if dry_run:
@@ -45,6 +49,11 @@ def run(cmd: Command, echo=print, log: Path | None = None, dry_run: bool = False
         with _forwarding(proc) as forwarder:
             while (code := _poll(proc)) is None:
                 forwarder.escalate()
+                if watch is not None and (reason := watch()):
+                    stop(proc)
+                    raise UserError(reason)
+    if forwarder.received is not None:
+        return 128 + forwarder.received  # the user stopped it: exit as the signal, even if the child exited 0
     return code if code >= 0 else 128 - code  # killed by signal N -> 128+N, as a shell reports it
 
 
@@ -70,6 +79,7 @@ def capture(cmd: Command, stdin_text: str | None = None, timeout: float | None =
                     proc.communicate()
                     raise subprocess.TimeoutExpired(argv, timeout) from None
                 forwarder.escalate()
+        forwarder.raise_received()
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
@@ -158,11 +168,21 @@ class _Forwarder:
     def __init__(self, pgid: int):
         self.pgid = pgid
         self.signalled_at: float | None = None
+        self.received: int | None = None  # the first signal the user sent: zhouyi ends by it too
         self.escalations = iter(ESCALATION)
 
     def forward(self, signum, _frame) -> None:
         _signal_group(self.pgid, signum)
         self.signalled_at = self.signalled_at or time.monotonic()
+        self.received = self.received or signum
+
+    def raise_received(self) -> None:
+        """After the child stopped: a signal the user sent ends zhouyi as that signal (exit 128+N), whatever the
+        child answered on its way out."""
+        if self.received == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.received is not None:
+            raise Stopped(self.received)
 
     def escalate(self) -> None:
         if self.signalled_at is not None and time.monotonic() - self.signalled_at > ESCALATE_AFTER:

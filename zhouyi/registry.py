@@ -10,8 +10,6 @@ from pathlib import Path
 from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, locked
 
-DATASET_INFO = "dataset_info.json"  # LLaMA-Factory's registry, in every dataset_dir
-
 
 @dataclass
 class MergeResult:

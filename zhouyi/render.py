@@ -21,9 +21,9 @@ import jinja2
 from zhouyi import layout
 from zhouyi.errors import UserError
 from zhouyi.launch import Command
-from zhouyi.registry import DATASET_INFO
+from zhouyi.layout import DATASET_INFO
 from zhouyi.spec import DatasetEntry, JobSpec
-from zhouyi.yamltext import yaml_value
+from zhouyi.yamltext import omegaconf_problem, yaml_value
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,12 @@ class RenderContext:
     run_dir: Path  # where this run's outputs go
     tokenized_dir: Path | None = None  # the tokenized-dataset cache (zhouyi.tokcache), when the spec asks for one
     model_dir: Path | None = None  # a snapshot `zhouyi download` recorded for a hub model (zhouyi.download)
+
+    def __post_init__(self) -> None:
+        """Every rendered path starts with one of these folders: one LLaMA-Factory cannot read fails here, named."""
+        for folder in (self.base_dir, self.run_dir, self.tokenized_dir, self.model_dir):
+            if folder is not None and (problem := omegaconf_problem(str(folder))):
+                raise UserError(f"{folder}: {problem.replace('write it', 'rename or move the folder')}")
 
     def resolve(self, path: str) -> Path:
         return (self.base_dir / path) if not Path(path).is_absolute() else Path(path)

@@ -14,12 +14,11 @@ from pathlib import Path
 
 from zhouyi import layout, process
 from zhouyi.errors import UserError
-from zhouyi.files import atomic_write, read_mapping, sha256_file, write_json
+from zhouyi.files import atomic_write, read_mapping, safetensors_problem, sha256_file, write_json
 from zhouyi.launch import Command, redact
-from zhouyi.layout import MADE_BY_ZHOUYI, MANIFEST, TRAIN_DIR, is_trained
+from zhouyi.layout import DATASET_INFO, MADE_BY_ZHOUYI, MANIFEST, TRAIN_DIR, is_trained
 from zhouyi.load import from_data, to_yaml
 from zhouyi.packages import package_versions
-from zhouyi.registry import DATASET_INFO
 from zhouyi.render import RenderContext
 from zhouyi.spec import JobSpec
 
@@ -149,7 +148,7 @@ def latest_trained_run(spec: JobSpec, base_dir: Path) -> Path:
         raise UserError(
             f"no finished run of '{spec.run_name}' under {parent}; train first (zhouyi train) or pass --run DIR"
         )
-    return check_in_place(candidates[-1], "the latest run")
+    return check_weights(check_in_place(candidates[-1], "the latest run"), "the latest run")
 
 
 def _run_name(run_dir: Path) -> str | None:
@@ -182,6 +181,15 @@ def check_run(run_dir: Path, flag: str = "--run") -> Path:
     if not is_trained(run_dir):
         raise UserError(f"{flag} {run_dir}: training has not finished there ({TRAIN_DIR}/adapter_config.json "
                         "missing)")
+    return check_weights(run_dir, flag)
+
+
+def check_weights(run_dir: Path, flag: str = "--run") -> Path:
+    """Refuse a run whose saved weights are damaged (a truncated adapter): named here, not a loader's traceback."""
+    for path in sorted((Path(run_dir) / TRAIN_DIR).glob("*.safetensors")):
+        if problem := safetensors_problem(path):
+            raise UserError(f"{flag} {run_dir}: {path.name} is damaged ({problem}); copy it again from where it "
+                            f"was trained, or train again (zhouyi train {Path(run_dir) / layout.SPEC_COPY})")
     return run_dir
 
 

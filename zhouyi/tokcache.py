@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 from zhouyi.files import sha256_file
+from zhouyi.layout import DATASET_INFO
 from zhouyi.packages import dist_version
-from zhouyi.registry import DATASET_INFO
 from zhouyi.spec import JobSpec
 
 CACHE_DIR = ".tokenized"  # inside the spec's runs_dir

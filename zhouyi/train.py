@@ -6,6 +6,7 @@ parse, call these and print.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,8 +16,9 @@ from zhouyi.download import missing_local_model, recorded
 from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, read_json_rows
 from zhouyi.launch import Command
+from zhouyi.layout import DATASET_INFO
 from zhouyi.load import LoadedSpec, to_yaml
-from zhouyi.registry import DATASET_INFO, MergeResult, merge_entries
+from zhouyi.registry import MergeResult, merge_entries
 from zhouyi.render import RenderContext, dataset_entries, render, render_node_script, render_resume
 from zhouyi.runs import (
     drift,
@@ -25,6 +27,7 @@ from zhouyi.runs import (
     new_run_dir,
     recorded_spec,
     render_context,
+    runs_dir,
     write_files,
     write_manifest,
 )
@@ -115,15 +118,20 @@ def new_run(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None, fr
     """A fresh run dir holding every rendered file and the manifest (what the run is, before it is launched);
     `from_dir`: the checked, finished run this one chains onto (zhouyi.chain: it trains on that run merged)."""
     spec = loaded.spec
+    render_context(spec, runs_dir(spec, base_dir), base_dir)  # folders LLaMA-Factory cannot read: refused here
     run_dir = new_run_dir(spec, base_dir)
-    ctx = render_context(spec, run_dir, base_dir)
-    if from_dir is not None:
-        ctx = replace(ctx, model_dir=run_dir / layout.START_MODEL)
-    files = render(spec, ctx)
-    write_files(run_dir, files)
-    cmd = launch.build(spec, "train", run_dir, node_rank=node_rank)
-    write_manifest(run_dir, spec, loaded.text, loaded.source, ctx, files, cmd,
-                   {"from_run": str(from_dir)} if from_dir else {})
+    try:
+        ctx = render_context(spec, run_dir, base_dir)
+        if from_dir is not None:
+            ctx = replace(ctx, model_dir=run_dir / layout.START_MODEL)
+        files = render(spec, ctx)
+        write_files(run_dir, files)
+        cmd = launch.build(spec, "train", run_dir, node_rank=node_rank)
+        write_manifest(run_dir, spec, loaded.text, loaded.source, ctx, files, cmd,
+                       {"from_run": str(from_dir)} if from_dir else {})
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)  # made just now, and no run without its manifest
+        raise
     return Run(run_dir, spec, cmd, chain.merge_command(from_dir, run_dir) if from_dir else None)
 
 

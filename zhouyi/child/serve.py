@@ -23,6 +23,8 @@ def serve(job_type: type[Job], work: Callable[[Job], dict], unexpected: str = ""
     try:
         job = job_type.model_validate_json(sys.stdin.read())
         answer = ANSWERS[job_type].model_validate(work(job)).model_dump(mode="json")
+    except KeyboardInterrupt:
+        return 130  # the parent sent it on from the user, and says so itself
     except ChildError as exc:
         return _say({"error": str(exc)}, 2)
     except ValidationError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -47,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" (writing {exc.filename})" if exc.filename else ""
+            print(f"zhouyi: error: no space left on the device{where}; nothing half-written was kept. Free some "
+                  "space, or write elsewhere, and run it again", file=sys.stderr)
+            return USER_ERROR_EXIT
         if exc.filename is None:
             raise
         # a place the user pointed at that cannot be read or written: a folder that is a file, no permission

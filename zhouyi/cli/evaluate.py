@@ -27,6 +27,7 @@ def add_verbs(sub) -> None:
 
 def cmd_eval(args) -> int:
     from zhouyi import evaluate
+    from zhouyi.files import sole_writers
     from zhouyi.runs import check_run, latest_trained_run
 
     if args.run:
@@ -35,8 +36,9 @@ def cmd_eval(args) -> int:
         run_dirs = [latest_trained_run(load_spec(args).spec, Path.cwd())]
     else:
         raise UserError("say which model: SPEC (its latest finished run) or --run DIR")
-    reports, comparison = evaluate.evaluate_runs(run_dirs, Path.cwd(), args.max_samples, args.without_system,
-                                                 forgetting_check=not args.no_forgetting, reuse=args.reuse)
+    with sole_writers(run_dirs, "eval"):
+        reports, comparison = evaluate.evaluate_runs(run_dirs, Path.cwd(), args.max_samples, args.without_system,
+                                                     forgetting_check=not args.no_forgetting, reuse=args.reuse)
     for path, report in reports:
         _summary(report, path)
     if comparison:

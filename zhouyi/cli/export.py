@@ -31,12 +31,20 @@ def gguf_types() -> tuple[str, ...]:
 
 def cmd_export(args) -> int:
     from zhouyi.errors import UserError
-    from zhouyi.export import gguf, merge, parity
-    from zhouyi.runs import render_context
+    from zhouyi.files import sole_writer
 
     spec, run_dir = run_for(args)
     if sum(map(bool, (args.quantize, args.gguf, args.check))) > 1:
         raise UserError("--quantize, --gguf and --check are separate steps; give one")
+    with sole_writer(run_dir, "export"):
+        return _export(args, spec, run_dir)
+
+
+def _export(args, spec, run_dir: Path) -> int:
+    from zhouyi.errors import UserError
+    from zhouyi.export import gguf, merge, parity
+    from zhouyi.runs import render_context
+
     if args.gguf or args.check:
         if args.dry_run:
             raise UserError("--dry-run shows LLaMA-Factory commands; --gguf and --check run zhouyi's own")

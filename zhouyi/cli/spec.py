@@ -57,7 +57,8 @@ def cmd_render(args) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {out} is a file; name a folder to render into")
     files = render(spec, render_context(spec, out, Path.cwd()))
-    refuse_foreign([out / name for name in files], args.force)  # a second render replaces the first freely
+    # a second render replaces the first freely, and its own dataset_info.json with it
+    refuse_foreign([out / name for name in files], args.force, registries=True)
     commit({out / name: text for name, text in files.items()})
     for name in files:
         print(out / name)

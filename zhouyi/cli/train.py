@@ -63,12 +63,14 @@ def cmd_train(args) -> int:
 
 def _resume(args) -> int:
     from zhouyi import train
+    from zhouyi.files import sole_writer
 
     if args.spec:
         raise UserError("give SPEC or --resume RUN, not both: a resumed run keeps the spec it was started with")
-    run, checkpoint = train.resume(Path(args.resume), args.node_rank, args.dry_run)
-    print(f"resuming {run.dir.name} from {checkpoint.name}")
-    return _run(run, args.dry_run, rendered=False)
+    with sole_writer(Path(args.resume), "train --resume"):
+        run, checkpoint = train.resume(Path(args.resume), args.node_rank, args.dry_run)
+        print(f"resuming {run.dir.name} from {checkpoint.name}")
+        return _run(run, args.dry_run, rendered=False)
 
 
 def cmd_rerun(args) -> int:

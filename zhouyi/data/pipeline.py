@@ -9,8 +9,8 @@ from zhouyi.data.clean import CleanOptions, CleanResult, clean, han_count
 from zhouyi.data.readers import read_file
 from zhouyi.errors import UserError
 from zhouyi.files import commit, locked, refuse_foreign, written_by_zhouyi
-from zhouyi.layout import REPORT_JSON, REPORT_MD
-from zhouyi.registry import DATASET_INFO, merge_entries, read_registry
+from zhouyi.layout import DATASET_INFO, REPORT_JSON, REPORT_MD, kept_by_zhouyi
+from zhouyi.registry import merge_entries, read_registry
 from zhouyi.render import dataset_entry
 from zhouyi.spec import ALPACA_COLUMNS, DatasetEntry
 
@@ -27,9 +27,9 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
     wrote before (and its entry): stale eval rows would now also be in train."""
     output = Path(output).absolute()
     registry = output.parent / DATASET_INFO
-    if output.name == DATASET_INFO:
-        raise UserError(f"{output} is LLaMA-Factory's dataset registry; write the cleaned data to another file, "
-                        f"e.g. -o {output.with_name('zhougong.json')}")
+    if kept := kept_by_zhouyi(output):
+        raise UserError(f"-o {output}: {kept}, which zhouyi keeps for itself; write the cleaned data to another "
+                        f"file, e.g. -o {output.with_name('zhougong.json')}")
     if any(Path(i).resolve() in (output.resolve(), eval_path(output).resolve()) for i in inputs):
         raise UserError(f"output {output} is one of the inputs; write the cleaned data elsewhere")
     if report_dir is not None and Path(report_dir).exists() and not Path(report_dir).is_dir():

@@ -102,6 +102,9 @@ def check(spec: JobSpec, run_dir: Path, ctx: RenderContext, ggufs: list[Path] | 
     the report. Raises UserError (exit 2) with the first differing pair when a runtime fails."""
     merged = layout.merged_dir(run_dir, spec.export.export_dir)
     require_merged(merged, "--check", "the check asks the merge and every GGUF made from it")
+    folders = gguf.gguf_dirs(spec, run_dir) if ggufs is None else ggufs
+    if folders:
+        gguf.require_packages()  # llama.cpp answers for the GGUFs: say so before minutes of answering
     asked = questions(spec, ctx)
     out = run_dir / layout.PARITY_DIR
     out.mkdir(exist_ok=True)
@@ -116,7 +119,7 @@ def check(spec: JobSpec, run_dir: Path, ctx: RenderContext, ggufs: list[Path] | 
     trained_prompts = [a["prompt_ids"] for a in merged_answers]  # LLaMA-Factory's template code made them
     runtimes = [Runtime("merged (transformers)", gg.merged_min_exact_match, merged_answers,
                         not persona or persona in plain["bare_prompt"])]
-    for folder in gguf.gguf_dirs(spec, run_dir) if ggufs is None else ggufs:
+    for folder in folders:
         record = gguf.record(folder)
         strict = gg.min_exact_match if record["type"] in gguf.FULL_PRECISION else gg.quantized_min_exact_match
         answer = child_answers(spec, "llama.cpp", gguf.gguf_file(folder), asked, timeout)

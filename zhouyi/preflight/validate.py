@@ -15,8 +15,9 @@ from zhouyi import layout, process
 from zhouyi.download import missing_local_model, recorded
 from zhouyi.errors import SpecError, UserError
 from zhouyi.files import read_json_rows
+from zhouyi.layout import DATASET_INFO
 from zhouyi.load import load
-from zhouyi.registry import DATASET_INFO, read_registry
+from zhouyi.registry import read_registry
 from zhouyi.render import RenderContext, dataset_entries, render
 from zhouyi.spec import JobSpec
 
