@@ -167,3 +167,18 @@ def _children(parent: int, module: str) -> list[int]:
             except (OSError, IndexError, ValueError):
                 continue
     return found
+
+
+def test_export_check_without_the_gguf_extra_says_how_to_install_before_answering(project, monkeypatch):
+    from zhouyi.export import gguf
+
+    run = fake_trained_run(project, "tiny-cpu")
+    (run / "merged").mkdir()
+    (run / "merged" / "config.json").write_text("{}")
+    (run / "merged-gguf-q8_0").mkdir()
+    (run / "merged-gguf-q8_0" / "gguf.json").write_text('{"file": "m.gguf", "type": "q8_0"}')
+    monkeypatch.setattr(gguf, "dist_version", lambda name: None if name == "llama-cpp-python" else "1")
+    before = snapshot(run)
+    result = cli("export", "--check", "--run", str(run), cwd=project)
+    assert result.returncode == 2 and "llama-cpp-python" in result.stderr and "pip install" in result.stderr
+    assert snapshot(run) == before, "refused before the adapter was asked anything"
