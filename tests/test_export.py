@@ -143,7 +143,8 @@ def test_export_refuses_a_run_without_an_eval_or_worse_than_the_base_unless_forc
     result = cli("export", "--run", str(run), cwd=project)
     assert result.returncode == 2, result.stderr
     assert "rouge-l " in result.stderr and "95% interval" in result.stderr
-    assert "in_voice 0% of answers against the base's 100%" in result.stderr and "--force" in result.stderr
+    assert "in_voice 0% of answers against the base's 100%" in result.stderr and "--skip-gate" in result.stderr
+    assert "--set export.gate.metric_drop=" in result.stderr, "the advice names what works on a trained run"
     assert not (run / "merged").exists(), "refused before anything is written"
 
     (run / "eval" / "report.json").write_text(json.dumps(gate_report(references, references[:9] + ["主吉。"])))
@@ -155,5 +156,10 @@ def test_export_refuses_a_run_without_an_eval_or_worse_than_the_base_unless_forc
     os.utime(run / "train" / "adapter_config.json", (later, later))
     result = cli("export", "--run", str(run), cwd=project)
     assert result.returncode == 2 and "older than the run's weights" in result.stderr, "a stale eval judges nothing"
+    loosened = cli("export", "--run", str(run), "--set", "export.gate.enabled=false", "--force", cwd=project)
+    assert "export gate" not in loosened.stdout and "llamafactory-cli export" in loosened.stdout
+    assert "--set export.gate.enabled=false" in loosened.stderr, "the change is said"
     forced = cli("export", "--run", str(run), "--force", cwd=project)
-    assert "export gate: skipped (--force)" in forced.stdout and "llamafactory-cli export" in forced.stdout
+    assert forced.returncode == 2 and "older than the run's weights" in forced.stderr, "--force replaces folders only"
+    forced = cli("export", "--run", str(run), "--skip-gate", "--force", cwd=project)
+    assert "export gate: skipped (--skip-gate)" in forced.stdout and "llamafactory-cli export" in forced.stdout

@@ -112,7 +112,7 @@ def test_gemma_exports_to_a_gguf_that_llama_cpp_asks_as_the_adapter_answers(gemm
     from transformers import AutoTokenizer
 
     project, run, _ = gemma_run
-    merged = zhouyi("export", "--run", str(run), "--force", cwd=project)  # past the gate: 2 steps teach nothing
+    merged = zhouyi("export", "--run", str(run), "--skip-gate", cwd=project)  # 2 steps teach nothing
     assert merged.returncode == 0, (merged.stdout + merged.stderr)[-3000:]
     result = zhouyi("export", "--run", str(run), "--gguf", "f16", cwd=project)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]

@@ -47,6 +47,13 @@ def load(ref: str, sets: list[str] | tuple[str, ...] = ()) -> LoadedSpec:
     return LoadedSpec(from_data(data, where + (" with --set" if sets else "")), text, where, origins)
 
 
+def apply_sets(data: dict, sets: list[str] | tuple[str, ...]) -> None:
+    """Each `--set key.path=value` applied to a spec's data, in place."""
+    origins: dict[str, str] = {}
+    for item in sets:
+        _apply_set(data, origins, item)
+
+
 def from_text(text: str, where: str = "<spec>") -> JobSpec:
     """A spec from YAML text that names no `base:` (tests, generated specs)."""
     return from_data(mapping(text, where), where)

@@ -17,7 +17,7 @@ from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, read_mapping, safetensors_problem, sha256_file, write_json
 from zhouyi.launch import Command, redact
 from zhouyi.layout import DATASET_INFO, MADE_BY_ZHOUYI, MANIFEST, TRAIN_DIR, is_trained
-from zhouyi.load import from_data, to_yaml
+from zhouyi.load import apply_sets, from_data, to_yaml
 from zhouyi.packages import package_versions
 from zhouyi.render import RenderContext
 from zhouyi.spec import JobSpec
@@ -112,9 +112,21 @@ def read_manifest(run_dir: Path) -> dict:
     return manifest
 
 
-def recorded_spec(run_dir: Path) -> JobSpec:
-    """The spec a run was made from, as its manifest recorded it."""
-    return from_data(read_manifest(run_dir)["spec"], str(run_dir))
+AFTER_TRAINING = ("infer.", "export.gate.")  # what --set may change on a trained run: how it answers, the gate
+
+
+def recorded_spec(run_dir: Path, sets: list[str] | tuple[str, ...] = ()) -> JobSpec:
+    """The spec a run was made from, as its manifest recorded it; with `sets`, --set applied to the fields that can
+    change after training (any other is refused: the run was trained with its recorded value)."""
+    data = read_manifest(run_dir)["spec"]
+    for item in sets:
+        path = item.partition("=")[0].strip()
+        if not path.startswith(AFTER_TRAINING) or path == "infer.infer_backend":
+            raise UserError(f"--set {path}: {run_dir} uses the spec it was trained with; only infer.* and "
+                            f"export.gate.* can change after training. To change {path}, train anew: zhouyi train "
+                            f"{Path(run_dir) / layout.SPEC_COPY} --set {item}")
+    apply_sets(data, sets)
+    return from_data(data, str(run_dir) + (" with --set" if sets else ""))
 
 
 def read_trainer_log(run_dir: Path, complete_only: bool = False) -> list[dict]:

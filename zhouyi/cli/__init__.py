@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import errno
 import os
 import signal
@@ -20,8 +21,43 @@ from zhouyi.errors import USER_ERROR_EXIT, Stopped, UserError
 FAMILIES = (spec, preflight, model, train, runs, evaluate, serve, export, bench, data)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a did-you-mean for a mistyped flag (each verb's parser is one too, so the usage shown is the
+    verb's own)."""
+
+    def error(self, message: str):
+        if message.startswith("unrecognized arguments: "):
+            known = [o for action in self._actions for o in action.option_strings]
+            hints = [f"{word} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(
+                word.split("=")[0], known, n=1)) else word for word in message.split(": ", 1)[1].split()]
+            message = "unrecognized arguments: " + " ".join(hints)
+        super().error(message)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, with a verb's flags allowed between its positionals (`ask SPEC --set k=v QUESTION`): the
+    verb's own parser (`data clean`'s for `data clean ...`) reads its part intermixed, and names its own usage."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    chosen: dict[str, str] = {}
+    leaf, depth = parser, 0
+    while (subs := _subcommands(leaf)) is not None and depth < len(argv) and argv[depth] in subs.choices:
+        chosen[subs.dest] = argv[depth]
+        leaf, depth = subs.choices[argv[depth]], depth + 1
+    if leaf is parser or _subcommands(leaf) is not None:
+        return parser.parse_args(argv)  # no verb yet (or --help, --version): argparse says what is missing
+    args = leaf.parse_intermixed_args(argv[depth:])
+    for dest, name in chosen.items():
+        setattr(args, dest, name)
+    return args
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction | None:
+    return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="zhouyi",
         description="Typed specs -> LLaMA-Factory configs -> llamafactory-cli. SPEC is a spec file or a preset name.",
     )
@@ -33,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         with stopping_on_signals():
             return args.func(args)

@@ -4,6 +4,7 @@ the trained run a verb works on."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from zhouyi.errors import UserError
@@ -44,7 +45,8 @@ def load_spec(args):
 
 
 def run_for(args):
-    """(the spec a run recorded, its folder): --run DIR, or the latest finished run of SPEC."""
+    """(the spec a run recorded, with --set on what may change after training, and its folder): --run DIR, or the
+    latest finished run of SPEC."""
     from zhouyi.runs import check_run, latest_trained_run, recorded_spec
 
     if args.run:
@@ -52,5 +54,10 @@ def run_for(args):
     elif not args.spec:
         raise UserError("say which model: SPEC (its latest finished run) or --run DIR")
     else:
-        run_dir = latest_trained_run(load_spec(args).spec, Path.cwd())
-    return recorded_spec(run_dir), run_dir
+        from zhouyi.load import load
+
+        run_dir = latest_trained_run(load(args.spec).spec, Path.cwd())  # --set is for the run's spec, below
+    spec = recorded_spec(run_dir, args.set or ())
+    if args.set:
+        print(f"using {run_dir.name}'s recorded spec with --set {' --set '.join(args.set)}", file=sys.stderr)
+    return spec, run_dir

@@ -30,6 +30,9 @@ def cmd_eval(args) -> int:
     from zhouyi.files import sole_writers
     from zhouyi.runs import check_run, latest_trained_run
 
+    if args.set:
+        raise UserError("eval asks each run as it was trained (its recorded spec); --set changes a spec before "
+                        "training: zhouyi train SPEC --set KEY=VALUE. How many questions: --max-samples")
     if args.run:
         run_dirs = [check_run(Path(r)) for r in args.run]
     elif args.spec:

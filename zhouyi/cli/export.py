@@ -18,8 +18,10 @@ def add_verbs(sub) -> None:
                    f"{', '.join(gguf_types())}; default f16), then check its answers against the adapter's")
     p.add_argument("--check", action="store_true", help="check that the merge and every GGUF of the run answer the "
                    "held-out questions as the adapter does (report in <run>/parity/)")
-    p.add_argument("--force", action="store_true", help="export even so: past the quality gate (export.gate), "
-                   "into a non-empty export folder")
+    p.add_argument("--force", action="store_true", help="replace an export folder zhouyi made before (never one "
+                   "it did not make)")
+    p.add_argument("--skip-gate", action="store_true", help="merge even when the quality gate (export.gate) says the "
+                   "tuned model is worse than the base")
     dry_run_flag(p)
 
 
@@ -54,4 +56,4 @@ def _export(args, spec, run_dir: Path) -> int:
     if args.quantize:
         ctx = render_context(None, run_dir, Path.cwd())
         return merge.quantize(spec, run_dir, args.quantize, ctx, args.force, args.dry_run)
-    return merge.merge(spec, run_dir, args.force, args.dry_run)
+    return merge.merge(spec, run_dir, args.force, args.dry_run, args.skip_gate)

@@ -15,7 +15,8 @@ from zhouyi.errors import UserError
 def add_verbs(sub) -> None:
     p = verb(sub, "ask", cmd_ask, "print the tuned model's answer to one question (for scripts)")
     run_args(p)
-    p.add_argument("question", metavar="QUESTION", help="the dream, e.g. '梦见蛇是什么意思？'; '-' reads stdin")
+    p.add_argument("question", metavar="QUESTION", nargs="?",
+                   help="the dream, e.g. '梦见蛇是什么意思？'; '-' reads stdin")
 
     p = verb(sub, "chat", cmd_chat, "talk with the tuned model in the terminal, as the persona")
     run_args(p)
@@ -60,6 +61,10 @@ def _engine(spec, run_dir: Path):
 def cmd_ask(args) -> int:
     from zhouyi.serve.chat import ask, check_prompt
 
+    if args.question is None and args.run and args.spec:  # `ask --run DIR QUESTION`: the one word is the question
+        args.question, args.spec = args.spec, None
+    if args.question is None:
+        raise UserError("say the question: zhouyi ask SPEC '梦见蛇是什么意思？' (or --run DIR; '-' reads stdin)")
     spec, run_dir = run_for(args)
     question = check_prompt(_stdin_text() if args.question == "-" else args.question, spec.infer.max_prompt_chars)
     with _engine(spec, run_dir) as endpoint:

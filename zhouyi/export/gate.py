@@ -63,7 +63,7 @@ def check(spec: JobSpec, run_dir: Path) -> None:
     report_path = run_dir / layout.EVAL_DIR / layout.REPORT_JSON
     rewrite = f"run `zhouyi eval --run {run_dir}` again to rewrite it"
     report = read_mapping(report_path, rewrite)
-    again = f"run `zhouyi eval --run {run_dir}` first, or export anyway with --force"
+    again = f"run `zhouyi eval --run {run_dir}` first, or export anyway with --skip-gate"
     if not report:
         raise UserError(f"{run_dir.name} has no evaluation, and the export gate needs one to compare the tuned model "
                         f"with the base: {again}")
@@ -75,6 +75,7 @@ def check(spec: JobSpec, run_dir: Path) -> None:
     if worse:
         raise UserError(f"the export gate stops {run_dir.name}: on {report.get('rows')} held-out questions its latest "
                         "evaluation shows the tuned model worse than the base:\n  " + "\n  ".join(worse) +
-                        "\nTrain it better, widen export.gate in the spec, or export anyway with --force")
+                        "\nTrain it better; loosen the gate for this export (e.g. --set export.gate.metric_drop=2, "
+                        "--set export.gate.share_worse=0.1); or export anyway with --skip-gate")
     print(f"export gate: {run_dir.name} is no worse than the base on {report.get('rows')} held-out questions, by "
           f"the 95% intervals ({report_path})")

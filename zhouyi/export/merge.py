@@ -20,13 +20,13 @@ from zhouyi.spec import JobSpec
 QUANTIZE_PACKAGES = ("optimum", "gptqmodel")  # what LLaMA-Factory's GPTQ export imports
 
 
-def merge(spec: JobSpec, run_dir: Path, force: bool, dry_run: bool = False) -> int:
+def merge(spec: JobSpec, run_dir: Path, force: bool, dry_run: bool = False, skip_gate: bool = False) -> int:
     """Merge, make sure the Modelfile carries the persona, smoke-generate; 0 or the failing exit code."""
     cmd = launch.build(spec, "export", run_dir)
     if dry_run:
         return process.run(cmd, dry_run=True)
-    if force:
-        print("export gate: skipped (--force)")
+    if skip_gate:
+        print("export gate: skipped (--skip-gate)")
     else:
         gate.check(spec, run_dir)
     target = layout.merged_dir(run_dir, spec.export.export_dir)

@@ -2,7 +2,7 @@
 gone stops generating. LLaMA-Factory 0.9.5's Hugging Face engine runs `model.generate` in a thread that only a
 finished answer ends, so twenty dropped streams keep the CPU busy for minutes and a good request waits behind them.
 Here the engine's streamer is one that, once its stream is closed before the end, raises out of `generate` at the
-next token (and wakes whoever still waits on it). Run as `python -m zhouyi.serve.engine api INFER_YAML`.
+next token (and wakes whoever still waits on it). Run as `python -m zhouyi.serve.engine api INFER_YAML [KEY=VALUE]`.
 """
 
 from __future__ import annotations
@@ -58,13 +58,13 @@ def patch_hf_engine() -> None:
 
 
 def main() -> None:
-    if len(sys.argv) != 3 or sys.argv[1] != "api":
-        sys.exit("usage: python -m zhouyi.serve.engine api INFER_YAML")
+    if len(sys.argv) < 3 or sys.argv[1] != "api":
+        sys.exit("usage: python -m zhouyi.serve.engine api INFER_YAML [KEY=VALUE ...]")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     patch_hf_engine()
     from llamafactory.api.app import run_api
 
-    sys.argv = [sys.argv[0], sys.argv[2]]  # LLaMA-Factory reads its config file from argv[1]
+    sys.argv = [sys.argv[0], *sys.argv[2:]]  # LLaMA-Factory reads its config from argv[1], overrides after it
     run_api()
 
 

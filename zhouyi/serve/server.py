@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import secrets
 import socket
 import sys
@@ -20,6 +21,7 @@ from zhouyi.errors import UserError
 from zhouyi.spec import JobSpec
 
 LOOPBACK = "127.0.0.1"
+GENERATION = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty")  # infer.yaml's
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -65,7 +67,8 @@ def api_command(spec: JobSpec, run_dir: Path, host: str, port: int, key: str | N
     stopped: zhouyi.serve.engine) on host:port, naming the model after the spec's run name; with `key`, it is
     required (the key lives in the child's environment only: masked when printed, never written)."""
     env = {"API_HOST": host, "API_PORT": str(port), "API_MODEL_NAME": spec.run_name}
-    cli = launch.build(spec, "api", run_dir, env=env | ({"API_KEY": key} if key else {}))
+    generation = [f"{k}={json.dumps(getattr(spec.infer, k))}" for k in GENERATION]  # --set infer.* reaches it
+    cli = launch.build(spec, "api", run_dir, args=generation, env=env | ({"API_KEY": key} if key else {}))
     return launch.python_module("zhouyi.serve.engine", *cli.argv[1:], env=cli.env, cwd=cli.cwd)
 
 
