@@ -58,11 +58,22 @@ def check_ready(loaded: LoadedSpec, base_dir: Path, node_rank: int | None = None
     if launch_.nnodes > 1 and launch_.engine == "torchrun" and not launch_.master_addr and script != "slurm":
         raise UserError(f"launch.master_addr: a {launch_.nnodes}-node job needs the master node's address on every "
                         "node; set it (only `zhouyi launch-script --slurm` takes it from the allocation)")
+    check_data_files(spec, base_dir)
     check_pairs(spec, base_dir)
     if spec.model.source == "pypi" and recorded(spec, base_dir) is None:
         ref = loaded.source.removeprefix("preset:")
         raise UserError(f"model.model_name_or_path: {spec.model.model_name_or_path} is not converted here (or its "
                         f"folder under .zhouyi/models was deleted); run `zhouyi download {ref}` first")
+
+
+def check_data_files(spec: JobSpec, base_dir: Path) -> None:
+    """Every data file the spec names is there (a dry run too: its command would fail at once)."""
+    folder = RenderContext(base_dir, base_dir).resolve(spec.data.dataset_dir)
+    missing = [f"data.datasets[{i}].file_name: {folder / d.file_name}" for i, d in enumerate(spec.data.datasets)
+               if d.file_name and not (folder / d.file_name).is_file()]
+    if missing:
+        raise UserError("data file not found:\n  " + "\n  ".join(missing) + "\nMake it from your scrape (zhouyi "
+                        "data clean INPUT -o FILE), or fix file_name; nothing was written")
 
 
 def check_pairs(spec: JobSpec, base_dir: Path) -> None:

@@ -40,6 +40,10 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
         records, skipped = [], []
         for path in inputs:
             read = read_file(Path(path), opts.settings.format, opts.settings.title_fields, opts.settings.text_fields)
+            if read.skipped and not read.records:
+                raise UserError(f"{path}: no row could be read ({read.skipped[0][1]})" + (
+                    f". Name the fields: --title-field {read.fields_seen[0]} --text-field {read.fields_seen[-1]}"
+                    if len(read.fields_seen) >= 2 else "; see --title-field, --text-field and --format"))
             records += read.records
             skipped += read.skipped
             echo(f"read {path}: {len(read.records)} records"

@@ -32,6 +32,7 @@ class Record:
 class ReadResult:
     records: list[Record] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
+    fields_seen: list[str] = field(default_factory=list)  # a skipped row's text fields, to suggest the flags
 
 
 CSV_FIELD_LIMIT = 64 << 20  # bytes
@@ -163,7 +164,10 @@ def _from_rows(path: Path, rows: list, alpaca: bool, fields: tuple[tuple[str, ..
             text = next((row[k] for k in text_fields if isinstance(row.get(k), str)), None)
             question = None
         if not isinstance(text, str) or not text.strip() or title is None:
-            result.skipped.append((source, f"missing title or text (fields {title_fields} / {text_fields})"))
+            result.skipped.append((source, f"missing title or text: its fields are {', '.join(map(str, row))}; "
+                                           f"a title is read from {'/'.join(title_fields)}, a text from "
+                                           f"{'/'.join(text_fields)}"))
+            result.fields_seen = result.fields_seen or [str(k) for k, v in row.items() if isinstance(v, str)]
             continue
         result.records.append(Record(source, str(title).strip(), text, question if alpaca else None))
     return result
