@@ -14,7 +14,7 @@ EXTRAS  ?= dev
 # stamp: the venv holds this checkout's dependencies
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo data test test-fast lint validate register train eval ask chat api webui export bench proof persona clean
+.PHONY: install demo data test test-fast lint docs validate register train eval ask chat api webui export bench proof persona clean
 
 install:
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -49,6 +49,10 @@ test-fast: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check zhouyi tests bench
+
+# docs/reference/{cli,spec}.md from the parser and the spec models (tests/test_docs.py keeps them current)
+docs: $(INSTALLED)
+	$(PY) -m zhouyi.reference
 
 validate: $(INSTALLED)
 	$(ZHOUYI) validate tiny-cpu $(SPEC)

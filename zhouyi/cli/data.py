@@ -23,7 +23,7 @@ CLEAN_FLAGS = {"--min-han": "min_han", "--persona-as": "persona_as", "--eval-rat
 
 
 def add_verbs(sub) -> None:
-    data = sub.add_parser("data", help="clean scraped dream data into an alpaca dataset")
+    data = sub.add_parser("data", help="the data: clean a scrape into an alpaca dataset, explain a row, make preference pairs")
     data_sub = data.add_subparsers(dest="data_verb", required=True, metavar="DATA_VERB")
     p = data_sub.add_parser("clean", help="clean, dedup and split INPUT files into an alpaca dataset, with a report")
     p.set_defaults(func=cmd_data_clean)
