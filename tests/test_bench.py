@@ -71,6 +71,40 @@ def test_bench_measures_a_random_init_run(tiny_project):
     assert report["versions"]["llamafactory"] == "0.9.5"
 
 
+@pytest.mark.slow
+def test_profile_says_where_a_steps_time_goes_and_adds_up(tiny_project):
+    from zhouyi.bench.profile import OUTSIDE, breakdown
+
+    out = tiny_project / "profiled"
+    result = zhouyi("bench", "tiny-cpu", "--random-init", "--steps", "5", "--warmup", "1", "--profile", "3",
+                    "-o", str(out), cwd=tiny_project)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (row,) = json.loads((out / "bench.json").read_text())["results"]
+    profile = row["profile"]
+    rows = dict(breakdown(profile))
+    assert sum(rows.values()) == pytest.approx(profile["wall_ms"] / 3), "the rows add up to the wall time"
+    assert rows["backward (autograd nodes; with checkpointing, the forward's recomputation too)"] > 0
+    assert rows["optimizer step and zeroing"] > 0 and rows["data loading and collation (DataLoader)"] > 0
+    assert 0 <= rows[OUTSIDE] < profile["wall_ms"] / 3, "the Python between spans is what no span covers"
+    assert profile["ops_launched"] > 100 and any(op["name"] == "aten::mm" for op in profile["ops"])
+    report = (out / "bench.md").read_text()
+    assert "Where a step's time goes (cpu, 3 profiled steps after the warm-up)" in report
+    assert "| `aten::mm` |" in report and "| **wall** |" in report
+
+
+def test_profile_breakdown_by_hand():
+    from zhouyi.bench.profile import OTHER, OUTSIDE, breakdown
+
+    profile = {"steps": 2, "wall_ms": 100.0, "top_level": [
+        {"name": "enumerate(DataLoader)#_SingleProcessDataLoaderIter.__next__", "ms": 10.0},
+        {"name": "Optimizer.step#AdamW.step", "ms": 30.0}, {"name": "aten::linear", "ms": 20.0},
+        {"name": "CheckpointFunction", "ms": 20.0}, {"name": "cudaDeviceSynchronize", "ms": 4.0}]}
+    rows = dict(breakdown(profile))
+    assert rows["data loading and collation (DataLoader)"] == 5 and rows["optimizer step and zeroing"] == 15
+    assert rows["forward and other operators (aten, checkpointed layers)"] == 20 and rows[OTHER] == 2
+    assert rows[OUTSIDE] == 8 and sum(rows.values()) == 50
+
+
 def sum_params(model_dir) -> int:
     from transformers import AutoModelForCausalLM
 

@@ -43,6 +43,7 @@ class BenchOptions:
     tokenizer: Path | None = None  # tokenizer for a random-init model whose spec names a hub model
     max_samples: int | None = None
     cpu: bool = False  # measure on the CPU (fp32) whatever the spec's device
+    profile: int = 0  # steps to profile after the warm-up (zhouyi.bench.profile); 0: none
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Result:
     n_trainable: int | None = None
     settings: dict | None = None
     note: str = ""
+    profile: dict | None = None  # zhouyi.bench.profile's summary, with --profile
 
 
 def bench_data(spec: JobSpec, opts: BenchOptions, base_dir: Path, work_dir: Path) -> dict[str, Any]:
@@ -126,7 +128,8 @@ def measure(name: str, what: str, data: dict[str, Any], opts: BenchOptions, base
     out.mkdir(parents=True, exist_ok=True)
     ctx = RenderContext(base_dir, out, tokenized_dir(spec, base_dir))
     write_files(out, render(spec, ctx))
-    cmd = launch.child("bench_probe", str(out / layout.TRAIN_YAML), str(out / MEASURED),
+    profiling = ("--profile", str(opts.profile), "--after", str(opts.warmup)) if opts.profile else ()
+    cmd = launch.child("bench_probe", str(out / layout.TRAIN_YAML), str(out / MEASURED), *profiling,
                        env=launch.launch_env(spec), cwd=out)
     code = process.run(cmd, echo=echo, log=out / "train.log")
     if code in INTERRUPTED:
@@ -171,6 +174,7 @@ def summarize(name: str, what: str, measured: dict[str, Any], warmup: int, setti
         n_params=measured["n_params"],
         n_trainable=measured["n_trainable"],
         settings=settings,
+        profile=measured.get("profile"),
     )
 
 
@@ -229,7 +233,10 @@ def write_report(work_dir: Path, spec: JobSpec, opts: BenchOptions, results: lis
     }
     json_path, md_path = work_dir / "bench.json", work_dir / "bench.md"
     write_json(json_path, report)
-    atomic_write(md_path, format_table(results) + "\n")
+    from zhouyi.bench.profile import markdown
+
+    profiles = [f"## {r.name}\n\n{markdown(r.profile)}" for r in results if r.profile]
+    atomic_write(md_path, "\n\n".join([format_table(results), *profiles]) + "\n")
     return json_path, md_path
 
 

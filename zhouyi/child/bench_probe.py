@@ -5,7 +5,9 @@ counts and peak device memory from inside the trainer, which only a TrainerCallb
 module calls the entry point `llamafactory-cli train` calls (llamafactory.train.tuner.run_exp) with
 one callback and writes what it measured as JSON.
 
-    python -m zhouyi.child.bench_probe train.yaml measured.json
+    python -m zhouyi.child.bench_probe train.yaml measured.json [--profile STEPS --after WARMUP]
+
+With --profile, torch.profiler records STEPS steps after the first WARMUP (zhouyi.bench.profile sums them up).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def sequence_lengths(input_ids, attention_mask):
     return (attention_mask != 0).sum(dim=-1)
 
 
-def make_callback(out_path: str):
+def make_callback(out_path: str, profile_steps: int = 0, after: int = 1):
     import torch
     from transformers import TrainerCallback
 
@@ -43,6 +45,8 @@ def make_callback(out_path: str):
             self.tokens = self.sum_sq = None
             self.steps: list[dict] = []
             self.model_info: dict = {}
+            self.profiler = None
+            self.profile: dict | None = None
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             config = model.config
@@ -64,15 +68,29 @@ def make_callback(out_path: str):
             input_ids = kwargs.get("input_ids", args[0] if args else None)
             if input_ids is None or not module.training:
                 return
-            lengths = sequence_lengths(input_ids, kwargs.get("attention_mask")).to(torch.float64)
-            self.tokens += lengths.sum()
-            self.sum_sq += (lengths * lengths).sum()
+            with torch.profiler.record_function("zhouyi.count_tokens"):
+                lengths = sequence_lengths(input_ids, kwargs.get("attention_mask")).to(torch.float64)
+                self.tokens += lengths.sum()
+                self.sum_sq += (lengths * lengths).sum()
 
         def on_step_end(self, args, state, control, **kwargs):
             if cuda:
                 torch.cuda.synchronize()
             self.steps.append({"t": time.perf_counter() - START, "tokens": self.tokens.item(),
                                "sum_sq": self.sum_sq.item()})
+            if profile_steps and len(self.steps) == after:
+                activities = [torch.profiler.ProfilerActivity.CPU] + (
+                    [torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+                self.profiler = torch.profiler.profile(activities=activities)
+                self.profiler.__enter__()
+            elif self.profiler is not None and len(self.steps) == after + profile_steps:
+                self.profiler.__exit__(None, None, None)
+                from zhouyi.bench.profile import summarize_events
+
+                wall_ms = (self.steps[-1]["t"] - self.steps[after - 1]["t"]) * 1000
+                self.profile = summarize_events(self.profiler.events(), wall_ms, profile_steps,
+                                                torch.cuda.get_device_name() if cuda else "cpu")
+                self.profiler = None
 
         def on_train_end(self, args, state, control, **kwargs):
             self.write()
@@ -86,6 +104,7 @@ def make_callback(out_path: str):
                 "peak_reserved_bytes": torch.cuda.max_memory_reserved() if cuda else None,
                 "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                 "versions": {"torch": torch.__version__},
+                "profile": self.profile,
             }
             tmp = out_path + ".tmp"
             with open(tmp, "w", encoding="utf-8") as fh:
@@ -96,11 +115,13 @@ def make_callback(out_path: str):
 
 
 def main(argv: list[str]) -> int:
-    config, out_path = argv
+    config, out_path, *rest = argv
+    profile_steps = int(rest[rest.index("--profile") + 1]) if "--profile" in rest else 0
+    after = int(rest[rest.index("--after") + 1]) if "--after" in rest else 1
     sys.argv = [sys.argv[0], config]  # run_exp reads the YAML path from argv, as llamafactory-cli does
     from llamafactory.train.tuner import run_exp
 
-    run_exp(callbacks=[make_callback(out_path)])
+    run_exp(callbacks=[make_callback(out_path, profile_steps, after)])
     return 0
 
 

@@ -21,6 +21,8 @@ def add_verbs(sub) -> None:
     p.add_argument("--cutoff", type=int, help="cutoff_len for the measured runs (default: the spec's)")
     p.add_argument("--max-samples", type=int, help="rows to tokenize (default: the spec's)")
     p.add_argument("--cpu", action="store_true", help="measure on the CPU in fp32, whatever the spec's device")
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="also profile STEPS steps after the warm-up (torch.profiler): where a step's time goes")
     p.add_argument("-o", "--output", help="report folder (default: <runs_dir>/bench-<name>-<time>)")
 
 
@@ -32,8 +34,12 @@ def cmd_bench(args) -> int:
     spec = load_spec(args).spec
     if args.warmup < 1 or args.steps <= args.warmup:
         raise UserError(f"--steps {args.steps} --warmup {args.warmup}: need warmup >= 1 and steps > warmup")
+    if args.profile < 0 or args.warmup + args.profile > args.steps:
+        raise UserError(f"--profile {args.profile}: profile at most --steps minus --warmup "
+                        f"({args.steps - args.warmup}) steps")
     opts = runner.BenchOptions(steps=args.steps, warmup=args.warmup, random_init=args.random_init,
                                cutoff_len=args.cutoff, max_samples=args.max_samples, cpu=args.cpu,
+                               profile=args.profile,
                                tokenizer=Path(args.tokenizer).resolve() if args.tokenizer else None)
     base = Path.cwd()
     train.register_for_training(spec, base)
