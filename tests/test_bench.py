@@ -115,13 +115,31 @@ def sum_params(model_dir) -> int:
 def test_ladder_runs_every_rung_it_can_and_skips_liger_on_cpu(tiny_project):
     out = tiny_project / "ladder"
     result = zhouyi("bench", "tiny-cpu", "--ladder", "--steps", "3", "--warmup", "1", "-o", str(out),
-                    cwd=tiny_project)
+                    "--write-profile", "fast.yaml", cwd=tiny_project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = {r["name"]: r for r in json.loads((out / "bench.json").read_text())["results"]}
-    assert list(rows) == ["baseline", "packing", "no-checkpointing", "liger", "micro-batch-4", "full"]
+    assert list(rows) == ["baseline", "packing", "no-checkpointing", "liger", "micro-batch-4", "micro-batch-8",
+                          "micro-batch-16", "compile", "full"]
     assert rows["liger"]["status"] == "skipped" and rows["liger"]["note"] == "needs a GPU"
-    for name in ("baseline", "packing", "no-checkpointing", "micro-batch-4", "full"):
+    for name in ("baseline", "packing", "no-checkpointing", "micro-batch-4", "compile", "full"):
         assert rows[name]["status"] == "ok", rows[name]
+    micro = [rows[f"micro-batch-{n}"] for n in (4, 8, 16)]
+    ran = [r for r in micro if r["status"] == "ok"]
+    assert all(a["tokens_per_s"] < b["tokens_per_s"] for a, b in zip(ran[:-2], ran[1:-1], strict=True)), \
+        "a micro-batch rung runs only while the one before it was faster"
+    assert all(r["note"].startswith("micro-batches stopped improving at") for r in micro if r["status"] == "skipped")
+    assert rows["compile"]["settings"]["torch_compile"] is True
+    assert "torch_compile: true" in (out / "compile" / "train.yaml").read_text()
+
+    fastest = max((r for r in rows.values() if r["status"] == "ok" and r["name"] != "full"),
+                  key=lambda r: r["tokens_per_s"])
+    profile = (tiny_project / "fast.yaml").read_text()
+    assert f"the fastest rung, {fastest['name']}" in profile and "measured on cpu" in profile
+    assert 'base: "tiny-cpu"' in profile
+    shown = zhouyi("show", "fast.yaml", cwd=tiny_project)
+    batch = fastest["settings"]["per_device_train_batch_size"]
+    assert shown.returncode == 0 and f"per_device_train_batch_size: {batch}" in shown.stdout
+    assert zhouyi("validate", "fast.yaml", cwd=tiny_project).returncode == 0
     # packing fills every 256-token block, so sequences get longer than unpacked rows
     assert rows["packing"]["mean_seq_len"] > rows["baseline"]["mean_seq_len"]
     assert rows["packing"]["settings"]["packing"] is True and rows["baseline"]["settings"]["packing"] is False
@@ -160,3 +178,14 @@ def _alive(pid: str) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_write_profile_is_checked_before_any_run(project):
+    from tests.conftest import cli
+
+    alone = cli("bench", "tiny-cpu", "--write-profile", "fast.yaml", cwd=project)
+    assert alone.returncode == 2 and "add --ladder" in alone.stderr
+    (project / "fast.yaml").write_text("mine: true\n")
+    taken = cli("bench", "tiny-cpu", "--ladder", "--write-profile", "fast.yaml", cwd=project)
+    assert taken.returncode == 2 and "--write-profile" in taken.stderr and "fast.yaml" in taken.stderr
+    assert (project / "fast.yaml").read_text() == "mine: true\n" and not (project / "runs").exists()

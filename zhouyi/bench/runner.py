@@ -134,7 +134,8 @@ def measure(name: str, what: str, data: dict[str, Any], opts: BenchOptions, base
     code = process.run(cmd, echo=echo, log=out / "train.log")
     if code in INTERRUPTED:
         raise KeyboardInterrupt  # Ctrl-C or SIGTERM (forwarded to the run) ends the whole bench
-    settings = {k: data["train"][k] for k in BASE_SETTINGS} | {"finetuning_type": spec.method.finetuning_type}
+    settings = {k: data["train"][k] for k in BASE_SETTINGS} | {
+        "finetuning_type": spec.method.finetuning_type, "torch_compile": bool(spec.overrides.get("torch_compile"))}
     measured_file = out / MEASURED
     if code != 0 or not measured_file.is_file():
         log = (out / "train.log").read_text(encoding="utf-8", errors="replace")
@@ -194,10 +195,10 @@ def ladder(spec: JobSpec, opts: BenchOptions, base_dir: Path, work_dir: Path, ec
     """
     data = bench_data(spec, opts, base_dir, work_dir)
     data["method"] = {"finetuning_type": "lora", **{k: v for k, v in data["method"].items() if k != "finetuning_type"}}
-    results, current, best = [], data, None
+    results, current, best, last_ok, micro_stopped = [], data, None, None, None
     for rung in (*LADDER, FULL):
         candidate = _patched(best[1] if rung is FULL and best else current, rung)
-        reason = unavailable(rung, data["launch"]["device"])
+        reason = unavailable(rung, data["launch"]["device"]) or (micro_stopped if rung.micro_batch else None)
         if reason:
             results.append(Result(rung.name, rung.what, "skipped", note=reason))
             on_result(results)
@@ -206,8 +207,11 @@ def ladder(spec: JobSpec, opts: BenchOptions, base_dir: Path, work_dir: Path, ec
         result = measure(rung.name, rung.what, candidate, opts, base_dir, work_dir, echo)
         results.append(result)
         on_result(results)
+        if rung.micro_batch and (result.status != "ok" or last_ok and result.tokens_per_s <= last_ok.tokens_per_s):
+            micro_stopped = f"micro-batches stopped improving at {rung.name} ({result.status})"
+            continue  # the next rungs build on the last micro-batch that was faster
         if result.status == "ok" and rung is not FULL:
-            current = candidate
+            current, last_ok = candidate, result
             if best is None or result.tokens_per_s > best[0].tokens_per_s:
                 best = (result, candidate)
     return results
@@ -216,9 +220,37 @@ def ladder(spec: JobSpec, opts: BenchOptions, base_dir: Path, work_dir: Path, ec
 def _patched(data: dict[str, Any], rung: Rung) -> dict[str, Any]:
     new = json.loads(json.dumps(data))
     new["train"].update(rung.train)
+    if rung.overrides:
+        new["overrides"] = {**new.get("overrides", {}), **rung.overrides}
     if rung.method is not None:
         new["method"] = dict(rung.method)
     return new
+
+
+SPEED_KEYS = BASE_SETTINGS[1:]  # what a speed profile sets: everything measured but cutoff_len (the data's choice)
+
+
+def speed_profile(spec_ref: str, results: list[Result], where: Path) -> str | None:
+    """The fastest LoRA rung that ran, as a spec fragment on top of `spec_ref` (`base:`), saying the card and the
+    date it was measured on; None when no LoRA rung ran. `where`: the file it is written to (a base given as a
+    path is made relative to it, as `base:` is read)."""
+    lora = [r for r in results if r.status == "ok" and r.settings and r.settings["finetuning_type"] != "full"]
+    if not lora:
+        return None
+    best = max(lora, key=lambda r: r.tokens_per_s)
+    base = spec_ref
+    if "/" in spec_ref or spec_ref.endswith((".yaml", ".yml")):
+        base = os.path.relpath(Path(spec_ref).resolve(), Path(where).resolve().parent)
+    train = {k: best.settings[k] for k in SPEED_KEYS}
+    lines = [f"# zhouyi bench --ladder, {time.strftime('%Y-%m-%d')}: the fastest rung, {best.name} "
+             f"({best.tokens_per_s:,.0f} tokens/s, peak {best.peak_memory_gib:.1f} GiB), measured on {best.device}",
+             f"# (LLaMA-Factory {dist_version('llamafactory')}, torch {dist_version('torch')}). A speed profile: "
+             "train with it as your spec, or name it as another spec's base.",
+             f"base: {json.dumps(base)}", "train:"]
+    lines += [f"  {k}: {json.dumps(v)}" for k, v in train.items()]
+    if best.settings.get("torch_compile"):
+        lines.append("overrides:\n  torch_compile: true")
+    return "\n".join(lines) + "\n"
 
 
 def write_report(work_dir: Path, spec: JobSpec, opts: BenchOptions, results: list[Result]) -> tuple[Path, Path]:

@@ -24,6 +24,8 @@ def add_verbs(sub) -> None:
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="also profile STEPS steps after the warm-up (torch.profiler): where a step's time goes")
     p.add_argument("-o", "--output", help="report folder (default: <runs_dir>/bench-<name>-<time>)")
+    p.add_argument("--write-profile", metavar="FILE", help="with --ladder: write the fastest LoRA rung as a spec "
+                   "(base: SPEC plus the speed keys, the card and date measured on) to FILE")
 
 
 def cmd_bench(args) -> int:
@@ -34,6 +36,12 @@ def cmd_bench(args) -> int:
     spec = load_spec(args).spec
     if args.warmup < 1 or args.steps <= args.warmup:
         raise UserError(f"--steps {args.steps} --warmup {args.warmup}: need warmup >= 1 and steps > warmup")
+    if args.write_profile and not args.ladder:
+        raise UserError("--write-profile FILE writes the ladder's fastest rung: add --ladder")
+    if args.write_profile:
+        from zhouyi.files import refuse_foreign
+
+        refuse_foreign([Path(args.write_profile)], force=False, what="--write-profile")  # before minutes of runs
     if args.profile < 0 or args.warmup + args.profile > args.steps:
         raise UserError(f"--profile {args.profile}: profile at most --steps minus --warmup "
                         f"({args.steps - args.warmup}) steps")
@@ -55,4 +63,12 @@ def cmd_bench(args) -> int:
     json_path, _ = runner.write_report(work, spec, opts, results)
     print(runner.format_table(results))
     print(f"bench report: {json_path}")
+    if args.write_profile:
+        from zhouyi.files import commit
+
+        fragment = runner.speed_profile(args.spec, results, Path(args.write_profile))
+        if fragment is None:
+            raise UserError("no LoRA rung ran, so there is no speed profile to write; see the report")
+        commit({Path(args.write_profile): fragment})
+        print(f"speed profile: {args.write_profile} (zhouyi show {args.write_profile})")
     return 0 if any(r.status == "ok" for r in results) else 1
