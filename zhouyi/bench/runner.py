@@ -25,10 +25,10 @@ from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, write_json
 from zhouyi.load import from_data
 from zhouyi.packages import dist_version, package_versions
-from zhouyi.render import RenderContext, render
-from zhouyi.runs import runs_dir, write_files
+from zhouyi.render import render
+from zhouyi.runs import render_context, runs_dir, write_files
 from zhouyi.spec import JobSpec
-from zhouyi.tokcache import TOKENIZER_FILES, tokenized_dir
+from zhouyi.tokcache import TOKENIZER_FILES
 
 MEASURED = "measured.json"
 INTERRUPTED = (128 + 2, 128 + 15)  # exit codes of a run ended by SIGINT / SIGTERM
@@ -126,7 +126,7 @@ def measure(name: str, what: str, data: dict[str, Any], opts: BenchOptions, base
     spec = from_data(data, f"bench:{name}")
     out = work_dir / name
     out.mkdir(parents=True, exist_ok=True)
-    ctx = RenderContext(base_dir, out, tokenized_dir(spec, base_dir))
+    ctx = render_context(spec, out, base_dir)  # with the converted model of a `source: pypi` spec
     write_files(out, render(spec, ctx))
     profiling = ("--profile", str(opts.profile), "--after", str(opts.warmup)) if opts.profile else ()
     cmd = launch.child("bench_probe", str(out / layout.TRAIN_YAML), str(out / MEASURED), *profiling,
