@@ -123,3 +123,37 @@ def test_validate_with_hardware_reports_what_stops_the_spec_there(project):
     assert "set device: cuda" in errors["launch.device"]
     fits = cli("validate", "--hardware", "cpu", "tiny-cpu", cwd=project)
     assert fits.returncode == 0, fits.stdout
+
+
+def _report(tmp_path, rungs):
+    settings = {"cutoff_len": 1024, "packing": True, "gradient_checkpointing": False, "flash_attn": "sdpa",
+                "enable_liger_kernel": True, "finetuning_type": "lora", "gradient_accumulation_steps": 1}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"results": [
+        {"name": f"micro-batch-{b}", "status": status, "device": "NVIDIA H200" if status == "ok" else None,
+         "peak_memory_gib": peak, "settings": {**settings, "per_device_train_batch_size": b}}
+        for b, status, peak in rungs]}))
+    return path
+
+
+def test_the_largest_micro_batch_comes_from_measured_peaks(tmp_path):
+    from zhouyi.preflight.hardware import CARDS
+    from zhouyi.preflight.measured import largest_fitting, measured_points
+
+    card = CARDS["h200"]
+    points, too_big, settings = measured_points(_report(tmp_path, [(4, "ok", 10.0), (8, "ok", 18.0),
+                                                                   (16, "oom", None)]), card)
+    assert points == [(4, 10.0 * 2**30), (8, 18.0 * 2**30)] and too_big == 16 and settings["cutoff_len"] == 1024
+    fit = largest_fitting(points, None, card, 1.0, "r", settings)  # 2 GiB a row, 2 GiB fixed: 64 rows = 130 GiB
+    assert fit.micro_batch == 32 and fit.predicted_bytes == pytest.approx(66 * 2**30)
+    assert largest_fitting(points, too_big, card, 1.0, "r", settings).micro_batch == 8, "an OOM bounds it"
+    one = largest_fitting(points[:1], None, card, 3 * 2**30, "r", settings)  # one point: the estimate's slope
+    assert one.micro_batch == 32 and one.predicted_bytes == pytest.approx((10 + 3 * 28) * 2**30)
+
+
+def test_estimate_measured_names_the_card_it_needs(project, tmp_path):
+    report = _report(tmp_path, [(1, "ok", 5.5), (4, "ok", 14.5)])
+    result = cli("estimate", "zhougong-lora", "--hardware", "h200", "--measured", str(report), cwd=project)
+    assert "measured on NVIDIA H200" in result.stdout and "largest micro-batch that fits 140 GiB" in result.stdout
+    other = cli("estimate", "zhougong-lora", "--hardware", "4x4090", "--measured", str(report), cwd=project)
+    assert other.returncode == 2 and "not NVIDIA GeForce RTX 4090" in other.stderr

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from zhouyi.cli.common import load_spec, set_flag, spec_args, verb
+from zhouyi.errors import UserError
 
 HARDWARE_HELP = "cpu, h100, 4x4090, 8xa100-80g, ... (count x card)"
 
@@ -25,6 +26,8 @@ def add_verbs(sub) -> None:
     p = verb(sub, "estimate", cmd_estimate, "per-GPU training memory of SPEC on given hardware, with the smallest fix")
     spec_args(p)
     p.add_argument("--hardware", required=True, help=HARDWARE_HELP)
+    p.add_argument("--measured", metavar="BENCH_JSON", help="a `zhouyi bench` report measured on that card: the "
+                   "largest micro-batch that fits, from its measured peaks")
     p.add_argument("--json", action="store_true")
 
 
@@ -71,6 +74,7 @@ def cmd_doctor(args) -> int:
 def cmd_estimate(args) -> int:
     from zhouyi.preflight.estimate import arch_for, estimate, format_estimate, setup_for, smallest_fix
     from zhouyi.preflight.hardware import hardware_problems, parse_hardware
+    from zhouyi.preflight.measured import describe
 
     spec = load_spec(args).spec
     hardware = parse_hardware(args.hardware)
@@ -78,11 +82,13 @@ def cmd_estimate(args) -> int:
     result = estimate(arch, setup_for(spec, arch, hardware), hardware)
     fix = None if result.fits else smallest_fix(arch, result.setup, hardware)
     problems = hardware_problems(spec, hardware)
+    fit = _measured(args.measured, arch, result.setup, hardware) if args.measured else None
     if args.json:
         print(json.dumps({"hardware": hardware.label, "parameters": arch.params(), "trainable": result.setup.trainable,
                           "parts": result.parts, "total": result.total, "fits": result.fits,
                           "headroom": result.headroom, "fix": fix[0] if fix else None,
-                          "problems": [{"where": w, "message": m} for w, m in problems]}, indent=2))
+                          "problems": [{"where": w, "message": m} for w, m in problems],
+                          **({"measured_largest_micro_batch": fit.micro_batch} if fit else {})}, indent=2))
     else:
         print(f"{arch.params():,} parameters, {result.setup.trainable:,} trainable")
         print(format_estimate(arch, result, hardware))
@@ -91,4 +97,24 @@ def cmd_estimate(args) -> int:
                   else "nothing zhouyi knows makes it fit: use more or larger GPUs")
         for where, message in problems:
             print(f"  problem: {where}: {message}")
+        if fit is not None:
+            print(describe(fit, hardware.card))
     return 0 if result.fits and not problems else 1
+
+
+def _measured(report: str, arch, setup, hardware):
+    """The largest micro-batch that fits, from a bench report's measured peaks (zhouyi.preflight.measured)."""
+    import dataclasses
+
+    from zhouyi.preflight.estimate import estimate
+    from zhouyi.preflight.measured import largest_fitting, measured_points
+
+    if hardware.card is None:
+        raise UserError("--measured: name a GPU card with --hardware (the peaks are a card's)")
+    points, too_big, settings = measured_points(Path(report), hardware.card)
+    # a row's memory at the measured settings, zhouyi's estimate: the slope when one micro-batch was measured
+    one = dataclasses.replace(setup, micro_batch=1, cutoff_len=settings["cutoff_len"],
+                              checkpointing=settings["gradient_checkpointing"],
+                              liger=settings["enable_liger_kernel"])
+    row = estimate(arch, dataclasses.replace(one, micro_batch=2), hardware).total - estimate(arch, one, hardware).total
+    return largest_fitting(points, too_big, hardware.card, row, report, settings)
