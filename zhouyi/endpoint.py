@@ -1,0 +1,214 @@
+"""One client for OpenAI-compatible chat endpoints (a DeepSeek or Qwen key, vLLM, Ollama, `llamafactory-cli api`),
+for the judge and the teacher (issue 29). What it guarantees:
+
+- the key is read from the environment variable the spec names, never written to a spec, a run or a log;
+- every answer is cached as it arrives, one JSON line fsynced per answer, keyed by a hash of the model, the
+  messages and the parameters: a second run sends only what is missing, and a run stopped by Ctrl-C, SIGTERM or
+  SIGHUP resumes without losing or repeating a row (a line cut by the stop is ignored);
+- requests start no faster than `requests_per_minute`, at most `concurrency` at once;
+- 429 waits what `Retry-After` says; 5xx and timeouts are retried with exponential backoff and jitter; a request
+  that still fails is counted with its reason, never a silent gap; 401/403 stop at once naming the variable; an
+  endpoint that never answers is a clear error;
+- `plan()` says how many requests it will send and roughly how many tokens, before anything is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import json
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from zhouyi.errors import UserError
+
+CHARS_PER_TOKEN = 1.5  # a rough count for Chinese text: the plan says so
+
+
+class EndpointSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    base_url: str = Field(description="the endpoint's OpenAI-compatible root, e.g. https://api.deepseek.com/v1")
+    model: str
+    api_key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = Field(
+        None, description="the NAME of the environment variable holding the key (the key is never written)")
+    requests_per_minute: Annotated[int, Field(gt=0)] = 60
+    concurrency: Annotated[int, Field(gt=0, le=64)] = 4
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 4
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
+    max_tokens: Annotated[int, Field(gt=0)] = 512
+
+
+@dataclass(frozen=True)
+class Request:
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+
+    def body(self, spec: EndpointSpec) -> dict:
+        return {"model": spec.model, "messages": [{"role": r, "content": c} for r, c in self.messages],
+                "temperature": spec.temperature, "max_tokens": spec.max_tokens}
+
+    def key(self, spec: EndpointSpec) -> str:
+        return hashlib.sha256(json.dumps(self.body(spec), ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Outcome:
+    answers: dict[str, str]  # request key -> the answer's text
+    sent: int = 0
+    cached: int = 0
+    failed: Counter = field(default_factory=Counter)  # reason -> requests that got no answer
+
+
+class Cache:
+    """Answers as JSON Lines, appended and fsynced one by one; a last line cut by a stop is skipped."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def load(self) -> dict[str, str]:
+        answers: dict[str, str] = {}
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                    answers[row["key"]] = row["answer"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # the line a stop cut short
+        return answers
+
+    def add(self, key: str, answer: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"key": key, "answer": answer}, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def plan(spec: EndpointSpec, requests: list[Request], cache: Cache) -> tuple[int, int, int]:
+    """(requests to send, answers cached already, the prompt tokens to send, roughly) — before anything is sent."""
+    have = cache.load()
+    missing = [r for r in requests if r.key(spec) not in have]
+    chars = sum(len(c) for r in missing for _, c in r.messages)
+    return len(missing), len(requests) - len(missing), round(chars / CHARS_PER_TOKEN)
+
+
+def api_key(spec: EndpointSpec) -> str | None:
+    if spec.api_key_env is None:
+        return None
+    key = os.environ.get(spec.api_key_env)
+    if not key:
+        raise UserError(f"the endpoint's key: environment variable {spec.api_key_env} is not set; export it "
+                        f"(e.g. export {spec.api_key_env}=...) and run again")
+    return key
+
+
+def ask_all(spec: EndpointSpec, requests: list[Request], cache: Cache,
+            echo: Callable[[str], None] = print) -> Outcome:
+    """Every request answered (from the cache, or sent), as `Outcome`; see the module's guarantees."""
+    return asyncio.run(_ask_all(spec, requests, cache, echo))
+
+
+async def _ask_all(spec: EndpointSpec, requests: list[Request], cache: Cache, echo) -> Outcome:
+    import httpx
+
+    have = cache.load()
+    outcome = Outcome({k: v for k, v in have.items()})
+    todo = {r.key(spec): r for r in requests if r.key(spec) not in have}
+    outcome.cached = len({r.key(spec) for r in requests}) - len(todo)
+    key = api_key(spec)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    pace = _Pace(60.0 / spec.requests_per_minute)
+    gate = asyncio.Semaphore(spec.concurrency)
+    async with httpx.AsyncClient(base_url=spec.base_url.rstrip("/"), headers=headers,
+                                 timeout=httpx.Timeout(spec.timeout_s)) as client:
+        async def one(k: str, request: Request) -> None:
+            async with gate:
+                answer, reason = await _send(client, spec, request, pace)
+            if answer is not None:
+                cache.add(k, answer)
+                outcome.answers[k] = answer
+                outcome.sent += 1
+            else:
+                outcome.failed[reason] += 1
+
+        tasks = [asyncio.create_task(one(k, r)) for k, r in todo.items()]
+        try:
+            for task in asyncio.as_completed(tasks):
+                await task
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+    if todo and not outcome.sent and outcome.failed and all(r.startswith("no answer") for r in outcome.failed):
+        raise UserError(f"{spec.base_url} did not answer ({', '.join(outcome.failed)}); is the server running, and "
+                        "is base_url its OpenAI-compatible root (…/v1)?")
+    return outcome
+
+
+class _Pace:
+    """Requests start at least `interval` seconds apart."""
+
+    def __init__(self, interval: float):
+        self.interval, self.next, self.lock = interval, 0.0, asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self.lock:
+            now = time.monotonic()
+            delay = max(0.0, self.next - now)
+            self.next = max(now, self.next) + self.interval
+        await asyncio.sleep(delay)
+
+
+async def _send(client, spec: EndpointSpec, request: Request, pace: _Pace) -> tuple[str | None, str]:
+    """(the answer, "") or (None, why it failed after the retries); 401/403 raise at once."""
+    import httpx
+
+    reason = ""
+    for attempt in range(spec.retries + 1):
+        await pace.wait()
+        try:
+            response = await client.post("/chat/completions", json=request.body(spec))
+        except httpx.TimeoutException:
+            reason = f"no answer within {spec.timeout_s:g} s"
+        except httpx.TransportError as exc:
+            reason = f"no answer ({type(exc).__name__})"
+        else:
+            if response.status_code in (401, 403):
+                raise UserError(f"{spec.base_url} refused the key ({response.status_code}): check the environment "
+                                f"variable {spec.api_key_env or '(none set: api_key_env)'}")
+            if response.status_code == 200:
+                try:
+                    return response.json()["choices"][0]["message"]["content"], ""
+                except (ValueError, KeyError, IndexError, TypeError):
+                    return None, "an answer that is not a chat completion"
+            reason = f"HTTP {response.status_code}"
+            if response.status_code == 429:
+                await asyncio.sleep(_retry_after(response.headers.get("retry-after"), attempt))
+                continue
+            if response.status_code < 500:
+                return None, reason  # the request itself is wrong: retrying changes nothing
+        await asyncio.sleep(min(30.0, 2**attempt) * (0.5 + random.random() / 2))  # backoff with jitter
+    return None, reason
+
+
+def _retry_after(value: str | None, attempt: int) -> float:
+    """Seconds a 429 asks to wait (a number or an HTTP date); backoff when it says nothing."""
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    return min(30.0, 2**attempt)
