@@ -186,6 +186,9 @@ def test_api_ends_when_its_model_server_dies_and_exits_130_on_ctrl_c(trained_run
     assert api.returncode == 2, output[-3000:]
     assert "the LLaMA-Factory server exited (-9) while serving; its log" in output
     assert "Traceback" not in output
+    (kept,) = run.glob("server-*.log")  # kept for the user, since it names what went wrong
+    assert str(kept) in output
+    kept.unlink()  # the run is shared with other tests
 
     api = _api(project, run, port)
     wait_for_http(f"http://127.0.0.1:{port}/v1/models", api)
