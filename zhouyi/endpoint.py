@@ -122,7 +122,7 @@ async def _ask_all(spec: EndpointSpec, requests: list[Request], cache: Cache, ec
     import httpx
 
     have = cache.load()
-    outcome = Outcome({k: v for k, v in have.items()})
+    outcome = Outcome(dict(have))
     todo = {r.key(spec): r for r in requests if r.key(spec) not in have}
     outcome.cached = len({r.key(spec) for r in requests}) - len(todo)
     key = api_key(spec)

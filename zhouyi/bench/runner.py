@@ -21,6 +21,7 @@ from zhouyi import launch, layout, process
 from zhouyi.archs import arch_config
 from zhouyi.bench.flops import mfu, peak_tflops, train_flops
 from zhouyi.bench.ladder import FULL, LADDER, Rung
+from zhouyi.bench.profile import markdown
 from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, write_json
 from zhouyi.load import from_data
@@ -265,8 +266,6 @@ def write_report(work_dir: Path, spec: JobSpec, opts: BenchOptions, results: lis
     }
     json_path, md_path = work_dir / "bench.json", work_dir / "bench.md"
     write_json(json_path, report)
-    from zhouyi.bench.profile import markdown
-
     profiles = [f"## {r.name}\n\n{markdown(r.profile)}" for r in results if r.profile]
     atomic_write(md_path, "\n\n".join([format_table(results), *profiles]) + "\n")
     return json_path, md_path
