@@ -1,50 +1,29 @@
 """The OpenAI-compatible client the judge and the teacher share, against a local server that answers as scripted:
-answers cached and resumed, the pace kept, 429/5xx/timeouts retried, failures counted, a refused key named."""
+answers cached and resumed, the pace kept, 429/5xx/timeouts/malformed answers/dropped connections retried,
+failures counted, a refused key named."""
 
-import http.server
-import json
-import threading
 import time
 
 import pytest
 
-from zhouyi.endpoint import Cache, EndpointSpec, Request, ask_all, plan
+from tests.endpoint_server import scripted_server
+from zhouyi.endpoint import Cache, Request, ask_all, plan
 from zhouyi.errors import UserError
 from zhouyi.serve.server import free_port
+from zhouyi.spec import EndpointSpec
+
+
+def quiet(*_, **__):
+    pass
+
 
 QUESTIONS = [Request((("user", f"梦见{w}"),)) for w in "蛇龙水火山"]
 
 
 @pytest.fixture
 def server():
-    """A chat-completions server: each request takes the next scripted (status, headers) or answers 200."""
-    script: list[tuple[int, dict]] = []
-    seen: list[dict] = []
-    lock = threading.Lock()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with lock:
-                seen.append({"body": body, "auth": self.headers.get("Authorization"), "t": time.monotonic()})
-                status, headers = script.pop(0) if script else (200, {})
-            text = "答" + body["messages"][-1]["content"]
-            answer = {"choices": [{"message": {"role": "assistant", "content": text}}]}
-            data = json.dumps(answer if status == 200 else {"error": "scripted"}).encode()
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", script, seen
-    httpd.shutdown()
+    with scripted_server() as found:
+        yield found
 
 
 def spec(url, **kw):
@@ -58,14 +37,16 @@ def test_answers_are_cached_and_a_second_run_sends_only_what_is_missing(server, 
     cache = Cache(tmp_path / "answers.jsonl")
     s = spec(url, api_key_env="JUDGE_KEY")
     assert plan(s, QUESTIONS[:3], cache) == (3, 0, 6), "3 to send, none cached, 9 characters ≈ 6 tokens"
-    first = ask_all(s, QUESTIONS[:3], cache, echo=lambda _: None)
+    first = ask_all(s, QUESTIONS[:3], cache, echo=quiet)
     assert first.sent == 3 and first.cached == 0 and not first.failed
     assert seen[0]["auth"] == "Bearer sk-test" and "sk-test" not in cache.path.read_text()
     with open(cache.path, "a") as fh:
         fh.write('{"key": "cut by a sto')  # a stop in the middle of a line
-    again = ask_all(s, QUESTIONS, cache, echo=lambda _: None)
+    again = ask_all(s, QUESTIONS, cache, echo=quiet)
     assert again.cached == 3 and again.sent == 2 and len(seen) == 5, "only the two missing were sent"
-    assert sorted(again.answers.values()) == sorted(f"答梦见{w}" for w in "蛇龙水火山")
+    assert sorted(a.text for a in again.answers.values()) == sorted(f"答梦见{w}" for w in "蛇龙水火山")
+    assert len(cache.load()) == 5, "the answer after the cut line starts a line of its own: nothing lost"
+    assert ask_all(s, QUESTIONS, cache, echo=quiet).sent == 0 and len(seen) == 5, "a third run sends none"
 
 
 def test_429_waits_retry_after_and_5xx_is_retried_then_counted(server, tmp_path):
@@ -73,7 +54,7 @@ def test_429_waits_retry_after_and_5xx_is_retried_then_counted(server, tmp_path)
     script += [(429, {"Retry-After": "1"}), (503, {}), (500, {}), (500, {}), (500, {})]
     cache = Cache(tmp_path / "a.jsonl")
     started = time.monotonic()
-    out = ask_all(spec(url, concurrency=1), QUESTIONS[:2], cache, echo=lambda _: None)
+    out = ask_all(spec(url, concurrency=1), QUESTIONS[:2], cache, echo=quiet)
     assert time.monotonic() - started >= 1.0, "Retry-After was honoured"
     assert out.sent == 1 and out.failed == {"HTTP 500": 1}, "a request that still fails is counted, not dropped"
     assert len(seen) == 6
@@ -82,7 +63,7 @@ def test_429_waits_retry_after_and_5xx_is_retried_then_counted(server, tmp_path)
 def test_the_pace_is_kept(server, tmp_path):
     url, _, seen = server
     ask_all(EndpointSpec(base_url=url, model="m", requests_per_minute=120, concurrency=4), QUESTIONS[:4],
-            Cache(tmp_path / "a.jsonl"), echo=lambda _: None)
+            Cache(tmp_path / "a.jsonl"), echo=quiet)
     starts = sorted(s["t"] for s in seen)
     assert starts[-1] - starts[0] >= 1.4, "4 requests at 120 a minute take 1.5 s to start"
 
@@ -93,15 +74,36 @@ def test_a_refused_key_stops_at_once_naming_the_variable(server, tmp_path, monke
     monkeypatch.setenv("JUDGE_KEY", "wrong")
     with pytest.raises(UserError, match="check the environment variable JUDGE_KEY"):
         ask_all(spec(url, api_key_env="JUDGE_KEY", concurrency=1), QUESTIONS, Cache(tmp_path / "a.jsonl"),
-                echo=lambda _: None)
+                echo=quiet)
     monkeypatch.delenv("JUDGE_KEY")
     with pytest.raises(UserError, match="JUDGE_KEY is not set"):
-        ask_all(spec(url, api_key_env="JUDGE_KEY"), QUESTIONS, Cache(tmp_path / "a.jsonl"), echo=lambda _: None)
+        ask_all(spec(url, api_key_env="JUDGE_KEY"), QUESTIONS, Cache(tmp_path / "a.jsonl"), echo=quiet)
 
 
 def test_an_endpoint_that_is_not_there_is_a_clear_error(tmp_path):
     started = time.monotonic()
     with pytest.raises(UserError, match="did not answer"):
         ask_all(spec(f"http://127.0.0.1:{free_port()}/v1", retries=1), QUESTIONS[:1], Cache(tmp_path / "a.jsonl"),
-                echo=lambda _: None)
+                echo=quiet)
     assert time.monotonic() - started < 10
+
+
+def test_malformed_answers_dropped_connections_and_slow_answers_are_retried_then_counted(server, tmp_path):
+    url, script, seen = server
+    script += ["malformed", "drop", "slow",  # each once, then answered: nothing lost
+               "malformed", "malformed", "malformed", "malformed"]  # always malformed: counted, not a gap
+    cache = Cache(tmp_path / "a.jsonl")
+    out = ask_all(spec(url, concurrency=1, timeout_s=1.0, retries=3), QUESTIONS[:2], cache, echo=quiet)
+    assert out.sent == 1 and out.failed == {"an answer that is not a chat completion": 1}, out.failed
+    assert len(seen) == 8, "4 tries for the first (malformed, dropped, slow, answered), 4 for the second"
+    again = ask_all(spec(url, concurrency=1, timeout_s=1.0), QUESTIONS[:2], cache, echo=quiet)
+    assert again.cached == 1 and again.sent == 1 and not again.failed, "only the failed one is asked again"
+    assert len(cache.load()) == 2 and len(seen) == 9, "every row once"
+
+
+def test_tokens_come_from_the_endpoints_usage_else_from_characters(server, tmp_path):
+    url, script, _ = server
+    script += ["usage"]
+    out = ask_all(spec(url, concurrency=1), QUESTIONS[:2], Cache(tmp_path / "a.jsonl"), echo=quiet)
+    assert sorted(a.tokens for a in out.answers.values()) == [round(len("梦见龙" + "答梦见龙") / 1.5), 42]
+    assert out.tokens_sent == 42 + 5

@@ -25,28 +25,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from zhouyi.errors import UserError
+from zhouyi.spec import EndpointSpec
 
 CHARS_PER_TOKEN = 1.5  # a rough count for Chinese text: the plan says so
-
-
-class EndpointSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    base_url: str = Field(description="the endpoint's OpenAI-compatible root, e.g. https://api.deepseek.com/v1")
-    model: str
-    api_key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = Field(
-        None, description="the NAME of the environment variable holding the key (the key is never written)")
-    requests_per_minute: Annotated[int, Field(gt=0)] = 60
-    concurrency: Annotated[int, Field(gt=0, le=64)] = 4
-    timeout_s: Annotated[float, Field(gt=0)] = 60.0
-    retries: Annotated[int, Field(ge=0, le=10)] = 4
-    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
-    max_tokens: Annotated[int, Field(gt=0)] = 512
 
 
 @dataclass(frozen=True)
@@ -61,12 +44,24 @@ class Request:
         return hashlib.sha256(json.dumps(self.body(spec), ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    tokens: int  # prompt and answer tokens as the endpoint counted them (`usage`), else estimated from characters
+
+
 @dataclass
 class Outcome:
-    answers: dict[str, str]  # request key -> the answer's text
-    sent: int = 0
-    cached: int = 0
+    answers: dict[str, Answer]  # request key -> its answer
+    sent: int = 0  # requests answered in this run
+    cached: int = 0  # requests the cache answered
     failed: Counter = field(default_factory=Counter)  # reason -> requests that got no answer
+    tokens_sent: int = 0  # tokens of this run's requests and answers
+    seconds: float = 0.0  # from the first request sent to the last answer
+
+    def text(self, spec: EndpointSpec, request: Request) -> str | None:
+        found = self.answers.get(request.key(spec))
+        return found.text if found else None
 
 
 class Cache:
@@ -75,21 +70,29 @@ class Cache:
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    def load(self) -> dict[str, str]:
-        answers: dict[str, str] = {}
+    def _ends_a_line(self) -> bool:
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+
+    def load(self) -> dict[str, Answer]:
+        answers: dict[str, Answer] = {}
         if self.path.is_file():
             for line in self.path.read_text(encoding="utf-8").splitlines():
                 try:
                     row = json.loads(line)
-                    answers[row["key"]] = row["answer"]
-                except (ValueError, KeyError, TypeError):
+                    answers[row["key"]] = Answer(str(row["answer"]), int(row.get("tokens", 0)))
+                except (ValueError, KeyError, TypeError, AttributeError):
                     continue  # the line a stop cut short
         return answers
 
-    def add(self, key: str, answer: str) -> None:
+    def add(self, key: str, answer: Answer) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"key": key, "answer": answer}, ensure_ascii=False) + "\n")
+        with open(self.path, "a+", encoding="utf-8") as fh:
+            if fh.tell() and not self._ends_a_line():
+                fh.write("\n")  # after a line a stop cut short: the next answer starts a line of its own
+            fh.write(json.dumps({"key": key, "answer": answer.text, "tokens": answer.tokens}, ensure_ascii=False)
+                     + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -100,6 +103,23 @@ def plan(spec: EndpointSpec, requests: list[Request], cache: Cache) -> tuple[int
     missing = [r for r in requests if r.key(spec) not in have]
     chars = sum(len(c) for r in missing for _, c in r.messages)
     return len(missing), len(requests) - len(missing), round(chars / CHARS_PER_TOKEN)
+
+
+def load_file(path: Path, model: type[EndpointSpec], flag: str) -> EndpointSpec:
+    """An endpoint's fields as a YAML file of their own (`--judge-with FILE`, `--teacher-with FILE`)."""
+    from pydantic import ValidationError
+
+    from zhouyi.load import _describe, mapping
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{flag} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return model.model_validate(mapping(text, str(path)))
+    except ValidationError as exc:
+        problems = [_describe(err) for err in exc.errors()]
+        raise UserError(f"{flag} {path}: " + "; ".join(f"{p}: {m}" for p, m in problems)) from None
 
 
 def api_key(spec: EndpointSpec) -> str | None:
@@ -113,7 +133,7 @@ def api_key(spec: EndpointSpec) -> str | None:
 
 
 def ask_all(spec: EndpointSpec, requests: list[Request], cache: Cache,
-            echo: Callable[[str], None] = print) -> Outcome:
+            echo: Callable[..., None] = print) -> Outcome:
     """Every request answered (from the cache, or sent), as `Outcome`; see the module's guarantees."""
     return asyncio.run(_ask_all(spec, requests, cache, echo))
 
@@ -125,10 +145,14 @@ async def _ask_all(spec: EndpointSpec, requests: list[Request], cache: Cache, ec
     outcome = Outcome(dict(have))
     todo = {r.key(spec): r for r in requests if r.key(spec) not in have}
     outcome.cached = len({r.key(spec) for r in requests}) - len(todo)
+    if not todo:
+        return outcome
     key = api_key(spec)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     pace = _Pace(60.0 / spec.requests_per_minute)
     gate = asyncio.Semaphore(spec.concurrency)
+    started = time.monotonic()
+    step = max(1, len(todo) // 10)
     async with httpx.AsyncClient(base_url=spec.base_url.rstrip("/"), headers=headers,
                                  timeout=httpx.Timeout(spec.timeout_s)) as client:
         async def one(k: str, request: Request) -> None:
@@ -138,18 +162,23 @@ async def _ask_all(spec: EndpointSpec, requests: list[Request], cache: Cache, ec
                 cache.add(k, answer)
                 outcome.answers[k] = answer
                 outcome.sent += 1
+                outcome.tokens_sent += answer.tokens
             else:
                 outcome.failed[reason] += 1
+            done = outcome.sent + sum(outcome.failed.values())
+            if done % step == 0 or done == len(todo):
+                echo(f"  {spec.model}: {done}/{len(todo)} answered"
+                     + (f", {sum(outcome.failed.values())} failed" if outcome.failed else ""), flush=True)
 
         tasks = [asyncio.create_task(one(k, r)) for k, r in todo.items()]
         try:
             for task in asyncio.as_completed(tasks):
                 await task
-        except BaseException:
+        finally:
             for task in tasks:
                 task.cancel()
-            raise
-    if todo and not outcome.sent and outcome.failed and all(r.startswith("no answer") for r in outcome.failed):
+    outcome.seconds = time.monotonic() - started
+    if not outcome.sent and all(r.startswith("no answer") for r in outcome.failed):
         raise UserError(f"{spec.base_url} did not answer ({', '.join(outcome.failed)}); is the server running, and "
                         "is base_url its OpenAI-compatible root (…/v1)?")
     return outcome
@@ -169,7 +198,7 @@ class _Pace:
         await asyncio.sleep(delay)
 
 
-async def _send(client, spec: EndpointSpec, request: Request, pace: _Pace) -> tuple[str | None, str]:
+async def _send(client, spec: EndpointSpec, request: Request, pace: _Pace) -> tuple[Answer | None, str]:
     """(the answer, "") or (None, why it failed after the retries); 401/403 raise at once."""
     import httpx
 
@@ -185,20 +214,40 @@ async def _send(client, spec: EndpointSpec, request: Request, pace: _Pace) -> tu
         else:
             if response.status_code in (401, 403):
                 raise UserError(f"{spec.base_url} refused the key ({response.status_code}): check the environment "
-                                f"variable {spec.api_key_env or '(none set: api_key_env)'}")
+                                f"variable {spec.api_key_env or '(none named: set api_key_env)'}")
             if response.status_code == 200:
-                try:
-                    return response.json()["choices"][0]["message"]["content"], ""
-                except (ValueError, KeyError, IndexError, TypeError):
-                    return None, "an answer that is not a chat completion"
-            reason = f"HTTP {response.status_code}"
-            if response.status_code == 429:
-                await asyncio.sleep(_retry_after(response.headers.get("retry-after"), attempt))
-                continue
-            if response.status_code < 500:
-                return None, reason  # the request itself is wrong: retrying changes nothing
-        await asyncio.sleep(min(30.0, 2**attempt) * (0.5 + random.random() / 2))  # backoff with jitter
+                answer = _chat_answer(response, request)
+                if answer is not None:
+                    return answer, ""
+                reason = "an answer that is not a chat completion"  # a proxy's error page, a cut body: try again
+            else:
+                reason = f"HTTP {response.status_code}"
+                if response.status_code == 429:
+                    await asyncio.sleep(_retry_after(response.headers.get("retry-after"), attempt))
+                    continue
+                if response.status_code < 500:
+                    return None, reason  # the request itself is wrong: retrying changes nothing
+        if attempt < spec.retries:
+            await asyncio.sleep(min(30.0, 2**attempt) * (0.5 + random.random() / 2))  # backoff with jitter
     return None, reason
+
+
+def _chat_answer(response, request: Request) -> Answer | None:
+    """The answer's text and its tokens (the endpoint's `usage`, else estimated), or None when it is no chat
+    completion."""
+    try:
+        data = response.json()
+        text = data["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    if not isinstance(text, str):
+        return None
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    tokens = usage.get("total_tokens")
+    if not isinstance(tokens, int):
+        chars = len(text) + sum(len(c) for _, c in request.messages)
+        tokens = round(chars / CHARS_PER_TOKEN)
+    return Answer(text, tokens)
 
 
 def _retry_after(value: str | None, attempt: int) -> float:

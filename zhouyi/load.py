@@ -234,6 +234,8 @@ def _describe(err: dict[str, Any]) -> tuple[str, str]:
             hint = f"; known keys: {', '.join(known)}" if known else ""
         return path, f"unknown key{hint}"
     msg = err["msg"].removeprefix("Value error, ")
+    if loc and loc[-1] == "api_key_env":
+        return path, msg  # never the value: it may be the key itself
     if err["type"] == "literal_error" and isinstance(err.get("input"), str):
         choices = re.findall(r"'([^']*)'", err["ctx"]["expected"])
         close = difflib.get_close_matches(err["input"], choices, n=1, cutoff=0.5)

@@ -14,6 +14,7 @@ import ipaddress
 import math
 import re
 import typing
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -187,10 +188,79 @@ class CleanSpec(Strict):
         return names
 
 
+class EndpointSpec(Strict):
+    """An OpenAI-compatible chat endpoint (a DeepSeek or Qwen key, vLLM, Ollama, `zhouyi api`): the judge's or the
+    teacher's. The key itself is never written here: only the name of the environment variable that holds it."""
+
+    base_url: str = Field(description="the endpoint's OpenAI-compatible root, e.g. https://api.deepseek.com/v1 or "
+                          "http://127.0.0.1:8000/v1")
+    model: str = Field(min_length=1, description="the model name the endpoint knows, e.g. deepseek-chat, qwen2.5:7b")
+    api_key_env: str | None = Field(None, description="the NAME of the environment variable holding the key (e.g. "
+                                    "DEEPSEEK_API_KEY); None: the endpoint needs no key")
+    requests_per_minute: Annotated[int, Field(gt=0)] = Field(60, description="requests start no faster than this")
+    concurrency: Annotated[int, Field(gt=0, le=64)] = Field(4, description="requests waiting for an answer at once")
+    timeout_s: Annotated[float, Field(gt=0)] = Field(60.0, description="seconds to wait for one answer")
+    retries: Annotated[int, Field(ge=0, le=10)] = Field(
+        4, description="more tries after a 429, a 5xx, a timeout, a dropped connection or a malformed answer")
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
+    max_tokens: Annotated[int, Field(gt=0)] = Field(512, description="the longest answer asked for, in tokens")
+
+    @field_validator("base_url")
+    @classmethod
+    def _a_url(cls, value: str) -> str:
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("is not an http(s) URL; give the endpoint's OpenAI-compatible root, e.g. "
+                             "https://api.deepseek.com/v1 or http://127.0.0.1:8000/v1")
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_variable_name(cls, value: str | None) -> str | None:
+        """The value is never repeated in the error: a user may have pasted the key itself here."""
+        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError("is not the name of an environment variable (the value is not shown: it may be a key); "
+                             "put the key in an environment variable and give its name, e.g. DEEPSEEK_API_KEY")
+        return value
+
+
+class JudgeSpec(EndpointSpec):
+    """`zhouyi eval --judge`: a model that compares two answers to each held-out question, in both orders."""
+
+    rubric: str | None = Field(None, description="a Jinja2 file of the judge's prompt with {{ question }}, "
+                               "{{ answer_a }} and {{ answer_b }} (and {{ persona }}); None: zhouyi's Chinese rubric "
+                               "for dream interpretation (templates/judge/rubric.zh.j2)")
+    max_inconsistency: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.3, description="withhold the verdict when more of the judged questions flip with the order than this")
+
+
+class RewriteSpec(Strict):
+    """`zhouyi data rewrite`: a teacher model rewrites each cleaned answer in the persona's voice, keeping its
+    meaning; a rewrite that fails zhouyi's checks keeps the original."""
+
+    teacher: EndpointSpec | None = None
+    prompt: str | None = Field(None, description="a Jinja2 file of the teacher's prompt with {{ question }} and "
+                               "{{ answer }} (and {{ persona }}); None: templates/teacher/rewrite.zh.j2")
+    output: str | None = Field(None, description="inside dataset_dir; None: the cleaned file's name + _rewritten")
+    report: str | None = "out/rewrite-report"
+    min_length_ratio: Annotated[float, Field(gt=0)] = Field(
+        0.5, description="a rewrite shorter than this share of the original (Han characters) keeps the original")
+    max_length_ratio: Annotated[float, Field(gt=0)] = Field(
+        2.0, description="a rewrite longer than this many times the original keeps the original")
+
+    @model_validator(mode="after")
+    def _ratios(self) -> RewriteSpec:
+        if self.min_length_ratio >= self.max_length_ratio:
+            raise ValueError(f"min_length_ratio {self.min_length_ratio:g} must be below max_length_ratio "
+                             f"{self.max_length_ratio:g}")
+        return self
+
+
 class DataSpec(Strict):
     dataset_dir: str = "data"
     datasets: list[DatasetEntry] = Field(min_length=1)
     clean: CleanSpec = Field(default_factory=CleanSpec)
+    rewrite: RewriteSpec = Field(default_factory=RewriteSpec)
     mix_strategy: Literal["concat", "interleave_under", "interleave_over", "interleave_once"] = Field(
         "concat", description="how LLaMA-Factory mixes several training datasets: one after the other, or "
         "interleaved (under/oversampling the smaller); mix a general dataset in when eval shows forgetting")
@@ -346,6 +416,8 @@ class EvalSpec(Strict):
     bleed_markers: list[str] = Field(list(BLEED_MARKERS), min_length=1,
                                      description="an answer to a general prompt with any of these talks about "
                                      "dreams or omens, or took the persona unasked")
+    judge: JudgeSpec | None = Field(None, description="`zhouyi eval --judge`: an OpenAI-compatible endpoint that "
+                                    "compares answers pairwise, in both orders")
 
 
 class ExportGateSpec(Strict):

@@ -9,7 +9,7 @@ import types
 import typing
 from pathlib import Path
 
-from zhouyi.cli.common import load_spec, set_flag
+from zhouyi.cli.common import dry_run_flag, load_spec, set_flag
 from zhouyi.errors import UserError
 
 # flag -> the data.clean field it sets
@@ -60,6 +60,23 @@ def add_verbs(sub) -> None:
     p.add_argument("--force", action="store_true",
                    help="overwrite an output file zhouyi did not write, and repoint its registry entry")
 
+    p = data_sub.add_parser("rewrite", help="a teacher model (data.rewrite.teacher: an OpenAI-compatible endpoint) "
+                            "rewrites each cleaned answer in the persona's voice; a rewrite that fails zhouyi's checks "
+                            "keeps the original; the output registers like cleaned data")
+    p.set_defaults(func=cmd_data_rewrite)
+    p.add_argument("--spec", help="take the teacher, the input (data.clean.output), the persona and the settings "
+                   "from the spec")
+    set_flag(p)
+    p.add_argument("-i", "--input", help="the cleaned alpaca file (default: the spec's data.clean.output)")
+    p.add_argument("-o", "--output", help="default: data.rewrite.output, else the input's name + _rewritten")
+    p.add_argument("--report", help="folder for report.json and report.md (default: data.rewrite.report)")
+    p.add_argument("--teacher-with", metavar="FILE", help="the teacher's fields (those of data.rewrite.teacher) "
+                   "from a YAML file of their own")
+    p.add_argument("--limit", type=int, metavar="N", help="rewrite only the first N rows (to try a teacher out)")
+    dry_run_flag(p, "say how many requests the teacher will be sent and roughly how many tokens; send none")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an output file zhouyi did not write, and repoint its registry entry")
+
     p = data_sub.add_parser("explain", help="show what cleaning does to row ROW of FILE, rule by rule")
     p.set_defaults(func=cmd_data_explain)
     p.add_argument("file", metavar="FILE")
@@ -106,6 +123,37 @@ def cmd_data_fetch(args) -> int:
     written = fetch(Path(args.output), args.mirror, args.timeout)
     print("wrote " + ", ".join(map(str, written)) + "\nThese collections state no licence: use the data for your "
           f"own research. Next: zhouyi data clean {' '.join(map(str, written))} -o data/zhougong.json")
+    return 0
+
+
+def cmd_data_rewrite(args) -> int:
+    from zhouyi import endpoint
+    from zhouyi.data import rewrite
+    from zhouyi.data.clean import PERSONA
+    from zhouyi.spec import EndpointSpec, RewriteSpec
+
+    spec = load_spec(args).spec if args.spec else None
+    settings = spec.data.rewrite if spec else RewriteSpec()
+    data_dir = Path(spec.data.dataset_dir) if spec else None
+    teacher = (endpoint.load_file(Path(args.teacher_with), EndpointSpec, "--teacher-with") if args.teacher_with
+               else settings.teacher)
+    source = args.input or (str(data_dir / spec.data.clean.output) if spec else None)
+    if source is None:
+        raise UserError("data rewrite needs -i FILE (a cleaned alpaca file) or --spec SPEC (its data.clean.output)")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit}: rewrite at least one row")
+    output = args.output or (str(data_dir / settings.output) if spec and settings.output else None)
+    report = args.report or settings.report
+    job = rewrite.prepare(Path(source), Path(output) if output else None, Path(report) if report else None, teacher,
+                          settings, (spec.model.default_system if spec else None) or PERSONA, Path.cwd(), args.force)
+    done = rewrite.rewrite(job, args.limit, args.dry_run)
+    if done is None:
+        return 0
+    failed = sum(done["failed"].values())
+    print(f"{done['rows']} rows: {done['rewritten']} rewritten, {sum(done['kept'].values())} kept the original "
+          f"({done['kept'] or 'none'}), {failed} without an answer; {done['tokens']['this_run']:,} tokens in this "
+          f"run: {job.output}" + (f"; report: {job.report_dir / 'report.md'}" if job.report_dir else "")
+          + (f"\n{failed} requests failed ({done['failed_requests']}): run again to ask only those" if failed else ""))
     return 0
 
 

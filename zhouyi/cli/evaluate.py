@@ -23,30 +23,96 @@ def add_verbs(sub) -> None:
                    "again")
     p.add_argument("--no-forgetting", action="store_true",
                    help="skip the forgetting check (general prompts: drift and domain bleed; eval.forgetting)")
+    p.add_argument("--judge", action="store_true",
+                   help="also have the judge (eval.judge: an OpenAI-compatible endpoint) compare the tuned answer "
+                   "with the base answer, and with several --run each run with the first, in both orders; the judge "
+                   "is read from SPEC as it is now (it is not part of training), else from the first run's spec")
+    p.add_argument("--judge-with", metavar="FILE", help="the judge's fields (those of eval.judge) from a YAML file of "
+                   "their own; implies --judge")
+    p.add_argument("--dry-run", action="store_true", help="with --judge: say how many requests the judge will be "
+                   "sent and roughly how many tokens, over the answers of each run's latest evaluation, and stop")
 
 
 def cmd_eval(args) -> int:
-    from zhouyi import evaluate
+    from zhouyi import evaluate, judge, layout
     from zhouyi.files import sole_writers
     from zhouyi.runs import check_run, latest_trained_run
 
     if args.set:
         raise UserError("eval asks each run as it was trained (its recorded spec); --set changes a spec before "
                         "training: zhouyi train SPEC --set KEY=VALUE. How many questions: --max-samples")
+    spec = load_spec(args).spec if args.spec else None
     if args.run:
         run_dirs = [check_run(Path(r)) for r in args.run]
-    elif args.spec:
-        run_dirs = [latest_trained_run(load_spec(args).spec, Path.cwd())]
+    elif spec:
+        run_dirs = [latest_trained_run(spec, Path.cwd())]
     else:
         raise UserError("say which model: SPEC (its latest finished run) or --run DIR")
+    judging = _judging(args, spec, run_dirs[0]) if args.judge or args.judge_with else None
+    if args.dry_run and judging is None:
+        raise UserError("--dry-run plans the judge's requests: give --judge (or --judge-with FILE)")
     with sole_writers(run_dirs, "eval"):
-        reports, comparison = evaluate.evaluate_runs(run_dirs, Path.cwd(), args.max_samples, args.without_system,
-                                                     forgetting_check=not args.no_forgetting, reuse=args.reuse)
-    for path, report in reports:
-        _summary(report, path)
-    if comparison:
-        print(f"comparison of {len(reports)} runs: {comparison}")
+        if args.dry_run:
+            reports = [(run / layout.EVAL_DIR / layout.REPORT_MD, _latest_report(run)) for run in run_dirs]
+            comparison = None
+        else:
+            reports, comparison = evaluate.evaluate_runs(run_dirs, Path.cwd(), args.max_samples,
+                                                         args.without_system, forgetting_check=not args.no_forgetting,
+                                                         reuse=args.reuse)
+            for path, report in reports:
+                _summary(report, path)
+            if comparison:
+                print(f"comparison of {len(reports)} runs: {comparison}")
+        if judging is not None:
+            judged = judge.judge_runs(judging, [(run, r) for run, (_, r) in zip(run_dirs, reports, strict=True)],
+                                      comparison.parent if comparison else None, args.dry_run,
+                                      reports[0][1]["settings"].get("seed", 0))
+            for path, summary in judged:
+                print(_judge_line(summary) + (f"; report: {path}" if path else ""))
     return 0
+
+
+def _judging(args, spec, first_run: Path):
+    """The judge, checked whole before any model is asked: from --judge-with FILE, SPEC as it is now, or the first
+    run's recorded spec."""
+    from zhouyi import endpoint, judge
+    from zhouyi.data.clean import PERSONA
+    from zhouyi.runs import recorded_spec
+    from zhouyi.spec import JudgeSpec
+
+    recorded = recorded_spec(first_run)
+    persona = recorded.model.default_system or PERSONA  # the tutorial's persona rides in the instruction column
+    if args.judge_with:
+        found = endpoint.load_file(Path(args.judge_with), JudgeSpec, "--judge-with")
+        return judge.resolve(found, args.judge_with, Path.cwd(), persona)
+    source, where = (spec, args.spec) if spec else (recorded, f"{first_run}/spec.yaml")
+    return judge.resolve(source.eval.judge, where, Path.cwd(), persona)
+
+
+def _latest_report(run: Path) -> dict:
+    from zhouyi import layout
+    from zhouyi.files import read_mapping
+
+    path = run / layout.EVAL_DIR / layout.REPORT_JSON
+    if not path.is_file():
+        raise UserError(f"--dry-run plans the judge over answers already made, and {run} has no evaluation yet: run "
+                        f"zhouyi eval --run {run} first (then --reuse takes its answers)")
+    return read_mapping(path, "run zhouyi eval again")
+
+
+def _judge_line(summary: dict) -> str:
+    head = f"judge, {summary['b']} against {summary['a']}: "
+    if "win_rate" in summary:
+        w = summary["win_rate"]
+        head += f"win rate {w['share']:.2f} [{w['low']:.2f}, {w['high']:.2f}], "
+    if "inconsistency" in summary:
+        head += f"inconsistent {summary['inconsistency']['share']:.0%}, "
+    if "agreement" in summary:
+        head += f"agrees with the checks {summary['agreement']['share']:.0%} of {summary['agreement']['of']}, "
+    failed = summary["judge"]["failed"]
+    tail = f"withheld: {summary['withheld']}" if "withheld" in summary else summary["verdict"]
+    return head + tail + (f" ({sum(failed.values())} requests failed: {failed}; run again to ask only those)"
+                          if failed else "")
 
 
 def _summary(report: dict, path: Path) -> None:

@@ -105,6 +105,15 @@ def keyword(title: str) -> str:
     return re.sub(r"^(?:做梦)?(?:梦见|梦到)", "", title).strip(" 、，,") or title
 
 
+_ASKED = [re.compile("^" + re.escape(q).replace(re.escape("{k}"), "(.+?)") + "$") for q in QUESTIONS]
+
+
+def asked_dream(question: str) -> str | None:
+    """The dream a question made by `question()` asks about (`梦见蛇是什么意思？` -> `蛇`); None for other wording."""
+    found = next((m for pattern in _ASKED if (m := pattern.match(question.strip()))), None)
+    return found.group(1) if found else None
+
+
 def _stable_int(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:8], "big")
 

@@ -1,0 +1,153 @@
+"""`zhouyi eval --judge`: both orders, a flipped verdict a tie and inconsistent, the win rate with its interval, the
+agreement with zhouyi's checks, the verdict withheld for an unreliable judge; against scripted judges (fast) and
+against `zhouyi api` serving the tiny model (its gibberish verdicts are counted, never a crash)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli, fake_trained_run, wait_for_http, zhouyi
+from tests.endpoint_server import scripted_server
+from zhouyi import judge
+from zhouyi.serve.server import free_port
+from zhouyi.spec import JudgeSpec
+
+CLEAN = {"boilerplate": False, "loops": False, "empty": False, "in_voice": True}
+DIRTY = {"boilerplate": True, "loops": False, "empty": False, "in_voice": True}
+SECRET = "sk-judge-5e1f0c2a9d"
+
+
+def report(n: int, good_tuned: int) -> dict:
+    """An eval report of n questions whose first `good_tuned` tuned answers are the good ones (they say 吉)."""
+    questions = []
+    for i in range(n):
+        good, bad = f"梦{i}主吉。", f"梦{i}更多精彩请访问本站"
+        tuned, base = (good, bad) if i < good_tuned else (bad, good)
+        questions.append({"question": f"梦见{i}是什么意思？", "answers": {"base": base, "tuned": tuned},
+                          "checks": {"base": CLEAN if base == good else DIRTY,
+                                     "tuned": CLEAN if tuned == good else DIRTY}})
+    return {"run": "runs/x", "questions": questions, "settings": {"seed": 0}}
+
+
+def fair(body: dict) -> str:
+    """A judge that prefers the answer saying 吉, wherever it is shown."""
+    prompt = body["messages"][-1]["content"]
+    a = prompt.split("[回答A开始]")[1].split("[回答A结束]")[0]
+    return "理由：A 说了吉凶。\n[[A]]" if "吉" in a else "理由：B 更好。\n[[B]]"
+
+
+def judging(url: str, **kw) -> judge.Judging:
+    return judge.resolve(JudgeSpec(base_url=url, model="judge", requests_per_minute=6000, **kw), "test",
+                         Path("."), "你是周文王")
+
+
+def quiet(*_, **__):
+    pass
+
+
+def test_a_fair_judge_gives_a_win_rate_with_its_interval_and_agrees_with_the_checks(tmp_path):
+    with scripted_server(fair) as (url, _, seen):
+        j = judging(url)
+        (run := tmp_path / "run" / "eval").mkdir(parents=True)
+        ((_, summary),) = judge.judge_runs(j, [(tmp_path / "run", report(30, 24))], None, False, 0, quiet)
+        assert len(seen) == 60, "every question asked in both orders"
+        shown_first = [re.search(r"\[回答A开始\]\n(.*)\n", s["body"]["messages"][0]["content"]).group(1) for s in seen]
+        assert sorted(shown_first) == sorted(a for q in report(30, 24)["questions"] for a in q["answers"].values())
+        assert (summary["wins"], summary["losses"], summary["ties"], summary["inconsistent"]) == (24, 6, 0, 0)
+        w = summary["win_rate"]
+        assert w["share"] == 0.8 and 0.6 < w["low"] < 0.8 < w["high"] <= 0.95 and summary["verdict"] == "better"
+        assert summary["agreement"] == {"agree": 30, "of": 30, "share": 1.0, "low": 0.886, "high": 1.0}
+        assert (run / "judge.json").is_file() and "**Verdict**: tuned is better than base" in \
+            (run / "judge.md").read_text()
+        again = judge.judge_runs(j, [(tmp_path / "run", report(30, 24))], None, False, 0, quiet)
+        assert len(seen) == 60 and again[0][1]["judge"]["cached"] == 60, "a second judging sends nothing"
+
+
+def test_a_judge_that_always_picks_the_first_answer_is_withheld(tmp_path):
+    with scripted_server(lambda body: "[[A]]") as (url, _, _):
+        (tmp_path / "run" / "eval").mkdir(parents=True)
+        ((_, summary),) = judge.judge_runs(judging(url), [(tmp_path / "run", report(10, 8))], None, False, 0, quiet)
+    assert summary["inconsistent"] == 10 and summary["ties"] == 10 and summary["inconsistency"]["share"] == 1.0
+    assert "verdict" not in summary and "not reliable for this comparison" in summary["withheld"]
+    assert "**Verdict withheld**" in (tmp_path / "run" / "eval" / "judge.md").read_text()
+
+
+def test_unparseable_verdicts_and_failed_requests_are_counted_not_guessed():
+    pairs = judge.pairs_of(report(4, 2), "base", "tuned")
+    answers = [("[[A]]", "[[B]]"), ("我觉得都行", "[[A]]"), (None, "[[B]]"), ("[[ C ]] 然后 [[B]]", "[[A]]")]
+    s = judge.summarize(pairs, answers, ("base", "tuned"), 0.3)
+    assert s["judged"] == 2 and s["unparsed"] == 2 and s["no_answer"] == 1
+    assert [r["won"] for r in s["rows"]] == ["b", "unparsed", "unparsed", "a"], "the last [[X]] is the verdict"
+
+
+def test_the_verdict_flips_into_a_tie():
+    assert judge.outcome_of("A", "B") == ("b", False)  # b shown first and won; a shown first and lost
+    assert judge.outcome_of("A", "A") == ("tie", True)  # the first shown won both times: position, not quality
+    assert judge.outcome_of("C", "C") == ("tie", False)
+    assert judge.outcome_of("C", "B") == ("tie", True)
+    assert judge.checks_prefer(CLEAN, DIRTY) == "a" and judge.checks_prefer(CLEAN, CLEAN) is None
+
+
+@pytest.mark.parametrize("text, field, message", [
+    ("base_url: localhost:8000\nmodel: m\n", "base_url", "is not an http(s) URL"),
+    (f"base_url: http://127.0.0.1:1/v1\nmodel: m\napi_key_env: {SECRET}\n", "api_key_env", "the value is not shown"),
+    ("base_url: http://127.0.0.1:1/v1\nmodel: m\napi_key_env: NO_SUCH_KEY_VAR\n", None, "NO_SUCH_KEY_VAR is not set"),
+    ("base_url: http://127.0.0.1:1/v1\nmodel: m\nrubric: nowhere.j2\n", None, "eval.judge.rubric: "),
+    ("base_url: http://127.0.0.1:1/v1\nmodel: m\nrubric: bad.j2\n", None, "has no placeholder for answer_b"),
+])
+def test_a_bad_judge_is_named_before_any_model_is_asked(project, text, field, message):
+    run = fake_trained_run(project, "tiny-cpu")
+    (project / "bad.j2").write_text("问题 {{ question }} 回答 {{ answer_a }}")
+    (project / "judge.yaml").write_text(text)
+    result = cli("eval", "--run", str(run), "--judge-with", "judge.yaml", cwd=project)
+    assert result.returncode == 2 and message in result.stderr and (field or "") in result.stderr, result.stderr
+    assert SECRET not in result.stderr + result.stdout, "a key pasted into api_key_env is never shown"
+    assert not (run / "eval").exists(), "refused before any model answered"
+
+
+def test_dry_run_says_what_would_be_sent_and_sends_nothing(project):
+    run = fake_trained_run(project, "tiny-cpu")
+    (run / "eval").mkdir()
+    (run / "eval" / "report.json").write_text(json.dumps(report(5, 3), ensure_ascii=False))
+    with scripted_server(fair) as (url, _, seen):
+        (project / "judge.yaml").write_text(f"base_url: {url}\nmodel: judge\n")
+        result = cli("eval", "--run", str(run), "--judge-with", "judge.yaml", "--dry-run", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "10 requests to send (0 cached)" in result.stdout and "prompt tokens" in result.stdout
+    assert not seen and not (run / "eval" / "judge.json").exists()
+
+
+@pytest.mark.slow
+def test_zhouyi_api_serving_the_tiny_model_is_a_judge_whose_gibberish_is_counted(trained_run):
+    project, run, _ = trained_run
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "zhouyi", "api", "--run", str(run), "--port", str(port)],
+                              cwd=project, env={**os.environ, "API_KEY": SECRET}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_for_http(f"{base}/models", server, {"Authorization": f"Bearer {SECRET}"})
+        (project / "judge.yaml").write_text(f"base_url: {base}\nmodel: tiny-cpu\napi_key_env: JUDGE_KEY\n"
+                                            "max_tokens: 24\nconcurrency: 2\nrequests_per_minute: 600\n")
+        env = {"JUDGE_KEY": SECRET}
+        args = ("eval", "--run", str(run), "--max-samples", "2", "--no-forgetting", "--judge-with", "judge.yaml")
+        first = zhouyi(*args, cwd=project, env=env, timeout=600)
+        assert first.returncode == 0, first.stderr[-3000:]
+        summary = json.loads((run / "eval" / "judge.json").read_text())
+        assert summary["questions"] == 2 and summary["judge"]["sent"] + summary["judge"]["cached"] == 4
+        assert summary["judged"] + summary["unparsed"] == 2, "every question judged or counted as unparsed"
+        assert "judge, tuned against base" in first.stdout
+        again = zhouyi(*args, "--reuse", cwd=project, env=env, timeout=600)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert json.loads((run / "eval" / "judge.json").read_text())["judge"]["sent"] == 0, "all from the cache"
+        for path in [p for p in project.rglob("*") if p.is_file() and p.stat().st_size < 50_000_000]:
+            assert SECRET.encode() not in path.read_bytes(), f"the key was written to {path}"
+        assert SECRET not in first.stdout + first.stderr + again.stdout + again.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
