@@ -83,11 +83,13 @@ webui: $(INSTALLED)
 export: $(INSTALLED)
 	$(ZHOUYI) export $(SPEC)
 
-## CLI speed, data-cleaning speed, tokenised-cache speed-up, and the training-speed ladder on this CPU.
+## CLI speed, data-cleaning speed, tokenised-cache speed-up, the judge/teacher client's rate and cache, and the
+## training-speed ladder on this CPU.
 bench: $(INSTALLED) $(TINY)
 	$(PY) bench/bench_cli.py
 	$(PY) bench/bench_preprocess.py
 	$(PY) bench/bench_data.py
+	$(PY) bench/bench_endpoint.py
 	$(ZHOUYI) bench tiny-cpu --ladder --steps 8 --warmup 2
 
 ## Clean data vs the tutorial's data on gemma-3-270m, on the CPU, 100 held-out dreams with intervals (needs

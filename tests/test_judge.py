@@ -123,7 +123,7 @@ def test_dry_run_says_what_would_be_sent_and_sends_nothing(project):
 
 
 @pytest.mark.slow
-def test_zhouyi_api_serving_the_tiny_model_is_a_judge_whose_gibberish_is_counted(trained_run):
+def test_zhouyi_api_serving_the_tiny_model_is_a_judge_and_a_teacher_whose_gibberish_is_counted(trained_run):
     project, run, _ = trained_run
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "zhouyi", "api", "--run", str(run), "--port", str(port)],
@@ -145,9 +145,35 @@ def test_zhouyi_api_serving_the_tiny_model_is_a_judge_whose_gibberish_is_counted
         again = zhouyi(*args, "--reuse", cwd=project, env=env, timeout=600)
         assert again.returncode == 0, again.stderr[-3000:]
         assert json.loads((run / "eval" / "judge.json").read_text())["judge"]["sent"] == 0, "all from the cache"
+
+        (project / "teacher.yaml").write_text((project / "judge.yaml").read_text().replace("JUDGE_KEY", "TEACHER_KEY"))
+        taught = zhouyi("data", "rewrite", "-i", "data/zhougong_demo.json", "--teacher-with", "teacher.yaml",
+                        "--limit", "3", cwd=project, env={"TEACHER_KEY": SECRET}, timeout=600)
+        assert taught.returncode == 0, taught.stderr[-3000:]
+        rows = json.loads((project / "data" / "zhougong_demo_rewritten.json").read_text())
+        assert len(rows) == 3 and all(r["rewrite"] == "rewritten" or r["rewrite"].startswith("kept: ") for r in rows)
+        assert all(r["output"] == r["original_output"] for r in rows if r["rewrite"] != "rewritten")
         for path in [p for p in project.rglob("*") if p.is_file() and p.stat().st_size < 50_000_000]:
             assert SECRET.encode() not in path.read_bytes(), f"the key was written to {path}"
-        assert SECRET not in first.stdout + first.stderr + again.stdout + again.stderr
+        assert SECRET not in first.stdout + first.stderr + again.stdout + again.stderr + taught.stdout + taught.stderr
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_several_runs_are_judged_each_against_the_base_and_against_the_first(tmp_path):
+    with scripted_server(fair) as (url, _, seen):
+        runs = []
+        for name, good in (("run-a", 6), ("run-b", 9)):
+            (tmp_path / name / "eval").mkdir(parents=True)
+            runs.append((tmp_path / name, report(10, good)))
+        (compare := tmp_path / "compare").mkdir()
+        written = judge.judge_runs(judging(url), runs, compare, False, 0, quiet)
+    assert [(s["a"], s["b"]) for _, s in written] == [("base", "tuned"), ("base", "tuned"), ("run-a", "run-b")]
+    assert [s["judge"]["sent"] + s["judge"]["cached"] for _, s in written] == [20, 20, 6], \
+        "both orders of every question; the 7 where run-a and run-b answered alike are ties asked of no one"
+    assert [p for p, _ in written] == [tmp_path / "run-a" / "eval" / "judge.md", tmp_path / "run-b" / "eval" /
+                                       "judge.md", compare / "judge-run-b.md"]
+    a_vs_b = written[2][1]
+    assert (a_vs_b["wins"], a_vs_b["losses"], a_vs_b["ties"], a_vs_b["inconsistent"]) == (3, 0, 7, 0)
+    assert a_vs_b["verdict"] == "no clear difference", "3 wins in 10 does not decide"

@@ -21,9 +21,9 @@ from zhouyi.spec import JudgeSpec
 
 VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
 PLACEHOLDERS = ("question", "answer_a", "answer_b")
-CACHE = "judge-cache.jsonl"
 PROBLEMS = ("boilerplate", "loops", "empty", "at_token_limit")  # a check that flags a worse answer
 SCORE = {"b": 1.0, "tie": 0.5, "a": 0.0}  # the win rate of `b`: ties count half
+SAME = ("[[C]]", "[[C]]")  # two answers of the same text: a tie in both orders, asked of no one
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,18 @@ def pairs_of(report: dict, a: str, b: str, other: dict | None = None) -> list[Pa
             for q, r in zip(report["questions"], second["questions"], strict=True)]
 
 
-def requests(judging: Judging, pairs: list[Pair]) -> list[tuple[endpoint.Request, endpoint.Request]]:
-    """Per question: (b shown first, a shown first)."""
+def requests(judging: Judging, pairs: list[Pair]) -> list[tuple[endpoint.Request, endpoint.Request] | None]:
+    """Per question: (b shown first, a shown first); None where the two answers are the same text (a tie, asked
+    of no one)."""
     def ask(question: str, first: str, second: str) -> endpoint.Request:
         text = judging.prompt.render(question=question, answer_a=first, answer_b=second, persona=judging.persona)
         return endpoint.Request((("user", text),))
 
-    return [(ask(p.question, p.b, p.a), ask(p.question, p.a, p.b)) for p in pairs]
+    return [(ask(p.question, p.b, p.a), ask(p.question, p.a, p.b)) if p.a != p.b else None for p in pairs]
+
+
+def _flat(asked) -> list[endpoint.Request]:
+    return [r for two in asked if two for r in two]
 
 
 def plan_line(judging: Judging, asked: list[endpoint.Request], cache: endpoint.Cache) -> str:
@@ -88,8 +93,9 @@ def judge(judging: Judging, pairs: list[Pair], labels: tuple[str, str], cache: e
           echo=print) -> dict:
     """Every pair judged in both orders (cached answers reused) and summarized."""
     asked = requests(judging, pairs)
-    outcome = endpoint.ask_all(judging.spec, [r for two in asked for r in two], cache, echo)
-    verdicts = [(outcome.text(judging.spec, first), outcome.text(judging.spec, second)) for first, second in asked]
+    outcome = endpoint.ask_all(judging.spec, _flat(asked), cache, echo)
+    verdicts = [(outcome.text(judging.spec, two[0]), outcome.text(judging.spec, two[1])) if two else SAME
+                for two in asked]
     summary = summarize(pairs, verdicts, labels, judging.spec.max_inconsistency, seed)
     summary["judge"] = {"model": judging.spec.model, "base_url": judging.spec.base_url, "from": judging.where,
                         "rubric": judging.spec.rubric or "templates/prompts/judge.zh.j2",
@@ -99,7 +105,7 @@ def judge(judging: Judging, pairs: list[Pair], labels: tuple[str, str], cache: e
 
 
 def _tokens(outcome: endpoint.Outcome, judging: Judging, asked) -> int:
-    found = (outcome.answers.get(r.key(judging.spec)) for two in asked for r in two)
+    found = (outcome.answers.get(r.key(judging.spec)) for r in _flat(asked))
     return sum(a.tokens for a in found if a is not None)
 
 
@@ -226,14 +232,14 @@ def judge_runs(judging: Judging, runs: list[tuple[Path, dict]], compare_dir: Pat
         jobs.append((first_run / layout.EVAL_DIR, pairs_of(first, "tuned", "tuned", report),
                      (first_run.name, run.name), compare_dir))
     for cache_dir, pairs, _, _ in jobs:
-        echo(plan_line(judging, [r for two in requests(judging, pairs) for r in two],
-                       endpoint.Cache(cache_dir / CACHE)), flush=True)
+        echo(plan_line(judging, _flat(requests(judging, pairs)),
+                       endpoint.Cache(cache_dir / layout.JUDGE_CACHE)), flush=True)
     if dry_run:
         return []
     written = []
     for cache_dir, pairs, labels, out in jobs:
-        summary = judge(judging, pairs, labels, endpoint.Cache(cache_dir / CACHE), seed, echo)
-        name = "judge" if labels == ("base", "tuned") else f"judge-{labels[1]}"
+        summary = judge(judging, pairs, labels, endpoint.Cache(cache_dir / layout.JUDGE_CACHE), seed, echo)
+        name = layout.JUDGE if labels == ("base", "tuned") else f"{layout.JUDGE}-{labels[1]}"
         if out is not None:
             write_json(out / f"{name}.json", summary)
             atomic_write(out / f"{name}.md", markdown(summary))

@@ -9,7 +9,8 @@ writes. No other module spells a run file's name (tests/test_layout.py checks it
       resume.yaml, quantize.yaml, quantize_calibration.jsonl   written by later verbs
       train/        LLaMA-Factory's output_dir: adapter (or weights), checkpoints, trainer_log.jsonl
       eval/         `zhouyi eval`: one folder of answers per model asked (general_* for the forgetting check's
-                    general prompts, whose dataset is general_prompts/), report.{json,md}, loss.png
+                    general prompts, whose dataset is general_prompts/), report.{json,md}, loss.png;
+                    `eval --judge`: judge.{json,md} (judge-<run>.{json,md} beside compare.md), judge-cache.jsonl
       pairs/        `zhouyi data pairs`: the models' answers and the report
       parity/       `zhouyi export --check`: the adapter's answers and the report
       start-model/  a chained run (`train --from`): the earlier run merged
@@ -44,6 +45,8 @@ TRAINER_LOG = "trainer_log.jsonl"  # LLaMA-Factory's per-step log, in train/
 REPORT_JSON = "report.json"  # in eval/, pairs/, parity/
 REPORT_MD = "report.md"
 LOSS_PNG = "loss.png"  # in eval/
+JUDGE = "judge"  # in eval/: judge.json and judge.md, the judge's tuned-against-base report
+JUDGE_CACHE = "judge-cache.jsonl"  # in eval/: the judge's answers as they arrived (zhouyi.endpoint)
 GENERAL_DATA = "general_prompts"  # in eval/: the forgetting check's prompts as a dataset LLaMA-Factory reads
 GGUF_RECORD = "gguf.json"  # in each GGUF export: what was written, from what, how big, how long
 MADE_BY_ZHOUYI = ".zhouyi-made"  # in every folder zhouyi makes to write a model into: --force may replace those only

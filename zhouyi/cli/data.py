@@ -130,6 +130,7 @@ def cmd_data_rewrite(args) -> int:
     from zhouyi import endpoint
     from zhouyi.data import rewrite
     from zhouyi.data.clean import PERSONA
+    from zhouyi.layout import REPORT_MD
     from zhouyi.spec import EndpointSpec, RewriteSpec
 
     spec = load_spec(args).spec if args.spec else None
@@ -152,7 +153,7 @@ def cmd_data_rewrite(args) -> int:
     failed = sum(done["failed"].values())
     print(f"{done['rows']} rows: {done['rewritten']} rewritten, {sum(done['kept'].values())} kept the original "
           f"({done['kept'] or 'none'}), {failed} without an answer; {done['tokens']['this_run']:,} tokens in this "
-          f"run: {job.output}" + (f"; report: {job.report_dir / 'report.md'}" if job.report_dir else "")
+          f"run: {job.output}" + (f"; report: {job.report_dir / REPORT_MD}" if job.report_dir else "")
           + (f"\n{failed} requests failed ({done['failed_requests']}): run again to ask only those" if failed else ""))
     return 0
 
