@@ -62,6 +62,7 @@ def test_a_fair_judge_gives_a_win_rate_with_its_interval_and_agrees_with_the_che
         w = summary["win_rate"]
         assert w["share"] == 0.8 and 0.6 < w["low"] < 0.8 < w["high"] <= 0.95 and summary["verdict"] == "better"
         assert summary["agreement"] == {"agree": 30, "of": 30, "share": 1.0, "low": 0.886, "high": 1.0}
+        assert summary["by_check"] == {"boilerplate": {"agree": 30, "of": 30}}, "it prefers the answer without"
         assert (run / "judge.json").is_file() and "**Verdict**: tuned is better than base" in \
             (run / "judge.md").read_text()
         again = judge.judge_runs(j, [(tmp_path / "run", report(30, 24))], None, False, 0, quiet)
@@ -177,3 +178,16 @@ def test_several_runs_are_judged_each_against_the_base_and_against_the_first(tmp
     a_vs_b = written[2][1]
     assert (a_vs_b["wins"], a_vs_b["losses"], a_vs_b["ties"], a_vs_b["inconsistent"]) == (3, 0, 7, 0)
     assert a_vs_b["verdict"] == "no clear difference", "3 wins in 10 does not decide"
+
+
+def test_the_judge_comes_from_the_spec_given_as_it_is_now(project):
+    run = fake_trained_run(project, "tiny-cpu")
+    (run / "eval").mkdir()
+    (run / "eval" / "report.json").write_text(json.dumps(report(4, 2), ensure_ascii=False))
+    with scripted_server(fair) as (url, _, seen):
+        (project / "judged.yaml").write_text(f"base: tiny-cpu\neval:\n  judge:\n    base_url: {url}\n    model: j\n"
+                                             "    max_inconsistency: 0.1\n")
+        planned = cli("eval", "judged.yaml", "--run", str(run), "--judge", "--dry-run", cwd=project)
+        assert planned.returncode == 0 and "judge j at" in planned.stdout and not seen, planned.stderr
+        missing = cli("eval", "--run", str(run), "--judge", "--dry-run", cwd=project)
+        assert missing.returncode == 2 and "has no eval.judge" in missing.stderr, "the run's own spec has none"

@@ -137,11 +137,23 @@ def checks_prefer(a: dict, b: dict) -> str | None:
     return None if pa == pb else ("a" if pa < pb else "b")
 
 
+def _separating_checks(pair: Pair) -> list[tuple[str, str]]:
+    """(check, the side it prefers) for each check that flags exactly one of the two answers."""
+    found = []
+    for name in (*PROBLEMS, "in_voice"):
+        a, b = pair.a_checks.get(name), pair.b_checks.get(name)
+        if a is not None and b is not None and bool(a) != bool(b):
+            flagged_a = bool(a) if name != "in_voice" else not a
+            found.append((name, "b" if flagged_a else "a"))
+    return found
+
+
 def summarize(pairs: list[Pair], answers: list[tuple[str | None, str | None]], labels: tuple[str, str],
               max_inconsistency: float, seed: int = 0) -> dict:
     """The judging of `labels[1]` (b) against `labels[0]` (a): win rate with its interval, inconsistency, agreement
     with zhouyi's checks, and the verdict or why it is withheld. Pure."""
     rows, scores, flips, agree = [], [], [], []
+    by_check: dict[str, list[bool]] = {}  # check -> did the judge pick the answer it did not flag?
     unparsed = 0
     for pair, (b_first, a_first) in zip(pairs, answers, strict=True):
         raw = (parse_verdict(b_first), parse_verdict(a_first))
@@ -156,6 +168,9 @@ def summarize(pairs: list[Pair], answers: list[tuple[str | None, str | None]], l
         flips.append(flipped)
         if preferred and won != "tie":
             agree.append(won == preferred)
+        if won != "tie":
+            for name, better in _separating_checks(pair):
+                by_check.setdefault(name, []).append(won == better)
     judged = len(scores)
     out = {"a": labels[0], "b": labels[1], "questions": len(pairs), "judged": judged, "unparsed": unparsed,
            "no_answer": sum(r["no_answer"][0] or r["no_answer"][1] for r in rows),
@@ -170,6 +185,7 @@ def summarize(pairs: list[Pair], answers: list[tuple[str | None, str | None]], l
         share = stats.wilson(sum(agree), len(agree))
         out["agreement"] = {"agree": sum(agree), "of": len(agree), "share": round(sum(agree) / len(agree), 3),
                             "low": round(share.low, 3), "high": round(share.high, 3)}
+    out["by_check"] = {name: {"agree": sum(v), "of": len(v)} for name, v in sorted(by_check.items())}
     if judged < stats.MIN_QUESTIONS:
         out["withheld"] = (f"{judged} question{'s' if judged != 1 else ''} judged in both orders: an interval needs "
                            f"at least {stats.MIN_QUESTIONS}")
@@ -208,9 +224,12 @@ def markdown(summary: dict) -> str:
         g = summary["agreement"]
         lines.append(f"| agrees with zhouyi's checks, where they prefer one answer | {g['share']:.0%} ({g['agree']} of "
                      f"{g['of']}) | [{g['low']:.0%}, {g['high']:.0%}] |")
+    lines += [f"| … preferring the answer without {name.replace('_', ' ')} | {c['agree']} of {c['of']} | |"
+              if name != "in_voice" else f"| … preferring the answer in the persona's voice | {c['agree']} of "
+              f"{c['of']} | |" for name, c in summary.get("by_check", {}).items()]
     lines += ["", f"{b} won {summary['wins']}, tied {summary['ties']}, lost {summary['losses']} of {summary['judged']} "
-              f"questions judged in both orders; {summary['unparsed']} without a verdict in both orders "
-              f"({summary['no_answer']} of them for want of an answer)."]
+              f"questions judged in both orders; {summary['unparsed']} left out, a verdict missing in one order or "
+              f"both ({summary['no_answer']} of them for want of an answer)."]
     if "withheld" in summary:
         lines += ["", f"**Verdict withheld**: {summary['withheld']}."]
     else:
