@@ -64,6 +64,9 @@ def _fields(model: type[BaseModel], prefix: str) -> list[str]:
             continue
         rows.append(f"| `{path}` | {_type(info.annotation)} | {_default(info)} | "
                     f"{(info.description or '').replace('|', '/')} |")
+        optional = [_bare(a) for a in typing.get_args(_bare(info.annotation)) if a is not type(None)]
+        if len(optional) == 1 and isinstance(optional[0], type) and issubclass(optional[0], BaseModel):
+            rows += _fields(optional[0], f"{path}.")  # a section that may be left out: its fields when given
     return rows
 
 

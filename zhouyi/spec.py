@@ -229,7 +229,7 @@ class JudgeSpec(EndpointSpec):
 
     rubric: str | None = Field(None, description="a Jinja2 file of the judge's prompt with {{ question }}, "
                                "{{ answer_a }} and {{ answer_b }} (and {{ persona }}); None: zhouyi's Chinese rubric "
-                               "for dream interpretation (templates/judge/rubric.zh.j2)")
+                               "for dream interpretation (templates/prompts/judge.zh.j2)")
     max_inconsistency: Annotated[float, Field(ge=0, le=1)] = Field(
         0.3, description="withhold the verdict when more of the judged questions flip with the order than this")
 
@@ -238,11 +238,11 @@ class RewriteSpec(Strict):
     """`zhouyi data rewrite`: a teacher model rewrites each cleaned answer in the persona's voice, keeping its
     meaning; a rewrite that fails zhouyi's checks keeps the original."""
 
-    teacher: EndpointSpec | None = None
+    teacher: EndpointSpec | None = Field(None, description="`zhouyi data rewrite`'s OpenAI-compatible endpoint")
     prompt: str | None = Field(None, description="a Jinja2 file of the teacher's prompt with {{ question }} and "
-                               "{{ answer }} (and {{ persona }}); None: templates/teacher/rewrite.zh.j2")
+                               "{{ answer }} (and {{ persona }}); None: templates/prompts/rewrite.zh.j2")
     output: str | None = Field(None, description="inside dataset_dir; None: the cleaned file's name + _rewritten")
-    report: str | None = "out/rewrite-report"
+    report: str | None = Field("out/rewrite-report", description="folder for report.json and report.md; None: none")
     min_length_ratio: Annotated[float, Field(gt=0)] = Field(
         0.5, description="a rewrite shorter than this share of the original (Han characters) keeps the original")
     max_length_ratio: Annotated[float, Field(gt=0)] = Field(
