@@ -57,7 +57,6 @@ class Outcome:
     cached: int = 0  # requests the cache answered
     failed: Counter = field(default_factory=Counter)  # reason -> requests that got no answer
     tokens_sent: int = 0  # tokens of this run's requests and answers
-    seconds: float = 0.0  # from the first request sent to the last answer
 
     def text(self, spec: EndpointSpec, request: Request) -> str | None:
         found = self.answers.get(request.key(spec))
@@ -151,7 +150,6 @@ async def _ask_all(spec: EndpointSpec, requests: list[Request], cache: Cache, ec
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     pace = _Pace(60.0 / spec.requests_per_minute)
     gate = asyncio.Semaphore(spec.concurrency)
-    started = time.monotonic()
     step = max(1, len(todo) // 10)
     async with httpx.AsyncClient(base_url=spec.base_url.rstrip("/"), headers=headers,
                                  timeout=httpx.Timeout(spec.timeout_s)) as client:
@@ -177,7 +175,6 @@ async def _ask_all(spec: EndpointSpec, requests: list[Request], cache: Cache, ec
         finally:
             for task in tasks:
                 task.cancel()
-    outcome.seconds = time.monotonic() - started
     if not outcome.sent and all(r.startswith("no answer") for r in outcome.failed):
         raise UserError(f"{spec.base_url} did not answer ({', '.join(outcome.failed)}); is the server running, and "
                         "is base_url its OpenAI-compatible root (…/v1)?")
