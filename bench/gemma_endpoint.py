@@ -65,7 +65,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             (tmp / "teacher.yaml").write_text(f"base_url: {url}\nmodel: clean-s0\napi_key_env: BENCH_KEY\n"
-                                              "max_tokens: 200\nconcurrency: 2\nrequests_per_minute: 600\n")
+                                              "max_tokens: 128\nconcurrency: 2\nrequests_per_minute: 600\n")
             started = time.monotonic()
             taught = subprocess.run([sys.executable, "-m", "zhouyi", "data", "rewrite", "-i",
                                      str(work / "data" / "clean.json"), "-o", str(tmp / "rewritten.json"),

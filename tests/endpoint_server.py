@@ -1,5 +1,5 @@
 """A local OpenAI-compatible chat server for tests: each request takes the next scripted behaviour, else answers
-"答" + the last message. Behaviours: (status, headers) for an error, "malformed" (200, not JSON), "drop" (the
+"答" + the last message. Behaviours: (status, headers[, its error message]) for an error, "malformed" (200, not JSON), "drop" (the
 connection closed without an answer), "slow" (answers after 3 s), "usage" (answers with usage.total_tokens 42)."""
 
 import contextlib
@@ -36,12 +36,13 @@ def scripted_server(answer=answer_text, delay: float = 0.0):
                 return
             if step == "slow":
                 time.sleep(3)
-            status, headers = step if isinstance(step, tuple) else (200, {})
+            status, headers, *said = step if isinstance(step, tuple) else (200, {})
             reply = {"choices": [{"message": {"role": "assistant", "content": answer(body)}}]}
             if step == "usage":
                 reply["usage"] = {"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42}
             data = (b"<html>502 Bad Gateway</html>" if step == "malformed"
-                    else json.dumps(reply if status == 200 else {"error": "scripted"}, ensure_ascii=False).encode())
+                    else json.dumps(reply if status == 200 else {"error": {"message": said[0] if said else "scripted"}},
+                                   ensure_ascii=False).encode())
             try:
                 self.send_response(status)
                 for k, v in headers.items():

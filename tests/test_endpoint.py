@@ -56,7 +56,7 @@ def test_429_waits_retry_after_and_5xx_is_retried_then_counted(server, tmp_path)
     started = time.monotonic()
     out = ask_all(spec(url, concurrency=1), QUESTIONS[:2], cache, echo=quiet)
     assert time.monotonic() - started >= 1.0, "Retry-After was honoured"
-    assert out.sent == 1 and out.failed == {"HTTP 500": 1}, "a request that still fails is counted, not dropped"
+    assert out.sent == 1 and out.failed == {"HTTP 500: scripted": 1}, "a request that still fails is counted, not dropped"
     assert len(seen) == 6
 
 
@@ -107,3 +107,14 @@ def test_tokens_come_from_the_endpoints_usage_else_from_characters(server, tmp_p
     out = ask_all(spec(url, concurrency=1), QUESTIONS[:2], Cache(tmp_path / "a.jsonl"), echo=quiet)
     assert sorted(a.tokens for a in out.answers.values()) == [round(len("梦见龙" + "答梦见龙") / 1.5), 42]
     assert out.tokens_sent == 42 + 5
+
+
+def test_an_endpoint_that_refuses_every_request_says_why_without_the_key(server, tmp_path, monkeypatch):
+    url, script, seen = server
+    monkeypatch.setenv("JUDGE_KEY", "sk-echoed-3c9a")
+    script += [(400, {}, "max_tokens: 512; infer.max_new_tokens allows 128 (key sk-echoed-3c9a)")] * 2
+    with pytest.raises(UserError, match="refused every request: HTTP 400: max_tokens: 512; infer.max_new_tokens "
+                       "allows 128") as refused:
+        ask_all(spec(url, api_key_env="JUDGE_KEY"), QUESTIONS[:2], Cache(tmp_path / "a.jsonl"), echo=quiet)
+    assert "sk-echoed-3c9a" not in str(refused.value) and "(key ***)" in str(refused.value)
+    assert len(seen) == 2, "a 400 is not retried: the request itself is wrong"

@@ -178,6 +178,10 @@ async def _ask_all(spec: EndpointSpec, requests: list[Request], cache: Cache, ec
     if not outcome.sent and all(r.startswith("no answer") for r in outcome.failed):
         raise UserError(f"{spec.base_url} did not answer ({', '.join(outcome.failed)}); is the server running, and "
                         "is base_url its OpenAI-compatible root (…/v1)?")
+    if not outcome.sent and all(r.startswith("HTTP 4") for r in outcome.failed):
+        raise UserError(f"{spec.base_url} refused every request: {'; '.join(outcome.failed)}. Check the endpoint's "
+                        "settings (model, max_tokens, temperature) against what it accepts; the answers it gave "
+                        "before are kept")
     return outcome
 
 
@@ -218,7 +222,7 @@ async def _send(client, spec: EndpointSpec, request: Request, pace: _Pace) -> tu
                     return answer, ""
                 reason = "an answer that is not a chat completion"  # a proxy's error page, a cut body: try again
             else:
-                reason = f"HTTP {response.status_code}"
+                reason = f"HTTP {response.status_code}" + _said(response, spec)
                 if response.status_code == 429:
                     await asyncio.sleep(_retry_after(response.headers.get("retry-after"), attempt))
                     continue
@@ -227,6 +231,22 @@ async def _send(client, spec: EndpointSpec, request: Request, pace: _Pace) -> tu
         if attempt < spec.retries:
             await asyncio.sleep(min(30.0, 2**attempt) * (0.5 + random.random() / 2))  # backoff with jitter
     return None, reason
+
+
+def _said(response, spec: EndpointSpec) -> str:
+    """The error message an endpoint gave with a refusal (OpenAI's {"error": {"message"}}), short, without the
+    key should it echo it."""
+    try:
+        error = response.json().get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+    except (ValueError, AttributeError):
+        return ""
+    if not isinstance(message, str) or not message.strip():
+        return ""
+    key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
+    if key:
+        message = message.replace(key, "***")
+    return f": {' '.join(message.split())[:200]}"
 
 
 def _chat_answer(response, request: Request) -> Answer | None:
