@@ -1,6 +1,7 @@
 """A local OpenAI-compatible chat server for tests: each request takes the next scripted behaviour, else answers
-"答" + the last message. Behaviours: (status, headers[, its error message]) for an error, "malformed" (200, not JSON), "drop" (the
-connection closed without an answer), "slow" (answers after 3 s), "usage" (answers with usage.total_tokens 42)."""
+"答" + the last message. Behaviours: (status, headers[, its error message]) for an error, "malformed" (200, not
+JSON), "drop" (the connection closed without an answer), "slow" (answers after 3 s), "usage" (answers with
+usage.total_tokens 42)."""
 
 import contextlib
 import http.server

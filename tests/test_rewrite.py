@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import cli
 from tests.endpoint_server import scripted_server
-from zhouyi.data.rewrite import problem
+from zhouyi.data.rewrite import overlap, problem
 from zhouyi.spec import RewriteSpec
 
 SECRET = "sk-teacher-8b7d3e61f0"
@@ -87,6 +87,10 @@ def test_the_checks_on_a_rewrite():
     assert problem(original, "主吉。", asked, s) == "length"
     assert problem(original, "此梦主财运将至，宜守不宜攻，静待时机。", asked, s) == "keyword lost"
     assert problem(original, "作为一个AI，我认为梦见蛇主财运将至，宜守不宜攻。", asked, s) == "left the persona"
+    assert problem(original, "梦见蛇，预示你要提高警觉，小心陷阱。", asked, s) == "meaning changed"
+    assert overlap("梦到面包厂，要提高警觉，可能未来陷井林立。", "梦见面包厂，预示着你将获得丰厚的财运。",
+                   "面包厂") == 0
+    assert problem(original, "梦见蛇，预示你要提高警觉，小心陷阱。", asked, RewriteSpec(min_overlap=0)) is None
 
 
 def test_a_sigterm_mid_rewrite_resumes_without_losing_or_repeating_a_row(project):

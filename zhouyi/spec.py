@@ -247,6 +247,9 @@ class RewriteSpec(Strict):
         0.5, description="a rewrite shorter than this share of the original (Han characters) keeps the original")
     max_length_ratio: Annotated[float, Field(gt=0)] = Field(
         2.0, description="a rewrite longer than this many times the original keeps the original")
+    min_overlap: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.15, description="a rewrite that keeps less than this share of the original's Han character pairs (the "
+        "dream's name and stock words aside) changed its meaning: the original is kept; 0: no such check")
 
     @model_validator(mode="after")
     def _ratios(self) -> RewriteSpec:

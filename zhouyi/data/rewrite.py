@@ -1,9 +1,10 @@
 """`zhouyi data rewrite`: a teacher model behind an OpenAI-compatible endpoint rewrites each cleaned answer in the
 persona's voice, keeping its meaning. Cleaning removes a scrape's dirt but cannot add what its pages never had (a
 coherent interpretation in one voice); a teacher can. Nothing is trusted blindly: a rewrite that fails zhouyi's
-checks (site boilerplate, repetition, a length far from the original's, the dream's keyword lost, the persona left)
-keeps the original, and is counted. The original stays beside every rewrite (`original_output`), the reason in
-`rewrite`; the output registers like any cleaned data, so a spec can train on it beside the cleaned one.
+checks (site boilerplate, repetition, a length far from the original's, the dream's keyword lost, the persona left,
+too little of the original's wording kept to have kept its meaning) keeps the original, and is counted. The
+original stays beside every rewrite (`original_output`), the reason in `rewrite`; the output registers like any
+cleaned data, so a spec can train on it beside the cleaned one.
 
 Answers are cached beside the output as they arrive (zhouyi.endpoint): a run stopped by Ctrl-C or SIGTERM resumes
 where it stopped, and a second run sends nothing.
@@ -12,6 +13,7 @@ where it stopped, and a second run sends nothing.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +111,23 @@ def requests(job: Job, found: list[dict]) -> list[endpoint.Request]:
             for row in found]
 
 
+STOCK = ("梦见", "梦到", "预示", "象征")  # what every answer says, whatever it means
+
+
+def overlap(original: str, rewrite: str, dream: str | None) -> float:
+    """The share of the original's Han character pairs the rewrite keeps, the dream's name and stock words aside: a
+    crude guard against a rewrite that says something else (`梦到面包厂…要提高警觉` -> `…将获得丰厚的财运` keeps
+    none)."""
+    def pairs(text: str) -> set[str]:
+        for word in (dream, *STOCK):
+            text = text.replace(word, "|") if word else text
+        han = re.sub(r"[^\u4e00-\u9fff]", "|", text)
+        return {a + b for a, b in zip(han, han[1:], strict=False) if "|" not in a + b}
+
+    before = pairs(original)
+    return len(before & pairs(rewrite)) / len(before) if before else 1.0
+
+
 def problem(original: str, rewrite: str, asked: str, settings: RewriteSpec) -> str | None:
     """Why a rewrite must not replace the original (its reason, as the report counts it), or None."""
     if not rewrite.strip():
@@ -123,6 +142,8 @@ def problem(original: str, rewrite: str, asked: str, settings: RewriteSpec) -> s
     dream = asked_dream(asked)
     if dream and dream in original and dream not in rewrite:
         return "keyword lost"
+    if overlap(original, rewrite, dream) < settings.min_overlap:
+        return "meaning changed"
     if speaks_as_assistant(rewrite, list(OFF_VOICE_MARKERS)):
         return "left the persona"
     return None
