@@ -143,6 +143,27 @@ def wait_for_http(url: str, proc: subprocess.Popen, headers: dict | None = None,
     raise AssertionError(f"{url} did not answer in {timeout} s")
 
 
+@contextlib.contextmanager
+def api_serving(project: Path, run: Path, key: str):
+    """`zhouyi api --run RUN` on a free port with API_KEY=key, answering: yields (its base URL, the port, the
+    process); stopped with SIGTERM on the way out, its output then in `process.output`."""
+    import signal
+
+    from zhouyi.serve.server import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "zhouyi", "api", "--run", str(run), "--port", str(port)],
+                              cwd=project, env={**os.environ, "API_KEY": key}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_for_http(f"{base}/models", server, {"Authorization": f"Bearer {key}"})
+        yield base, port, server
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.output = server.communicate(timeout=60)[0]
+
+
 def default_signals() -> None:
     """preexec_fn for a child a signal test sends SIGINT or SIGHUP: a test runner started under nohup, or in the
     background of a shell, ignores them, and an ignored signal stays ignored in every child it starts."""

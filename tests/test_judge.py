@@ -3,18 +3,14 @@ agreement with zhouyi's checks, the verdict withheld for an unreliable judge; ag
 against `zhouyi api` serving the tiny model (its gibberish verdicts are counted, never a crash)."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli, fake_trained_run, wait_for_http, zhouyi
+from tests.conftest import api_serving, cli, fake_trained_run, zhouyi
 from tests.endpoint_server import scripted_server
 from zhouyi import judge
-from zhouyi.serve.server import free_port
 from zhouyi.spec import JudgeSpec
 
 CLEAN = {"boilerplate": False, "loops": False, "empty": False, "in_voice": True}
@@ -126,13 +122,7 @@ def test_dry_run_says_what_would_be_sent_and_sends_nothing(project):
 @pytest.mark.slow
 def test_zhouyi_api_serving_the_tiny_model_is_a_judge_and_a_teacher_whose_gibberish_is_counted(trained_run):
     project, run, _ = trained_run
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "zhouyi", "api", "--run", str(run), "--port", str(port)],
-                              cwd=project, env={**os.environ, "API_KEY": SECRET}, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        wait_for_http(f"{base}/models", server, {"Authorization": f"Bearer {SECRET}"})
+    with api_serving(project, run, SECRET) as (base, _, _):
         (project / "judge.yaml").write_text(f"base_url: {base}\nmodel: tiny-cpu\napi_key_env: JUDGE_KEY\n"
                                             "max_tokens: 24\nconcurrency: 2\nrequests_per_minute: 600\n")
         env = {"JUDGE_KEY": SECRET}
@@ -157,9 +147,6 @@ def test_zhouyi_api_serving_the_tiny_model_is_a_judge_and_a_teacher_whose_gibber
         for path in [p for p in project.rglob("*") if p.is_file() and p.stat().st_size < 50_000_000]:
             assert SECRET.encode() not in path.read_bytes(), f"the key was written to {path}"
         assert SECRET not in first.stdout + first.stderr + again.stdout + again.stderr + taught.stdout + taught.stderr
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
 
 
 def test_several_runs_are_judged_each_against_the_base_and_against_the_first(tmp_path):

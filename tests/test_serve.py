@@ -9,9 +9,9 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import cli, default_signals, fake_trained_run, wait_for_http, zhouyi
+from tests.conftest import api_serving, cli, default_signals, fake_trained_run, zhouyi
 from zhouyi.errors import UserError
-from zhouyi.serve.server import free_port, pick_port
+from zhouyi.serve.server import pick_port
 
 QUESTION = "梦见蛇是什么意思？"
 KEY = "test-key-7f3a"
@@ -83,13 +83,7 @@ def test_api_serves_openai_clients_and_requires_the_key(trained_run):
     from openai import APIStatusError, AuthenticationError, BadRequestError, OpenAI
 
     project, run, _ = trained_run
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "zhouyi", "api", "--run", str(run), "--port", str(port)],
-                              cwd=project, env={**os.environ, "API_KEY": KEY}, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        wait_for_http(f"{base}/models", server, {"Authorization": f"Bearer {KEY}"})
+    with api_serving(project, run, KEY) as (base, port, server):
         client = OpenAI(base_url=base, api_key=KEY)
         assert [m.id for m in client.models.list()] == ["tiny-cpu"], "the model is named after the run"
 
@@ -133,9 +127,7 @@ def test_api_serves_openai_clients_and_requires_the_key(trained_run):
 
         taken = cli("api", "--run", str(run), "--port", str(port), cwd=project)
         assert taken.returncode == 2 and f"127.0.0.1:{port} is in use" in taken.stderr
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=60)[0]
+    output = server.output
     assert not _servers_for(run), "SIGTERM stops the gate and the model server behind it"
     assert KEY not in output, "the key is never printed"
     assert not any(KEY in p.read_text(errors="ignore") for p in run.rglob("*") if p.is_file()), "nor written"
