@@ -132,6 +132,7 @@ def test_zhouyi_api_serving_the_tiny_model_is_a_judge_and_a_teacher_whose_gibber
         summary = json.loads((run / "eval" / "judge.json").read_text())
         assert summary["questions"] == 2 and summary["judge"]["sent"] + summary["judge"]["cached"] == 4
         assert summary["judged"] + summary["unparsed"] == 2, "every question judged or counted as unparsed"
+        assert summary["no_answer"] == 0 and not summary["judge"]["failed"], "the real server answered every request"
         assert "judge, tuned against base" in first.stdout
         again = zhouyi(*args, "--reuse", cwd=project, env=env, timeout=600)
         assert again.returncode == 0, again.stderr[-3000:]

@@ -58,9 +58,9 @@ def test_rewrites_replace_answers_that_pass_the_checks_and_keep_the_rest(project
         assert [r["original_output"] for r in rows] == [r["output"] for r in source], "every original kept beside"
         assert [r["input"] for r in rows] == [r["input"] for r in source]
         status = {r["input"]: r["rewrite"] for r in rows}
-        assert status["梦见蛇是什么意思？"] == "kept: boilerplate"
-        kept = {r["rewrite"] for r in rows if r["rewrite"] != "rewritten"}
-        assert kept <= {"kept: boilerplate", "kept: length", "kept: left the persona"}
+        assert {q: s for q, s in status.items() if s != "rewritten"} == {
+            "梦见蛇是什么意思？": "kept: boilerplate", "梦见下雨预示着什么？": "kept: length",
+            "梦见掉牙好不好？": "kept: left the persona"}, "each failing rewrite kept out for its own reason"
         for r in rows:
             assert r["output"] == (("吾观此梦，" + r["original_output"]) if r["rewrite"] == "rewritten"
                                    else r["original_output"])

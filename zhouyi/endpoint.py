@@ -62,6 +62,10 @@ class Outcome:
         found = self.answers.get(request.key(spec))
         return found.text if found else None
 
+    def tokens(self, spec: EndpointSpec, requests: list[Request]) -> int:
+        """The tokens of these requests' answers, sent now or earlier (the cache keeps each answer's count)."""
+        return sum(found.tokens for r in requests if (found := self.answers.get(r.key(spec))) is not None)
+
 
 class Cache:
     """Answers as JSON Lines, appended and fsynced one by one; a last line cut by a stop is skipped."""
@@ -108,7 +112,7 @@ def load_file(path: Path, model: type[EndpointSpec], flag: str) -> EndpointSpec:
     """An endpoint's fields as a YAML file of their own (`--judge-with FILE`, `--teacher-with FILE`)."""
     from pydantic import ValidationError
 
-    from zhouyi.load import _describe, mapping
+    from zhouyi.load import describe, mapping
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -117,7 +121,7 @@ def load_file(path: Path, model: type[EndpointSpec], flag: str) -> EndpointSpec:
     try:
         return model.model_validate(mapping(text, str(path)))
     except ValidationError as exc:
-        problems = [_describe(err) for err in exc.errors()]
+        problems = [describe(err, model) for err in exc.errors()]
         raise UserError(f"{flag} {path}: " + "; ".join(f"{p}: {m}" for p, m in problems)) from None
 
 
@@ -142,8 +146,9 @@ async def _ask_all(spec: EndpointSpec, requests: list[Request], cache: Cache, ec
 
     have = cache.load()
     outcome = Outcome(dict(have))
-    todo = {r.key(spec): r for r in requests if r.key(spec) not in have}
-    outcome.cached = len({r.key(spec) for r in requests}) - len(todo)
+    keyed = {r.key(spec): r for r in requests}
+    todo = {k: r for k, r in keyed.items() if k not in have}
+    outcome.cached = len(keyed) - len(todo)
     if not todo:
         return outcome
     key = api_key(spec)

@@ -100,13 +100,8 @@ def judge(judging: Judging, pairs: list[Pair], labels: tuple[str, str], cache: e
     summary["judge"] = {"model": judging.spec.model, "base_url": judging.spec.base_url, "from": judging.where,
                         "rubric": judging.spec.rubric or "templates/prompts/judge.zh.j2",
                         "sent": outcome.sent, "cached": outcome.cached, "failed": dict(outcome.failed),
-                        "tokens": _tokens(outcome, judging, asked)}
+                        "tokens": outcome.tokens(judging.spec, _flat(asked))}
     return summary
-
-
-def _tokens(outcome: endpoint.Outcome, judging: Judging, asked) -> int:
-    found = (outcome.answers.get(r.key(judging.spec)) for r in _flat(asked))
-    return sum(a.tokens for a in found if a is not None)
 
 
 def parse_verdict(text: str | None) -> str | None:
@@ -127,25 +122,25 @@ def outcome_of(b_first: str | None, a_first: str | None) -> tuple[str, bool]:
     return (one, False) if one == two else ("tie", True)
 
 
-def checks_prefer(a: dict, b: dict) -> str | None:
-    """"a" or "b" when zhouyi's checks flag fewer problems in one answer (boilerplate, repetition, empty, cut at
-    the limit, out of the persona's voice); None when they flag as many."""
-    def problems(checks: dict) -> int:
-        return sum(bool(checks.get(name)) for name in PROBLEMS) + (not checks.get("in_voice", True))
+def _problems(checks: dict) -> set[str]:
+    """The checks that flag a problem in one answer: boilerplate, repetition, empty, cut at the limit, and
+    `in_voice` when it is false."""
+    return {name for name in PROBLEMS if checks.get(name)} | ({"in_voice"} if not checks.get("in_voice", True)
+                                                            else set())
 
-    pa, pb = problems(a), problems(b)
+
+def checks_prefer(a: dict, b: dict) -> str | None:
+    """"a" or "b" when zhouyi's checks flag fewer problems in one answer; None when they flag as many."""
+    pa, pb = len(_problems(a)), len(_problems(b))
     return None if pa == pb else ("a" if pa < pb else "b")
 
 
 def _separating_checks(pair: Pair) -> list[tuple[str, str]]:
-    """(check, the side it prefers) for each check that flags exactly one of the two answers."""
-    found = []
-    for name in (*PROBLEMS, "in_voice"):
-        a, b = pair.a_checks.get(name), pair.b_checks.get(name)
-        if a is not None and b is not None and bool(a) != bool(b):
-            flagged_a = bool(a) if name != "in_voice" else not a
-            found.append((name, "b" if flagged_a else "a"))
-    return found
+    """(check, the side it prefers) for each check both answers have that flags exactly one of them."""
+    pa, pb = _problems(pair.a_checks), _problems(pair.b_checks)
+    both = pair.a_checks.keys() & pair.b_checks.keys()
+    return [(name, "b" if name in pa else "a") for name in (*PROBLEMS, "in_voice")
+            if name in both and (name in pa) != (name in pb)]
 
 
 def summarize(pairs: list[Pair], answers: list[tuple[str | None, str | None]], labels: tuple[str, str],

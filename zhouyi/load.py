@@ -64,7 +64,7 @@ def from_data(data: dict[str, Any], where: str = "<spec>") -> JobSpec:
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(where, [_describe(err) for err in exc.errors()]) from None
+        raise SpecError(where, [describe(err) for err in exc.errors()]) from None
     problems = cross_field_problems(spec)
     if problems:
         raise SpecError(where, problems)
@@ -215,13 +215,15 @@ def with_origins(loaded: LoadedSpec) -> str:
 _METHOD_TAGS = ("lora", "qlora", "full", "freeze")
 
 
-def _describe(err: dict[str, Any]) -> tuple[str, str]:
+def describe(err: dict[str, Any], root: type[BaseModel] = JobSpec) -> tuple[str, str]:
+    """One Pydantic error as (field path, message), worded for the user; `root`: the model the path starts from
+    (a whole spec, or a section given as a file of its own)."""
     loc = [part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-after"))]
     shown = [p for i, p in enumerate(loc) if not (i == 1 and loc[0] == "method" and p in _METHOD_TAGS)]
     path = ".".join(str(p) for p in shown)
     if err["type"] == "extra_forbidden":
         key = str(loc[-1])
-        known = _fields_at(loc[:-1])
+        known = _fields_at(loc[:-1], root)
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         home = managed_keys().get(key)
         if close:
@@ -245,9 +247,9 @@ def _describe(err: dict[str, Any]) -> tuple[str, str]:
     return path, f"{msg} (got {err['input']!r})"
 
 
-def _fields_at(loc: list[Any]) -> list[str]:
-    """Field names of the model found by walking `loc` from JobSpec (for did-you-mean hints)."""
-    model: Any = JobSpec
+def _fields_at(loc: list[Any], root: type[BaseModel] = JobSpec) -> list[str]:
+    """Field names of the model found by walking `loc` from `root` (for did-you-mean hints)."""
+    model: Any = root
     for part in loc:
         if isinstance(part, int):
             continue

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi import endpoint
-from zhouyi.answers import has_boilerplate, loops, speaks_as_assistant
+from zhouyi.answers import Question, has_boilerplate, loops, speaks_as_assistant
 from zhouyi.data.clean import asked_dream, han_count
+from zhouyi.data.pipeline import rows_text
 from zhouyi.errors import UserError
 from zhouyi.files import commit, locked, read_json_rows, refuse_foreign
 from zhouyi.layout import DATASET_INFO, REPORT_JSON, REPORT_MD, kept_by_zhouyi
 from zhouyi.registry import merge_entries, read_registry
-from zhouyi.spec import OFF_VOICE_MARKERS, EndpointSpec, RewriteSpec
+from zhouyi.spec import ALPACA_COLUMNS, OFF_VOICE_MARKERS, EndpointSpec, RewriteSpec
 
 PLACEHOLDERS = ("question", "answer")
 REWRITTEN = "rewritten"
@@ -45,6 +46,7 @@ class Job:
     columns: dict[str, str]  # alpaca column -> the file's field (prompt, query, response, system)
     entry: dict  # the registry entry the output gets
     force: bool  # --force: replace files zhouyi did not write, repoint a registry entry
+    rows: list[dict]  # the input's rows, read once
 
     @property
     def cache(self) -> endpoint.Cache:
@@ -69,40 +71,41 @@ def prepare(input_path: Path, output: Path | None, report_dir: Path | None, teac
     if kept := kept_by_zhouyi(output):
         raise UserError(f"-o {output}: {kept}, which zhouyi keeps for itself; write the rewrite to another file")
     registry = read_registry(input_path.parent / DATASET_INFO)
+    alpaca = ALPACA_COLUMNS.model_dump(exclude_none=True)
     entry = next((dict(e) for e in registry.values() if e.get("file_name") == input_path.name),
-                 {"formatting": "alpaca", "columns": {"prompt": "instruction", "query": "input", "response": "output"}})
+                 {"formatting": "alpaca", "columns": alpaca})
     if entry.get("formatting", "alpaca") != "alpaca" or entry.get("ranking"):
         raise UserError(f"{input_path}: registered as {entry.get('formatting')} data; rewrite an alpaca file of "
                         "answers (the output of zhouyi data clean)")
-    columns = {"prompt": "instruction", "query": "input", "response": "output"} | entry.get("columns", {})
+    columns = alpaca | entry.get("columns", {})
     entry["file_name"] = output.name
     job = Job(input_path, output, report_dir, teacher, settings,
               load_prompt(settings.prompt, "rewrite.zh.j2", PLACEHOLDERS, "data.rewrite.prompt", base_dir),
-              persona, columns, entry, force)
-    rows(job)  # a file that is not alpaca rows is named now
+              persona, columns, entry, force, _read_rows(input_path, columns["response"]))
     refuse_foreign(_outputs(job, "", {}), force)
     merge_entries(output.parent / DATASET_INFO, {output.stem: entry}, force, dry_run=True)
     endpoint.api_key(teacher)
     return job
 
 
-def rows(job: Job) -> list[dict]:
+def _read_rows(path: Path, response: str) -> list[dict]:
+    """The input's rows; a file that is not alpaca rows of answers is named now, before any request."""
     try:
-        found = read_json_rows(job.input)
+        found = read_json_rows(path)
     except (OSError, ValueError) as exc:
-        raise UserError(f"{job.input}: {exc}") from None
-    response = job.columns["response"]
+        raise UserError(f"{path}: {exc}") from None
     bad = next((i for i, r in enumerate(found) if not isinstance(r, dict) or not isinstance(r.get(response), str)),
                None)
     if bad is not None:
-        raise UserError(f"{job.input}: row {bad} has no '{response}' text; rewrite an alpaca file of answers")
+        raise UserError(f"{path}: row {bad} has no '{response}' text; rewrite an alpaca file of answers")
     return found
 
 
 def question(job: Job, row: dict) -> str:
     """The question as the model is asked it, without a persona the instruction column carries."""
-    parts = (row.get(job.columns["prompt"]), row.get(job.columns.get("query") or ""))
-    return "\n".join(str(p) for p in parts if p and p != job.persona)
+    asked = Question(str(row.get(job.columns["prompt"]) or ""), str(row.get(job.columns.get("query") or "") or ""),
+                     "", None)
+    return asked.shown(job.persona)
 
 
 def requests(job: Job, found: list[dict]) -> list[endpoint.Request]:
@@ -152,7 +155,7 @@ def problem(original: str, rewrite: str, asked: str, settings: RewriteSpec) -> s
 def rewrite(job: Job, limit: int | None, dry_run: bool, echo=print) -> dict | None:
     """Ask the teacher for every row (the first `limit`), check each rewrite, write the output, its report and its
     registry entry; `dry_run`: say what would be sent, and stop (None)."""
-    found = rows(job)[:limit]
+    found = job.rows[:limit]
     asked = requests(job, found)
     send, cached, tokens = endpoint.plan(job.teacher, asked, job.cache)
     echo(f"teacher {job.teacher.model} at {job.teacher.base_url}: {len(found)} rows, {send} requests to send "
@@ -176,19 +179,17 @@ def rewrite(job: Job, limit: int | None, dry_run: bool, echo=print) -> dict | No
             ratios.append(han_count(answer.text) / max(han_count(original), 1))
         new = answer.text.strip() if status == REWRITTEN else original
         out_rows.append({**row, job.columns["response"]: new, "original_output": original, "rewrite": status})
-    used = [outcome.answers[r.key(job.teacher)] for r in asked if r.key(job.teacher) in outcome.answers]
     report = {"input": str(job.input), "output": str(job.output), "rows": len(found),
               "rewritten": len(ratios), "kept": dict(kept), "failed": dict(failed),
               "failed_requests": dict(outcome.failed),
               "teacher": {"model": job.teacher.model, "base_url": job.teacher.base_url,
                           "prompt": job.settings.prompt or "templates/prompts/rewrite.zh.j2"},
               "requests": {"sent": outcome.sent, "cached": outcome.cached},
-              "tokens": {"total": sum(a.tokens for a in used), "this_run": outcome.tokens_sent},
+              "tokens": {"total": outcome.tokens(job.teacher, asked), "this_run": outcome.tokens_sent},
               "length_ratio": round(sum(ratios) / len(ratios), 2) if ratios else None,
               "settings": job.settings.model_dump(mode="json", exclude={"teacher"})}
-    text = json.dumps(out_rows, ensure_ascii=False, indent=1) + "\n"
     with locked(job.output.parent):
-        writes = _outputs(job, text, report)
+        writes = _outputs(job, rows_text(out_rows), report)
         refuse_foreign(writes, job.force)  # again: minutes passed since `prepare`
         commit(writes)
         merge_entries(job.output.parent / DATASET_INFO, {job.output.stem: job.entry}, job.force)
