@@ -30,7 +30,8 @@ def add_verbs(sub) -> None:
     p.set_defaults(func=cmd_data_clean)
     p.add_argument("inputs", nargs="*", metavar="INPUT")
     p.add_argument("-o", "--output", help="train file (the eval split goes beside it as *_eval.json)")
-    p.add_argument("--report", help="folder for report.json and report.md")
+    p.add_argument("--report", help="folder for report.json, report.md and report.html (the audit: every removal "
+                   "marked in place)")
     _cleaning_flags(p)
     p.add_argument("--save-templates", metavar="FILE", help="also write the learnt templates to FILE, to give again "
                    "with --templates FILE (data.clean.templates) for the next scrape of the same site")

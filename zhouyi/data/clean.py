@@ -11,11 +11,13 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from zhouyi.data import templates as learnt
+from zhouyi.data.audit import AuditSample
 from zhouyi.data.identity import identity_count, identity_rows
 from zhouyi.data.markup import plain
 from zhouyi.data.neardup import clusters
+from zhouyi.data.page_lines import structure
 from zhouyi.data.readers import Record
-from zhouyi.data.rules import DEFAULT_RULES, Rule, apply_rules, case_study_rules, load_rules_file
+from zhouyi.data.rules import DEFAULT_RULES, Audit, Rule, apply_rules, case_study_rules, load_rules_file
 from zhouyi.spec import CleanSpec
 
 PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
@@ -60,6 +62,8 @@ class Prepared:
     templates: learnt.Templates
     removed: list[list[tuple[learnt.Template, str]]]  # per record: (template, the text it removed)
     markup: Counter
+    plain: list[str]  # per record: its text made plain, before templates and structure lines went (for the audit)
+    lines: list[list[tuple[str, str]]]  # per record: (what, line) of its structure lines removed
 
 
 def prepare(records: list[Record], opts: CleanOptions) -> Prepared:
@@ -75,12 +79,16 @@ def prepare(records: list[Record], opts: CleanOptions) -> Prepared:
     known = learnt.load_known(s.templates)
     pages = [(r.source, keyword(r.title), r.text) for r in plain_records] if s.learn_templates else []
     found = learnt.learn(pages, s.template_min_pages, s.template_min_share, s.template_min_chars, known)
-    removed, out = [], []
+    removed, out, lines = [], [], []
     for rec in plain_records:
-        text, gone = learnt.strip(rec.text, rec.source, keyword(rec.title), found)
+        k = keyword(rec.title)
+        text, gone = learnt.strip(rec.text, rec.source, k, found)
+        text, structural = structure(text, k)
         removed.append(gone)
-        out.append(replace(rec, text=text) if gone else rec)
-    return Prepared(out, found, removed, markup)
+        lines.append(structural)
+        markup.update({what for what, _ in structural})
+        out.append(replace(rec, text=text) if gone or structural else rec)
+    return Prepared(out, found, removed, markup, [r.text for r in plain_records], lines)
 
 
 @dataclass
@@ -187,9 +195,16 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
         hits["traditional to simplified"] = converted
     prepared = prepare(records, opts)
     sentences_removed: Counter = Counter()
-    for rec, gone in zip(prepared.records, prepared.removed, strict=True):
+    suspicious: Counter = Counter()
+    audits = AuditSample()
+    for rec, before, gone, structural in zip(prepared.records, prepared.plain, prepared.removed, prepared.lines,
+                                             strict=True):
         sentences_removed["learnt templates"] += len(gone)
-        text, fired = apply_rules(rec.text, opts.rules, sentences_removed)
+        audit = Audit()
+        text, fired = apply_rules(rec.text, opts.rules, sentences_removed, keyword(rec.title), audit)
+        suspicious.update(name for name, _ in audit.kept)
+        audits.offer(rec.source, rec.title, before,
+                     [(f"template: {t.pattern}", span) for t, span in gone] + structural + audit.removed, audit.kept)
         hits.update(fired)
         for name in fired:
             if len(examples[name]) < 3:
@@ -257,6 +272,9 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
         "han_length_before": _stats(lengths_in),
         "han_length_after": _stats(lengths_out),
         "examples": dict(examples),
+        "suspicious_removals": {"kept": sum(suspicious.values()), "by_rule": dict(suspicious.most_common()),
+                                "examples": audits.suspicious_examples()},
+        "audit": audits.pages(),
         "skipped_rows": [{"source": s, "why": w} for s, w in skipped[:50]],
     }
     return result

@@ -20,6 +20,9 @@ _LOOKS_LIKE_HTML = re.compile(r"<(?:/?[a-zA-Z][a-zA-Z0-9]*)(?:\s[^<>]*)?/?>"
                               r"|&(?:[a-zA-Z]{2,8}|#\d{2,6}|#x[0-9a-fA-F]{2,5});")
 # zero-width spaces and joiners, direction marks, word joiner and friends, BOM, soft hyphen, Mongolian vowel separator
 INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\u00ad\u180e]")
+# two or more ideographic spaces: a paragraph's indent, where a scraper joined the paragraphs on one line (each rule
+# and template then sees the paragraph, not the whole page, as its line)
+PARAGRAPH_INDENT = re.compile("[ \t]*\u3000{2,}[ \t]*")
 # spaces of other widths (not U+3000, the ideographic space Chinese text indents with: the rules judge that one)
 ODD_SPACES = re.compile("[\u00a0\u2000-\u200a\u202f\u205f]")
 
@@ -65,7 +68,8 @@ def html_to_text(text: str) -> str:
 
 
 def plain(text: str) -> tuple[str, list[str]]:
-    """(`text` made plain, what was done: "markup parsed", "invisible characters", "line ends", "odd spaces")."""
+    """(`text` made plain, what was done: "markup parsed", "paragraphs joined by full-width spaces", "invisible
+    characters", "line ends", "odd spaces")."""
     done = []
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -73,6 +77,9 @@ def plain(text: str) -> tuple[str, list[str]]:
     if has_markup(text):
         text = html_to_text(text)
         done.append("markup parsed")
+    if PARAGRAPH_INDENT.search(text):
+        text = PARAGRAPH_INDENT.sub("\n", text)
+        done.append("paragraphs joined by full-width spaces")
     if INVISIBLE.search(text):
         text = INVISIBLE.sub("", text)
         done.append("invisible characters")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from zhouyi.data.audit import report_html
 from zhouyi.data.clean import CleanOptions, CleanResult, clean, han_count
 from zhouyi.data.readers import read_file
 from zhouyi.errors import UserError
 from zhouyi.files import commit, locked, refuse_foreign, written_by_zhouyi
-from zhouyi.layout import DATASET_INFO, REPORT_JSON, REPORT_MD, kept_by_zhouyi
+from zhouyi.layout import DATASET_INFO, REPORT_HTML, REPORT_JSON, REPORT_MD, kept_by_zhouyi
 from zhouyi.registry import merge_entries, read_registry
 from zhouyi.render import dataset_entry
 from zhouyi.spec import ALPACA_COLUMNS, DatasetEntry
@@ -64,6 +65,7 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
         if report_dir:
             report_files = {Path(report_dir) / REPORT_JSON: json.dumps(result.report, ensure_ascii=False, indent=2)
                             + "\n", Path(report_dir) / REPORT_MD: report_markdown(result.report),
+                            Path(report_dir) / REPORT_HTML: report_html(result.report),
                             Path(report_dir) / "lengths.png": histogram_png([han_count(r.text) for r in records], [
                                 han_count(r["output"]) for r in result.train + result.eval])}
             refuse_foreign(report_files, force, what="--report")
@@ -138,6 +140,13 @@ def report_markdown(report: dict) -> str:
     lines += ["", "## Rule hits", "", "| rule | rows | sentences removed |", "|---|---|---|"]
     removed = report.get("sentences_removed", {})
     lines += [f"| {k} | {v} | {removed.get(k, 0)} |" for k, v in report["rule_hits"].items()]
+    guard = report.get("suspicious_removals", {})
+    if guard.get("kept"):
+        lines += ["", f"Suspicious removals kept ({guard['kept']}): a rule matched a span holding the page's dream and "
+                  "a word of meaning, so the span stayed: " + ", ".join(f"{k} {v}" for k, v in guard["by_rule"].items())
+                  + ". Examples:", ""]
+        lines += [f"- {ex['rule']} ({ex['source']}): {ex['span']}" for ex in guard["examples"]]
+    lines += ["", "Every removal, marked in place on a sample of pages: [report.html](report.html)."]
     if report.get("markup"):
         done = ", ".join(f"{k} ({v} rows)" for k, v in report["markup"].items())
         lines += ["", f"Made plain before the rules: {done}."]

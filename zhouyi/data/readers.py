@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zhouyi.data import extract
 from zhouyi.errors import UserError
 from zhouyi.files import BadLine, json_rows
 from zhouyi.spec import CleanSpec
@@ -38,12 +39,15 @@ class ReadResult:
 CSV_FIELD_LIMIT = 64 << 20  # bytes
 
 
-def decode(path: Path) -> str:
+def decode(path: Path, html: bool = False) -> str:
+    """The file's text: UTF-8 or GB18030, a web page first in the encoding it declares (a wrong declaration falls
+    back to those)."""
     raw = path.read_bytes()
     if b"\x00" in raw[:4096]:
         raise UserError(f"{path}: looks like a binary file (NUL bytes), not text data")
     first_error = None
-    for encoding in ENCODINGS:
+    declared = extract.declared_encoding(raw) if html else None
+    for encoding in ([declared] if declared else []) + list(ENCODINGS):
         try:
             return raw.decode(encoding)
         except UnicodeDecodeError as exc:
@@ -99,13 +103,24 @@ def _alpaca_columns(rows: list) -> bool:
 _FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.S)
 
 
-_HTML_TITLE = re.compile(r"<title[^>]*>(?P<t>.*?)</title>|<h1[^>]*>(?P<h>.*?)</h1>", re.S | re.I)
+def _html_page(page: Path, source: str, html: str) -> tuple[Record | None, str]:
+    """A saved web page as a record: its dream from the title, its text the extractor's main content; (None, why)
+    when it has none."""
+    if len(html) > extract.MAX_PAGE_BYTES:
+        return None, f"larger than {extract.MAX_PAGE_BYTES >> 20} MB: not a dream page"
+    try:
+        text = extract.main_content(html)
+    except extract.NoContent as exc:
+        return None, str(exc)
+    except RecursionError:
+        return None, "markup nested too deep to read"
+    return Record(source, extract.title_of(html) or page.stem, text), ""
 
 
 def _read_markdown_folder(folder: Path, title_fields: tuple[str, ...]) -> ReadResult:
     """Every *.md below `folder` is one page: front matter `title:` (else the file name) and the body; every
-    *.html / *.htm page likewise, its <title> (the part before the site's name) or <h1> the title, the whole page
-    the text (zhouyi.data.markup parses it)."""
+    *.html / *.htm page likewise, its <title> (the part before the site's name) or <h1> the title, its main content
+    (zhouyi.data.extract) the text."""
     result = ReadResult()
     pages = sorted(p for pattern in ("*.md", "*.html", "*.htm") for p in folder.rglob(pattern))
     if not pages:
@@ -113,18 +128,16 @@ def _read_markdown_folder(folder: Path, title_fields: tuple[str, ...]) -> ReadRe
     for page in pages:
         source = str(page.relative_to(folder))
         try:
-            text = decode(page)
+            text = decode(page, html=page.suffix in (".html", ".htm"))
         except UserError as exc:
             result.skipped.append((source, str(exc)))
             continue
         if page.suffix in (".html", ".htm"):
-            found = _HTML_TITLE.search(text)
-            title = re.sub(r"<[^>]+>", "", (found["t"] or found["h"]) if found else "").strip()
-            title = re.split(r"\s*[_|｜\-–—]\s*", title)[0] or page.stem
-            if not re.sub(r"<[^>]*>|\s", "", text):
-                result.skipped.append((source, "only markup, no text"))
-                continue
-            result.records.append(Record(source, title, text))
+            record, why = _html_page(page, source, text)
+            if record is None:
+                result.skipped.append((source, why))
+            else:
+                result.records.append(record)
             continue
         match = _FRONT_MATTER.match(text)
         meta, body = (match["meta"], match["body"]) if match else ("", text)

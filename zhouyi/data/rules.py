@@ -8,7 +8,7 @@ Users disable rules by name or add their own regex rules in the spec. Chinese te
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +23,7 @@ class Rule:
     pattern: str
     action: Action
     replacement: str = ""
+    filler: bool = False  # it removes filler shaped like an interpretation, so the content guard does not apply
 
     def compiled(self) -> re.Pattern:
         return _compile(self.pattern)
@@ -41,9 +42,9 @@ SITE_RULES: tuple[Rule, ...] = (
     Rule("mojibake", "GBK text decoded as Latin-1/UTF-8 (e.g. 'æ¢¦è§'): the row is lost, drop it",
          r"[\u00c0-\u00ff][\u0080-\u00bf]{1,2}[\u00c0-\u00ff]|\ufffd", "drop_row"),
     Rule("advert_footer", "the site's paid-reading advert and everything after it",
-         r"【大师特色梦境分析】.*|以上解梦为通用解释.*", "truncate_from"),
+         r"【大师特色梦境分析】.*|以上解梦为通用解释.*", "truncate_from", filler=True),
     Rule("site_intro", "the dream site's intro template before the real text",
-         r"梦见[^，。\n]{1,30}有现实的影响和反应，也有梦者的主观想象，请看下面由[(（]?[^)）]{0,20}[)）]?小编帮你整理的"
+         r"梦见[^，。\n]{1,30}有现实的影响和反应，也有梦者的主观想象，请看下面由[(（]?[^)）]{0,20}[, filler=True)）]?小编帮你整理的"
          r"梦见[^，。\n]{1,30}的详细解说吧。", "delete"),
     Rule("html", "HTML tags and entities left by the scraper", r"<[^<>\n]{1,200}>|&(?:nbsp|amp|lt|gt|quot|#\d+);",
          "replace", " "),
@@ -54,12 +55,12 @@ SITE_RULES: tuple[Rule, ...] = (
     Rule("navigation", "navigation lines (上一篇/下一篇/返回首页)", r"^[^\n]*(?:上一篇|下一篇|返回首页|首页\s*>)[^\n]*$",
          "delete"),
     Rule("horoscope_filler", "a pasted daily-horoscope template: `梦见X意味着：…今天的你…` up to the next paragraph",
-         r"梦见[^，。\n]{1,30}意味着：.*?(?=\n\s*\n|\Z)", "delete"),
+         r"梦见[^，。\n]{1,30}意味着：.*?(?=\n\s*\n|\Z)", "delete", filler=True),
     Rule("numerology_filler", "name-numerology filler: `…的吉凶：…`, `凶数` lines and `【中吉】` tags",
          r"梦见[^，。\n]{1,30}的吉凶：.*?(?=\n\s*\n|\Z)|^[^\n]*(?:人、地两格|凶数)[^\n]*$|【(?:大吉|中吉|小吉|吉|凶|大凶|半吉)】",
-         "delete"),
+         "delete", filler=True),
     Rule("case_studies", "readers' case studies (`梦境描述：… 梦境解析：…`), dropped",
-         r"梦境描述：.*?(?=梦境描述：|\Z)", "delete"),
+         r"梦境描述：.*?(?=梦境描述：|\Z)", "delete", filler=True),
     Rule("classical_header", "the `原版周公解梦：` header; the classical quotes after it stay", r"原版周公解梦：", "delete"),
 )
 SPACING_RULES: tuple[Rule, ...] = (
@@ -125,27 +126,70 @@ DEFAULT_RULES: tuple[Rule, ...] = SITE_RULES + WEB_NOISE + SPACING_RULES
 _FULLWIDTH = str.maketrans({",": "，", ";": "；", ":": "：", "?": "？", "!": "！", "(": "（", ")": "）"})
 
 
-def apply_rules(text: str, rules: tuple[Rule, ...] | list[Rule], sentences_removed=None
-                ) -> tuple[str | None, list[str]]:
+# words that say what a dream means: a span holding the page's keyword and one of these is its interpretation
+MEANING_WORDS = ("预示", "象征", "表示", "意味着", "寓意", "暗示", "代表", "主")
+_ASKING = re.compile(r"(?:预示|象征|表示|意味|寓意|暗示|代表|主)着?(?:什么|啥|哪些)|什么预兆")  # a question, not an answer
+
+
+def holds_meaning(span: str, keyword: str | None) -> bool:
+    """The span names the page's dream and says what it means: content, whatever else it holds."""
+    if not keyword or keyword not in span:
+        return False
+    rest = _ASKING.sub("", span.replace(keyword, ""))  # `主` in the keyword `主人` says nothing
+    return any(w in rest for w in MEANING_WORDS)
+
+
+@dataclass
+class Audit:
+    """What the rules did to one text: the spans they removed and the spans the content guard kept, by rule."""
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)
+
+
+def apply_rules(text: str, rules: tuple[Rule, ...] | list[Rule], sentences_removed=None, keyword: str | None = None,
+                audit: Audit | None = None) -> tuple[str | None, list[str]]:
     """Apply `rules` in order. Returns (cleaned text, or None if a drop_row rule fired; names that fired). With a
-    Counter `sentences_removed`, each rule's count grows by the sentences it took out (a rule eating content shows)."""
+    Counter `sentences_removed`, each rule's count grows by the sentences it took out (a rule eating content shows).
+    Each rule takes out only the span it matched; a span that holds the page's `keyword` and a word of meaning
+    stays (unless the rule is written for such filler) and is listed in `audit.kept` as a suspicious removal."""
+    audit = audit if audit is not None else Audit()
     fired = []
     for rule in rules:
         regex = rule.compiled()
         if not regex.search(text):
             continue
-        fired.append(rule.name)
+        guarded = not rule.filler and keyword
         before = sentence_count(text)
         if rule.action == "drop_row":
+            fired.append(rule.name)
             if sentences_removed is not None:
                 sentences_removed[rule.name] += before
             return None, fired
         if rule.action == "truncate_from":
-            text = text[: regex.search(text).start()]
-        elif rule.replacement == "<fullwidth>":
-            text = regex.sub(lambda m: m.group(0).translate(_FULLWIDTH), text)
+            match = next((m for m in regex.finditer(text)
+                          if not (guarded and holds_meaning(text[m.start():], keyword))), None)
+            for m in regex.finditer(text[:match.start()] if match else text):
+                audit.kept.append((rule.name, m.group(0)))
+            if match is None:
+                continue
+            audit.removed.append((rule.name, text[match.start():]))
+            text = text[: match.start()]
         else:
-            text = regex.sub(rule.replacement, text)
+            def substitute(m: re.Match, rule: Rule = rule, guarded=guarded) -> str:
+                if guarded and rule.action == "delete" and holds_meaning(m.group(0), keyword):
+                    audit.kept.append((rule.name, m.group(0)))
+                    return m.group(0)
+                if rule.replacement == "<fullwidth>":
+                    return m.group(0).translate(_FULLWIDTH)
+                if rule.action == "delete" or not rule.replacement.strip():
+                    audit.removed.append((rule.name, m.group(0)))
+                return m.expand(rule.replacement) if rule.action == "replace" else ""
+
+            changed = regex.sub(substitute, text)
+            if changed == text and rule.action == "delete":
+                continue
+            text = changed
+        fired.append(rule.name)
         if sentences_removed is not None:
             sentences_removed[rule.name] += max(0, before - sentence_count(text))
     return text.strip(), fired
@@ -158,7 +202,7 @@ def sentence_count(text: str) -> int:
 
 # `case_studies: keep_analysis`: the reader's own story goes, the site's analysis of it stays.
 CASE_STUDY_ANALYSIS = Rule("case_studies", "readers' case studies: the description dropped, the analysis kept",
-                           r"梦境描述：.*?(?:梦境解析：|(?=梦境描述：)|\Z)", "delete")
+                           r"梦境描述：.*?(?:梦境解析：|(?=梦境描述：)|\Z)", "delete", filler=True)
 
 
 def case_study_rules(rules: tuple[Rule, ...], mode: str) -> tuple[Rule, ...]:

@@ -6,7 +6,8 @@ as a stronger signal). It is removed before the rules run.
 
 A template must recur on at least `template_min_pages` pages and on `template_min_share` of the site's pages, and
 hold `template_min_chars` Han characters, letters or digits besides its masks (a short stock phrase such as `主吉。`
-is content, and so is a book citation such as `《周公解梦》`). Where
+is content, and so is a book citation such as `《周公解梦》`) — unless it is a whole line that ends no sentence: a
+short heading that recurs as a line of its own (网友评论, 热门梦境) is the site's, whatever its length. Where
 the templates would remove more than half of a page's text the page keeps it and is reported as suspicious: what
 recurs that much may be the interpretation itself; so does a page the templates would leave without one finished
 sentence. Learnt templates can be saved and given again as known
@@ -28,7 +29,7 @@ KEYWORD, NUMBER, ADDRESS = "〈K〉", "〈N〉", "〈URL〉"
 _ADDRESS = re.compile(r"https?://\S+|www\.[A-Za-z0-9.-]+\.[a-z]{2,}\S*|[\w.+-]+@[\w-]+\.[\w.-]+")
 _NUMBER = re.compile(r"\d+(?:[-/.:：年月日时分]\d+)*[年月日号时分秒]?")
 _PIECE = re.compile(r"[^。！？!?；;]*[。！？!?；;]+|[^。！？!?；;]+$")
-_SENTENCE_END = re.compile(r"[。！？!?]")
+_SENTENCE_END = re.compile(r"[。！？!?…]")  # as zhouyi.data.clean ends a sentence
 _MASKS = re.compile("|".join(map(re.escape, (KEYWORD, NUMBER, ADDRESS))))
 
 
@@ -72,13 +73,16 @@ class Templates:
         return self.by_site.get(site(source), {}).get(pattern) or self.known.get(pattern)
 
 
-def _units(text: str, keyword: str) -> set[str]:
-    out = set()
+def _units(text: str, keyword: str) -> tuple[set[str], set[str]]:
+    """(every masked line and sentence of the page, its masked lines that end no sentence: headings, labels)."""
+    out, headings = set(), set()
     for line in text.split("\n"):
         if line.strip():
             out.add(mask(line, keyword))
             out.update(mask(p, keyword) for p in pieces(line))
-    return out
+            if not _SENTENCE_END.search(line):
+                headings.add(mask(line, keyword))
+    return out, headings
 
 
 def learn(pages: list[tuple[str, str, str]], min_pages: int, min_share: float, min_chars: int,
@@ -90,11 +94,16 @@ def learn(pages: list[tuple[str, str, str]], min_pages: int, min_share: float, m
     found = Templates(known=dict(known or {}))
     for name, site_pages in by_site.items():
         counts: Counter = Counter()
+        heading_counts: Counter = Counter()
         examples: dict[str, str] = {}
         for keyword, text in site_pages:
-            counts.update(_units(text, keyword))
+            units, headings = _units(text, keyword)
+            counts.update(units)
+            heading_counts.update(headings)
         need = max(min_pages, math.ceil(min_share * len(site_pages)))
         chosen = {p: n for p, n in counts.items() if n >= need and _chars(p) >= min_chars}
+        # a whole line that ends no sentence and recurs that much is a heading of the site's, however short
+        chosen |= {p: n for p, n in heading_counts.items() if n >= need}
         for keyword, text in site_pages:  # an example of each as a page wrote it
             for line in text.split("\n"):
                 for unit in [line, *pieces(line)]:
