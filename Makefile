@@ -93,10 +93,12 @@ bench: $(INSTALLED) $(TINY)
 	$(ZHOUYI) bench tiny-cpu --ladder --steps 8 --warmup 2
 
 ## Clean data vs the tutorial's data on gemma-3-270m, on the CPU, 100 held-out dreams with intervals (needs
-## EXTRAS=dev,realsmall); SEEDS=3 trains each arm with three seeds; PROOF_ARGS=--quick asks 10; --work DIR resumes.
+## EXTRAS=dev,realsmall); DRAWS=3 repeats it on three draws of the data (the README's claims: their interval
+## includes the draw); SEEDS=3 trains each arm with three seeds; PROOF_ARGS=--quick asks 10; --work DIR resumes.
 SEEDS ?= 1
+DRAWS ?= 1
 proof: $(INSTALLED)
-	$(PY) bench/proof.py --seeds $(SEEDS) $(PROOF_ARGS)
+	$(PY) bench/proof.py --seeds $(SEEDS) --draws $(DRAWS) $(PROOF_ARGS)
 
 persona: $(INSTALLED)
 	$(PY) bench/persona.py

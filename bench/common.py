@@ -7,6 +7,7 @@ Run the scripts as `python bench/<name>.py`: this folder is then on sys.path and
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import shutil
@@ -41,15 +42,12 @@ def require_scraped() -> None:
 def pick_rows(train_rows: int, eval_rows: int, seed: int) -> tuple[list[dict], list[dict], list[dict]]:
     """(clean training rows, tutorial-style rows of the same dreams, clean held-out rows of other dreams). Every
     dream appears once, under one keyword: no held-out keyword is in a training set."""
-    from zhouyi.data.clean import PERSONA, CleanOptions, clean, keyword
+    from zhouyi.data.clean import CleanOptions, clean, keyword
     from zhouyi.data.readers import read_file
-    from zhouyi.load import load
 
     records = read_file(SCRAPED).records
     random.Random(seed).shuffle(records)
     opts = CleanOptions.of(eval_ratio=0.0, seed=seed)  # whole answers: which dreams clean keeps, and the references
-    preset = load("gemma-cpu").spec.data.clean
-    train_opts = CleanOptions(preset.model_copy(update={"eval_ratio": 0.0, "seed": seed}))
     clean_rows, tutorial_rows, held_out, seen = [], [], [], set()
     for rec in records:
         k = keyword(rec.title)
@@ -60,15 +58,45 @@ def pick_rows(train_rows: int, eval_rows: int, seed: int) -> tuple[list[dict], l
             continue  # cleaning drops it (too short, cut off, a filler page): no clean answer to learn or score
         seen.add(k)
         if len(clean_rows) < train_rows:
-            clean_rows.append(clean([rec], [], train_opts).train[0])
-            page = "　　".join(p.strip() for p in rec.text.split("\n") if p.strip())
-            tutorial_rows.append({"instruction": PERSONA, "input": f"梦见{k}",
-                                  "output": INTRO.format(k=k) + "　　" + page + "　　" + ADVERT})
+            clean_rows.append(clean_row(rec, seed))
+            tutorial_rows.append(tutorial_row(rec))
         elif len(held_out) < eval_rows:
             held_out.append(rows[0])
         else:
             break
     return clean_rows, tutorial_rows, held_out
+
+
+def clean_row(rec, seed: int) -> dict:
+    """The dream's training row as zhouyi-clean learns it: the gemma-cpu preset's cleaning (first paragraph)."""
+    from zhouyi.data.clean import clean
+
+    return clean([rec], [], _preset_options(seed)).train[0]
+
+
+@functools.cache
+def _preset_options(seed: int):
+    from zhouyi.data.clean import CleanOptions
+    from zhouyi.load import load
+
+    preset = load("gemma-cpu").spec.data.clean
+    return CleanOptions(preset.model_copy(update={"eval_ratio": 0.0, "seed": seed}))
+
+
+def reference_row(rec, seed: int) -> dict:
+    """The dream's held-out row: its whole cleaned answer is the reference."""
+    from zhouyi.data.clean import CleanOptions, clean
+
+    return clean([rec], [], CleanOptions.of(eval_ratio=0.0, seed=seed)).train[0]
+
+
+def tutorial_row(rec) -> dict:
+    """The dream's row as the tutorial carried it: the site's intro and advert around the page, persona as prompt."""
+    from zhouyi.data.clean import PERSONA, keyword
+
+    k = keyword(rec.title)
+    page = "　　".join(p.strip() for p in rec.text.split("\n") if p.strip())
+    return {"instruction": PERSONA, "input": f"梦见{k}", "output": INTRO.format(k=k) + "　　" + page + "　　" + ADVERT}
 
 
 def write_rows(work: Path, files: dict[str, list[dict]]) -> None:
@@ -120,7 +148,7 @@ def relabel(table: dict, names: dict[str, str]) -> dict:
         return names.get(run, run) + paren + seeds + comma + rest
 
     out = dict(table)
-    for part in ("metrics", "checks", "seeds"):
+    for part in ("metrics", "checks", "seeds", "per_question"):
         out[part] = {label(k): v for k, v in table.get(part, {}).items()}
     out["samples"] = [{label(k): v for k, v in s.items()} for s in table["samples"]]
     out["comparisons"] = [{**c, "a": label(c["a"]), "b": label(c["b"])} for c in table.get("comparisons", [])]

@@ -299,7 +299,26 @@ def compare(reports: list[dict], groups: list[list[int]] | None = None) -> dict:
                   if f"{c}, no system prompt" in columns and COLUMN_LABELS["base_no_system"] in columns]
         pairs += [(tuned_columns[0], c) for c in tuned_columns[1:]]
         table["comparisons"] = [comparison(questions, a, b, first["settings"].get("seed", 0)) for a, b in pairs]
+        table["per_question"] = per_question_numbers(questions)
     return table
+
+
+def per_question_numbers(questions: list[dict]) -> dict:
+    """Each column's per-question scores and checks as lists of numbers in question order (no text), so that
+    every interval in the table can be recomputed from the table alone."""
+    out: dict[str, dict[str, list]] = {}
+    for q in questions:
+        for column, scores in q["scores"].items():
+            for name, value in scores.items():
+                out.setdefault(column, {}).setdefault(name, []).append(round(float(value), 4))
+        for column, checks in q["checks"].items():
+            if column == "reference":
+                continue
+            for name, value in checks.items():
+                if name in SHARES:
+                    out.setdefault(column, {}).setdefault(name, []).append(
+                        value if isinstance(value, bool) else round(float(value), 4))
+    return out
 
 
 def _mean_of(members: list[tuple[dict, str]], part: str) -> dict:
