@@ -17,8 +17,13 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: install demo data test test-fast lint docs validate register train eval ask chat api webui export bench proof persona clean
 
+PYTHON ?= python3
+
 install:
-	test -x $(PY) || python3 -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "zhouyi needs Python 3.11 or newer \
+	(llamafactory 0.9.5 does); $(PYTHON) is $$($(PYTHON) --version 2>&1). Install python3.11 and run: make install \
+	PYTHON=python3.11" >&2; exit 2; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e '.[$(EXTRAS)]'
 	touch $(INSTALLED)

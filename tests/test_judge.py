@@ -76,10 +76,12 @@ def test_a_judge_that_always_picks_the_first_answer_is_withheld(tmp_path):
 
 def test_unparseable_verdicts_and_failed_requests_are_counted_not_guessed():
     pairs = judge.pairs_of(report(4, 2), "base", "tuned")
-    answers = [("[[A]]", "[[B]]"), ("我觉得都行", "[[A]]"), (None, "[[B]]"), ("[[ C ]] 然后 [[B]]", "[[A]]")]
+    answers = [("[[A]]", "[[B]]"), ("我觉得都行", "[[A]]"), (None, "[[B]]"), ("[[ B ]] 总之 [[B]]", "[[A]]")]
     s = judge.summarize(pairs, answers, ("base", "tuned"), 0.3)
     assert s["judged"] == 2 and s["unparsed"] == 2 and s["no_answer"] == 1
-    assert [r["won"] for r in s["rows"]] == ["b", "unparsed", "unparsed", "a"], "the last [[X]] is the verdict"
+    assert [r["won"] for r in s["rows"]] == ["b", "unparsed", "unparsed", "a"], "one verdict, said twice, stands"
+    two = judge.summarize(pairs[:1], [("[[A]][[B]]", "[[A]]")], ("base", "tuned"), 0.3)
+    assert two["unparsed"] == 1 and two["judged"] == 0, "two different verdicts say nothing: unparsed, not the last"
 
 
 def test_the_verdict_flips_into_a_tie():

@@ -6,9 +6,12 @@ for the judge and the teacher (issue 29). What it guarantees:
   messages and the parameters: a second run sends only what is missing, and a run stopped by Ctrl-C, SIGTERM or
   SIGHUP resumes without losing or repeating a row (a line cut by the stop is ignored);
 - requests start no faster than `requests_per_minute`, at most `concurrency` at once;
-- 429 waits what `Retry-After` says; 5xx and timeouts are retried with exponential backoff and jitter; a request
+- 429 waits what `Retry-After` says, up to timeout_s × (retries + 1) (a longer wait counts the request as failed,
+  and a wait of 5 s or more is said); 5xx and timeouts are retried with exponential backoff and jitter; a request
   that still fails is counted with its reason, never a silent gap; 401/403 stop at once naming the variable; an
   endpoint that never answers is a clear error;
+- an answer larger than max_tokens could fill (64 bytes a token, at least 64 KiB) is refused unread past the cap,
+  counted as failed and never cached;
 - `plan()` says how many requests it will send and roughly how many tokens, before anything is sent.
 """
 
@@ -18,6 +21,7 @@ import asyncio
 import email.utils
 import hashlib
 import json
+import math
 import os
 import random
 import time
@@ -72,6 +76,17 @@ class Cache:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        if self.path.is_symlink():
+            raise UserError(f"{self.path}: the answers' cache is a link; zhouyi keeps its cache as a file of its own "
+                            "and never writes through a link: remove the link, or name another cache")
+
+    @staticmethod
+    def _row(line: str) -> tuple[str, Answer] | None:
+        try:
+            row = json.loads(line)
+            return str(row["key"]), Answer(str(row["answer"]), int(row.get("tokens", 0)))
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
+            return None  # the line a stop cut short, or a number no answer has
 
     def _ends_a_line(self) -> bool:
         with open(self.path, "rb") as fh:
@@ -80,14 +95,18 @@ class Cache:
 
     def load(self) -> dict[str, Answer]:
         answers: dict[str, Answer] = {}
-        if self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                    answers[row["key"]] = Answer(str(row["answer"]), int(row.get("tokens", 0)))
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    continue  # the line a stop cut short
-        return answers
+        if not self.path.is_file():
+            return answers
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"{self.path}: the answers' cache cannot be read ({exc}); it is not zhouyi's: name "
+                            "another cache, or move this file away") from None
+        rows = [row for line in lines if (row := self._row(line)) is not None]
+        if lines and not rows:
+            raise UserError(f"{self.path}: not an answers' cache zhouyi wrote (no line of it is one); zhouyi appends "
+                            "only to its own: name another cache, or move this file away")
+        return dict(rows)
 
     def add(self, key: str, answer: Answer) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +202,7 @@ async def _ask_all(spec: EndpointSpec, requests: list[Request], cache: Cache, ec
     if not outcome.sent and all(r.startswith("no answer") for r in outcome.failed):
         raise UserError(f"{spec.base_url} did not answer ({', '.join(outcome.failed)}); is the server running, and "
                         "is base_url its OpenAI-compatible root (…/v1)?")
-    if not outcome.sent and all(r.startswith("HTTP 4") for r in outcome.failed):
+    if not outcome.sent and all(r.startswith("HTTP 4") and not r.startswith("HTTP 429") for r in outcome.failed):
         raise UserError(f"{spec.base_url} refused every request: {'; '.join(outcome.failed)}. Check the endpoint's "
                         "settings (model, max_tokens, temperature) against what it accepts; the answers it gave "
                         "before are kept")
@@ -212,7 +231,7 @@ async def _send(client, spec: EndpointSpec, request: Request, pace: _Pace) -> tu
     for attempt in range(spec.retries + 1):
         await pace.wait()
         try:
-            response = await client.post("/chat/completions", json=request.body(spec))
+            response, body = await _post(client, request.body(spec), reply_cap(spec))
         except httpx.TimeoutException:
             reason = f"no answer within {spec.timeout_s:g} s"
         except httpx.TransportError as exc:
@@ -221,15 +240,23 @@ async def _send(client, spec: EndpointSpec, request: Request, pace: _Pace) -> tu
             if response.status_code in (401, 403):
                 raise UserError(f"{spec.base_url} refused the key ({response.status_code}): check the environment "
                                 f"variable {spec.api_key_env or '(none named: set api_key_env)'}")
+            if body is None:
+                return None, f"an answer over {reply_cap(spec) >> 10} KiB (max_tokens {spec.max_tokens})"
             if response.status_code == 200:
-                answer = _chat_answer(response, request)
+                answer = _chat_answer(body, request)
                 if answer is not None:
                     return answer, ""
                 reason = "an answer that is not a chat completion"  # a proxy's error page, a cut body: try again
             else:
-                reason = f"HTTP {response.status_code}" + _said(response, spec)
+                reason = f"HTTP {response.status_code}" + _said(body, spec)
                 if response.status_code == 429:
-                    await asyncio.sleep(_retry_after(response.headers.get("retry-after"), attempt))
+                    wait = _retry_after(response.headers.get("retry-after"), attempt)
+                    if wait > wait_cap(spec):
+                        return None, (f"HTTP 429 asking to wait {wait:.0f} s, past the cap of {wait_cap(spec):.0f} s "
+                                      "(timeout_s × (retries + 1))")
+                    if wait >= 5:
+                        print(f"  {spec.model}: rate-limited; waiting {wait:.0f} s as the endpoint asks", flush=True)
+                    await asyncio.sleep(wait)
                     continue
                 if response.status_code < 500:
                     return None, reason  # the request itself is wrong: retrying changes nothing
@@ -238,13 +265,35 @@ async def _send(client, spec: EndpointSpec, request: Request, pace: _Pace) -> tu
     return None, reason
 
 
-def _said(response, spec: EndpointSpec) -> str:
+def reply_cap(spec: EndpointSpec) -> int:
+    """The most bytes an answer may take: far above what max_tokens can fill (64 bytes a token), so only a broken
+    or hostile endpoint reaches it; such an answer is refused, never cached."""
+    return max(64 << 10, spec.max_tokens * 64)
+
+
+def wait_cap(spec: EndpointSpec) -> float:
+    """The longest a 429 may make one request wait: what its tries could have taken anyway."""
+    return spec.timeout_s * (spec.retries + 1)
+
+
+async def _post(client, body: dict, cap: int) -> tuple[object, bytes | None]:
+    """(the response, its body; None when the body ran past `cap` bytes: reading stops there)."""
+    async with client.stream("POST", "/chat/completions", json=body) as response:
+        got = bytearray()
+        async for chunk in response.aiter_bytes():
+            got += chunk
+            if len(got) > cap:
+                return response, None
+        return response, bytes(got)
+
+
+def _said(body: bytes, spec: EndpointSpec) -> str:
     """The error message an endpoint gave with a refusal (OpenAI's {"error": {"message"}}), short, without the
     key should it echo it."""
     try:
-        error = response.json().get("error")
+        error = json.loads(body).get("error")
         message = error.get("message") if isinstance(error, dict) else error
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ""
     if not isinstance(message, str) or not message.strip():
         return ""
@@ -254,19 +303,19 @@ def _said(response, spec: EndpointSpec) -> str:
     return f": {' '.join(message.split())[:200]}"
 
 
-def _chat_answer(response, request: Request) -> Answer | None:
+def _chat_answer(body: bytes, request: Request) -> Answer | None:
     """The answer's text and its tokens (the endpoint's `usage`, else estimated), or None when it is no chat
     completion."""
     try:
-        data = response.json()
+        data = json.loads(body)
         text = data["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
         return None
     if not isinstance(text, str):
         return None
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     tokens = usage.get("total_tokens")
-    if not isinstance(tokens, int):
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or not 0 <= tokens < 1 << 40:
         chars = len(text) + sum(len(c) for _, c in request.messages)
         tokens = round(chars / CHARS_PER_TOKEN)
     return Answer(text, tokens)
@@ -276,7 +325,9 @@ def _retry_after(value: str | None, attempt: int) -> float:
     """Seconds a 429 asks to wait (a number or an HTTP date); backoff when it says nothing."""
     if value:
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
+            if not math.isnan(seconds):  # `nan` says nothing: the backoff below; `inf` is a wait past any cap
+                return max(0.0, seconds)
         except ValueError:
             try:
                 return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())

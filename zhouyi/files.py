@@ -61,10 +61,12 @@ def written_by_zhouyi(path: Path) -> bool:
     return path.is_file() and ledger.get(path.name) == sha256_file(path)
 
 
-def refuse_foreign(paths, force: bool, what: str = "-o", registries: bool = False) -> None:
+def refuse_foreign(paths, force: bool, what: str = "-o", registries: bool = False, force_flag: str | None = "--force"
+                   ) -> None:
     """Refuse to overwrite files zhouyi did not write (or that were changed since) unless `force`, and, `force` or
     not, a file zhouyi keeps for itself (the registry, the ledger, a run's own files) or a link leading to one.
-    `registries`: the verb writes registry fragments of its own (render), which may replace what it wrote before."""
+    `registries`: the verb writes registry fragments of its own (render), which may replace what it wrote before;
+    `force_flag`: the verb's flag to overwrite anyway, None when it has none (then none is advised)."""
     for p in paths:
         if (kept := kept_by_zhouyi(Path(p))) and not (registries and Path(p).name == DATASET_INFO
                                                       and (not Path(p).exists() or written_by_zhouyi(Path(p)))):
@@ -74,7 +76,8 @@ def refuse_foreign(paths, force: bool, what: str = "-o", registries: bool = Fals
     foreign = [str(p) for p in paths if Path(p).exists() and not written_by_zhouyi(Path(p))]
     if foreign and not force:
         raise UserError(f"{', '.join(foreign)}: already there, and not as zhouyi wrote it (another program's file, "
-                        f"or changed since); choose another {what}, or pass --force to overwrite")
+                        f"or changed since); choose another {what}"
+                        + (f", or pass {force_flag} to overwrite" if force_flag else ", or move it away"))
 
 
 @contextlib.contextmanager
@@ -128,6 +131,24 @@ def sole_writer(folder: Path, doing: str) -> Iterator[None]:
         yield
     finally:
         _HELD.discard(folder)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def sole_user(path: Path, doing: str) -> Iterator[None]:
+    """Hold the file `path` (made if missing, never through a link) for this verb alone: a second zhouyi that would
+    append to it at once (two rewrites of one output paying twice for each answer) is refused, naming the holder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{path} is in use by {_holder(fd)}; wait for it to finish (or stop it), then {doing} "
+                            "again") from None
+        yield
+    finally:
         os.close(fd)
 
 
@@ -267,6 +288,8 @@ def json_rows(text: str) -> list:
                 raise ValueError("expected a JSON list of rows, got one JSON object")
             except json.JSONDecodeError:
                 pass  # not one object: JSON Lines
+            except RecursionError:
+                raise ValueError("JSON nested too deeply to be rows of data") from None
         rows: list = []
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():

@@ -105,11 +105,12 @@ def judge(judging: Judging, pairs: list[Pair], labels: tuple[str, str], cache: e
 
 
 def parse_verdict(text: str | None) -> str | None:
-    """"A", "B" or "C" (a tie) from the judge's last [[X]]; None when it gave none (any text is survived)."""
+    """"A", "B" or "C" (a tie) from the judge's [[X]]; None when it gave none, or gave two different ones
+    (`[[A]][[B]]` says nothing), so it counts as unparsed (any text is survived)."""
     if text is None:
         return None
-    found = VERDICT.findall(text)
-    return found[-1] if found else None
+    found = set(VERDICT.findall(text))
+    return found.pop() if len(found) == 1 else None
 
 
 def outcome_of(b_first: str | None, a_first: str | None) -> tuple[str, bool]:

@@ -115,6 +115,8 @@ def mapping(text: str, where: str) -> dict[str, Any]:
         data = load_yaml_text(text)
     except yaml.YAMLError as exc:
         raise UserError(f"{where}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise UserError(f"{where}: nested too deep to read; it should be a YAML mapping a few levels deep") from None
     if not isinstance(data, dict):
         raise SpecError(where, [("", f"the spec must be a YAML mapping, got {type(data).__name__}")])
     return data
@@ -215,6 +217,9 @@ def with_origins(loaded: LoadedSpec) -> str:
 _METHOD_TAGS = ("lora", "qlora", "full", "freeze")
 
 
+SECRET_FIELDS = ("api_key_env", "base_url")  # a wrong value of these may be a key, or a URL with a password
+
+
 def describe(err: dict[str, Any], root: type[BaseModel] = JobSpec) -> tuple[str, str]:
     """One Pydantic error as (field path, message), worded for the user; `root`: the model the path starts from
     (a whole spec, or a section given as a file of its own)."""
@@ -236,8 +241,8 @@ def describe(err: dict[str, Any], root: type[BaseModel] = JobSpec) -> tuple[str,
             hint = f"; known keys: {', '.join(known)}" if known else ""
         return path, f"unknown key{hint}"
     msg = err["msg"].removeprefix("Value error, ")
-    if loc and loc[-1] == "api_key_env":
-        return path, msg  # never the value: it may be the key itself
+    if loc and loc[-1] in SECRET_FIELDS:
+        return path, msg  # never the value: it may hold a key or a password
     if err["type"] == "literal_error" and isinstance(err.get("input"), str):
         choices = re.findall(r"'([^']*)'", err["ctx"]["expected"])
         close = difflib.get_close_matches(err["input"], choices, n=1, cutoff=0.5)

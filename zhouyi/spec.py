@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from zhouyi.layout import RUN_OWN_NAMES
 from zhouyi.yamltext import omegaconf_problem
 
-Scalar = str | int | float | bool | None
+# a float here may be .inf or .nan as YAML reads it, so that JobSpec's own check names the override (not the union)
+Scalar = str | int | Annotated[float, Field(allow_inf_nan=True)] | bool | None
 OverrideValue = Scalar | list[Scalar] | dict[str, Scalar]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -36,7 +37,8 @@ DEEPSPEED_STAGES = ("none", "zero0", "zero2", "zero3", "zero2_offload", "zero3_o
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # allow_inf_nan=False: `1e400`, `.inf` and `nan` are no number a run can use (validate would crash on them later)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class ModelSpec(Strict):
@@ -116,6 +118,14 @@ class RuleSpec(Strict):
         except re.error as exc:
             raise ValueError(f"not a valid regex: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _replacement_fits(self) -> RuleSpec:
+        from zhouyi.data.rules import user_rule_problem
+
+        if problem := user_rule_problem(self.pattern, self.replacement):
+            raise ValueError(problem)
+        return self
 
 
 class CleanSpec(Strict):
@@ -212,6 +222,10 @@ class EndpointSpec(Strict):
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
             raise ValueError("is not an http(s) URL; give the endpoint's OpenAI-compatible root, e.g. "
                              "https://api.deepseek.com/v1 or http://127.0.0.1:8000/v1")
+        if "@" in parts.netloc:  # the URL is not repeated: it holds a secret
+            raise ValueError("holds credentials (user:password@host), which zhouyi would print and write into its "
+                             "reports; give the URL without them and put the key in an environment variable named "
+                             "by api_key_env")
         return value
 
     @field_validator("api_key_env")

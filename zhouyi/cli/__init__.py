@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Stopped as exc:
         return 128 + exc.signum
+    except RecursionError:  # the last net under every reader of a user's file: input nested past any use
+        print("zhouyi: error: an input file is nested too deep to read (thousands of levels of brackets or "
+              "indentation); check the files this command was given", file=sys.stderr)
+        return USER_ERROR_EXIT
     except BrokenPipeError:  # `zhouyi diff A B | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -41,7 +41,8 @@ def cmd_bench(args) -> int:
     if args.write_profile:
         from zhouyi.files import refuse_foreign
 
-        refuse_foreign([Path(args.write_profile)], force=False, what="--write-profile")  # before minutes of runs
+        # before minutes of runs
+        refuse_foreign([Path(args.write_profile)], False, what="--write-profile", force_flag=None)
     if args.profile < 0 or args.warmup + args.profile > args.steps:
         raise UserError(f"--profile {args.profile}: profile at most --steps minus --warmup "
                         f"({args.steps - args.warmup}) steps")

@@ -44,6 +44,18 @@ def load_spec(args):
     return load(args.spec, args.set or ())
 
 
+def optional_spec(args):
+    """The verb's --spec as a JobSpec, or None when none is given; --set without --spec is refused, since there is no
+    spec for it to change (it was silently ignored once)."""
+    if args.spec:
+        return load_spec(args).spec
+    if getattr(args, "set", None):
+        key = args.set[0].split("=", 1)[0]  # never the value: it may hold a secret
+        raise UserError(f"--set {key}=… changes a spec, and no --spec is given: add --spec SPEC (e.g. --spec "
+                        "zhougong-lora), or use this command's own flags")
+    return None
+
+
 def run_for(args):
     """(the spec a run recorded, with --set on what may change after training, and its folder): --run DIR, or the
     latest finished run of SPEC."""

@@ -9,7 +9,7 @@ import types
 import typing
 from pathlib import Path
 
-from zhouyi.cli.common import dry_run_flag, load_spec, set_flag
+from zhouyi.cli.common import dry_run_flag, optional_spec, set_flag
 from zhouyi.errors import UserError
 
 # flag -> the data.clean field it sets
@@ -45,7 +45,8 @@ def add_verbs(sub) -> None:
     p.add_argument("-o", "--output", default="data/scraped", help="folder to write into (default: data/scraped, "
                    "git-ignored)")
     p.add_argument("--mirror", metavar="URL", help="fetch each source from URL/<its file name> instead of GitHub")
-    p.add_argument("--timeout", type=float, default=60, help="seconds to wait for a server (default: 60)")
+    p.add_argument("--timeout", type=float, default=60, help="seconds to wait for a server each time it is waited on "
+                   "(default: 60); a whole download may take ten times that")
 
     p = data_sub.add_parser("pairs", help="preference pairs for a DPO stage: a run's models answer its training "
                             "questions; flagged answers become rejected, the training answers chosen")
@@ -99,8 +100,8 @@ def cmd_data_clean(args) -> int:
                        register=not args.no_register, force=args.force,
                        save_templates=Path(args.save_templates) if args.save_templates else None)
     r = result.report
-    print(f"{r['rows_in']} rows in, {r['rows_out']} out: {output} ({r['train_rows']} train), "
-          f"{eval_path(Path(output))} ({r['eval_rows']} eval)"
+    print(f"{r['rows_in']} rows in, {r['rows_out']} out: {output} ({r['train_rows']} train)"
+          + (f", {eval_path(Path(output))} ({r['eval_rows']} eval)" if r["eval_rows"] else ", no eval split")
           + (f", {r['identity_rows']} of the train rows identity rows" if r["identity_rows"] else "")
           + f"; drops: {r['drops']}")
     return 0
@@ -134,7 +135,7 @@ def cmd_data_rewrite(args) -> int:
     from zhouyi.layout import REPORT_MD
     from zhouyi.spec import EndpointSpec, RewriteSpec
 
-    spec = load_spec(args).spec if args.spec else None
+    spec = optional_spec(args)
     settings = spec.data.rewrite if spec else RewriteSpec()
     data_dir = Path(spec.data.dataset_dir) if spec else None
     teacher = (endpoint.load_file(Path(args.teacher_with), EndpointSpec, "--teacher-with") if args.teacher_with
@@ -174,7 +175,7 @@ def _options(args):
     from zhouyi.data.clean import PERSONA, CleanOptions
     from zhouyi.spec import CleanSpec
 
-    spec = load_spec(args).spec if args.spec else None
+    spec = optional_spec(args)
     base = spec.data.clean if spec else CleanSpec()
     # `is` on purpose: `--eval-ratio 0` equals False, and is given
     given = {flag: value for flag in CLEAN_FLAGS if (value := getattr(args, _dest(flag))) is not None

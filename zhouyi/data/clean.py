@@ -17,7 +17,17 @@ from zhouyi.data.markup import plain
 from zhouyi.data.neardup import clusters
 from zhouyi.data.page_lines import structure
 from zhouyi.data.readers import Record
-from zhouyi.data.rules import DEFAULT_RULES, Audit, Rule, apply_rules, case_study_rules, load_rules_file
+from zhouyi.data.rules import (
+    DEFAULT_RULES,
+    USER_RULE_SECONDS,
+    Audit,
+    Rule,
+    RuleTimeout,
+    apply_rules,
+    case_study_rules,
+    load_rules_file,
+)
+from zhouyi.errors import UserError
 from zhouyi.spec import CleanSpec
 
 PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
@@ -50,7 +60,8 @@ class CleanOptions:
         s = self.settings
         own = tuple(r for r in case_study_rules(DEFAULT_RULES, s.case_studies) if r.name not in s.disable_rules)
         files = tuple(rule for path in s.rules_files for rule in load_rules_file(path))
-        return own + files + tuple(Rule(r.name, r.description or "spec rule", r.pattern, r.action, r.replacement)
+        return own + files + tuple(Rule(r.name, r.description or "spec rule", r.pattern, r.action, r.replacement,
+                                        user=True)
                                    for r in s.rules)
 
 
@@ -201,7 +212,12 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
                                              strict=True):
         sentences_removed["learnt templates"] += len(gone)
         audit = Audit()
-        text, fired = apply_rules(rec.text, opts.rules, sentences_removed, keyword(rec.title), audit)
+        try:
+            text, fired = apply_rules(rec.text, opts.rules, sentences_removed, keyword(rec.title), audit)
+        except RuleTimeout as exc:
+            raise UserError(f"rule {exc.rule} ran past {USER_RULE_SECONDS:g} s on row {rec.source}: its pattern "
+                            "backtracks without end (nested repeats such as (梦+)+); rewrite it (梦+), or disable it; "
+                            "nothing was written") from None
         suspicious.update(name for name, _ in audit.kept)
         audits.offer(rec.source, rec.title, before,
                      [(f"template: {t.pattern}", span) for t, span in gone] + structural + audit.removed, audit.kept)

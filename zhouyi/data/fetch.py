@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import re
 import tarfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -116,9 +118,12 @@ def files_of(source: Source, payload: bytes) -> dict[str, bytes]:
     return files
 
 
-def download(url: str, timeout: float) -> bytes:
+def download(url: str, timeout: float, deadline: float | None = None) -> bytes:
+    """The file at `url`: `timeout` for each wait on the server, `deadline` (seconds) for the whole download."""
     import httpx
 
+    deadline = deadline if deadline is not None else whole_download(timeout)
+    ends = time.monotonic() + deadline
     try:
         with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
             if response.status_code != 200:
@@ -128,16 +133,32 @@ def download(url: str, timeout: float) -> bytes:
                 data += chunk
                 if len(data) > MAX_BYTES:
                     raise UserError(f"{url}: more than {MAX_BYTES // 2**20} MiB; not the source zhouyi expects")
+                if time.monotonic() > ends:
+                    raise UserError(f"{url}: the download took longer than {deadline:g} s in all ({len(data):,} bytes "
+                                    "so far); the server is too slow: try again later, or --mirror another")
             return bytes(data)
+    except httpx.TooManyRedirects:
+        raise UserError(f"{url}: the server redirects in a loop; fetch from another --mirror") from None
     except httpx.HTTPError as exc:
         raise UserError(f"could not reach {url} ({type(exc).__name__}: {exc}); `zhouyi data fetch` needs network "
                         "access to github.com (or --mirror URL with the sources)") from None
+
+
+def whole_download(timeout: float) -> float:
+    """The deadline for one whole download: ten of the waits `--timeout` allows (10 minutes at its default)."""
+    return 10 * timeout
 
 
 def fetch(dest: Path, mirror: str | None = None, timeout: float = 60, echo=print) -> list[Path]:
     """Download, check and convert every source, then write them all into `dest`; the files written."""
     from zhouyi.files import commit, refuse_foreign
 
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise UserError(f"--timeout {timeout:g}: give the seconds to wait for a server, a number above 0 (e.g. 60)")
+    if dest.exists() and not dest.is_dir():
+        raise UserError(f"-o {dest} is a file; it names the folder the sources are written into")
+    # every output checked before the first byte is fetched
+    refuse_foreign({dest / source.output: "" for source in SOURCES}, force=False, force_flag=None)
     converted: dict[Path, str] = {}
     for source in SOURCES:
         url = source.url(mirror)
@@ -148,6 +169,6 @@ def fetch(dest: Path, mirror: str | None = None, timeout: float = 60, echo=print
                             f"{source.commit[:7]} (content digest {got[:16]}…, expected {source.digest[:16]}…); "
                             "nothing was written")
         converted[dest / source.output] = source.convert(files)
-    refuse_foreign(converted, force=False)
+    refuse_foreign(converted, force=False, force_flag=None)
     commit(converted)
     return list(converted)

@@ -20,6 +20,35 @@ def eval_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}_eval{output.suffix}")
 
 
+REPORT_FILES = (REPORT_JSON, REPORT_MD, REPORT_HTML, "lengths.png")
+
+
+def outputs_of(output: Path, report_dir: Path | None, save_templates: Path | None) -> dict[str, Path]:
+    """Every file one cleaning writes, by the flag that names it."""
+    found = {"-o": output, "the eval split": eval_path(output)}
+    if report_dir is not None:
+        found |= {f"--report's {name}": Path(report_dir) / name for name in REPORT_FILES}
+    if save_templates is not None:
+        found["--save-templates"] = Path(save_templates)
+    return found
+
+
+def apart(files: dict[str, Path], registry: Path) -> None:
+    """No two of a command's files (its outputs, and an output and an input) are one file, and no output is the
+    registry: else one would overwrite the other. Links are followed: two names of one file are one file."""
+    seen: dict[Path, str] = {registry.resolve(): "the registry (dataset_info.json)"}
+    for flag, path in files.items():
+        real = Path(path).resolve()
+        other = seen.get(real)
+        if other is None or flag.startswith("input") and other.startswith("input"):
+            seen.setdefault(real, flag)
+            continue
+        if flag.startswith("input"):
+            raise UserError(f"output {path} ({other}) is one of the inputs; write it elsewhere; nothing was written")
+        raise UserError(f"{flag} and {other} are the same file ({path}): each output needs a file of its own; "
+                        "nothing was written")
+
+
 def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: CleanOptions,
               register: bool = True, force: bool = False, echo=print, save_templates: Path | None = None
               ) -> CleanResult:
@@ -31,10 +60,9 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
     if kept := kept_by_zhouyi(output):
         raise UserError(f"-o {output}: {kept}, which zhouyi keeps for itself; write the cleaned data to another "
                         f"file, e.g. -o {output.with_name('zhougong.json')}")
-    if any(Path(i).resolve() in (output.resolve(), eval_path(output).resolve()) for i in inputs):
-        raise UserError(f"output {output} is one of the inputs; write the cleaned data elsewhere")
     if report_dir is not None and Path(report_dir).exists() and not Path(report_dir).is_dir():
         raise UserError(f"--report {report_dir} is a file; it names the folder for report.json and report.md")
+    apart(outputs_of(output, report_dir, save_templates) | {f"input {i}": Path(i) for i in inputs}, registry)
     with locked(output.parent):
         if register:
             read_registry(registry)  # a malformed registry stops everything before anything is written
@@ -66,7 +94,7 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
             report_files = {Path(report_dir) / REPORT_JSON: json.dumps(result.report, ensure_ascii=False, indent=2)
                             + "\n", Path(report_dir) / REPORT_MD: report_markdown(result.report),
                             Path(report_dir) / REPORT_HTML: report_html(result.report),
-                            Path(report_dir) / "lengths.png": histogram_png([han_count(r.text) for r in records], [
+                            Path(report_dir) / REPORT_FILES[-1]: histogram_png([han_count(r.text) for r in records], [
                                 han_count(r["output"]) for r in result.train + result.eval])}
             refuse_foreign(report_files, force, what="--report")
             writes |= report_files

@@ -23,7 +23,7 @@ from zhouyi.answers import Question, has_boilerplate, loops, speaks_as_assistant
 from zhouyi.data.clean import asked_dream, han_count
 from zhouyi.data.pipeline import rows_text
 from zhouyi.errors import UserError
-from zhouyi.files import commit, locked, read_json_rows, refuse_foreign
+from zhouyi.files import commit, locked, read_json_rows, refuse_foreign, sole_user
 from zhouyi.layout import DATASET_INFO, REPORT_JSON, REPORT_MD, kept_by_zhouyi
 from zhouyi.registry import merge_entries, read_registry
 from zhouyi.spec import ALPACA_COLUMNS, OFF_VOICE_MARKERS, EndpointSpec, RewriteSpec
@@ -162,7 +162,8 @@ def rewrite(job: Job, limit: int | None, dry_run: bool, echo=print) -> dict | No
          f"({cached} cached), ≈{tokens:,} prompt tokens", flush=True)
     if dry_run:
         return None
-    outcome = endpoint.ask_all(job.teacher, asked, job.cache, echo)
+    with sole_user(job.cache.path, "data rewrite"):  # one rewrite of an output at a time: no answer paid twice
+        outcome = endpoint.ask_all(job.teacher, asked, job.cache, echo)
     out_rows, kept, failed = [], Counter(), Counter()
     ratios = []
     for row, request in zip(found, asked, strict=True):

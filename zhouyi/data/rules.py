@@ -24,9 +24,10 @@ class Rule:
     action: Action
     replacement: str = ""
     filler: bool = False  # it removes filler shaped like an interpretation, so the content guard does not apply
+    user: bool = False  # a user's rule: run by the `regex` engine with a time limit on each text
 
-    def compiled(self) -> re.Pattern:
-        return _compile(self.pattern)
+    def compiled(self):
+        return _compile_user(self.pattern) if self.user else _compile(self.pattern)
 
 
 _CACHE: dict[str, re.Pattern] = {}
@@ -36,6 +37,40 @@ def _compile(pattern: str) -> re.Pattern:
     if pattern not in _CACHE:
         _CACHE[pattern] = re.compile(pattern, re.S | re.M)  # `$` is a line end; `\Z` the text's end
     return _CACHE[pattern]
+
+
+USER_RULE_SECONDS = 2.0  # one user rule on one text; past it the cleaning stops naming the rule and the row
+
+
+class RuleTimeout(Exception):
+    """A user's rule ran past USER_RULE_SECONDS on one text: its pattern backtracks catastrophically."""
+
+    def __init__(self, rule: str):
+        super().__init__(rule)
+        self.rule = rule
+
+
+def _compile_user(pattern: str):
+    import regex
+
+    key = "user:" + pattern
+    if key not in _CACHE:
+        _CACHE[key] = regex.compile(pattern, regex.S | regex.M | regex.V0)
+    return _CACHE[key]
+
+
+def user_rule_problem(pattern: str, replacement: str) -> str | None:
+    """Why a user's rule cannot run (its pattern is no regex, or its replacement names a group the pattern does not
+    have), or None."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        return f"the pattern is not a regex ({exc})"
+    try:
+        re._parser.parse_template(replacement, compiled)  # what re.sub would do with it, without a match
+    except (re.error, IndexError) as exc:
+        return f"the replacement {replacement!r} does not fit the pattern ({exc})"
+    return None
 
 
 SITE_RULES: tuple[Rule, ...] = (
@@ -51,7 +86,7 @@ SITE_RULES: tuple[Rule, ...] = (
     Rule("url", "web addresses", r"https?://\S+|www\.[A-Za-z0-9.-]+\.[a-z]{2,}\S*", "delete"),
     Rule("attribution", "site attribution in the middle of text", r"[（(]?来自周公解梦官网[)）]?", "delete"),
     Rule("editor_phrases", "editor and SEO phrases",
-         r"[^。\n]*(?:小编|转载请注明|本文来源|更多解梦|点击查看|相关推荐)[^。\n]*[。！]?", "delete"),
+         r"(?:^|(?<=[。\n]))[^。\n]*(?:小编|转载请注明|本文来源|更多解梦|点击查看|相关推荐)[^。\n]*[。！]?", "delete"),
     Rule("navigation", "navigation lines (上一篇/下一篇/返回首页)", r"^[^\n]*(?:上一篇|下一篇|返回首页|首页\s*>)[^\n]*$",
          "delete"),
     Rule("horoscope_filler", "a pasted daily-horoscope template: `梦见X意味着：…今天的你…` up to the next paragraph",
@@ -79,7 +114,7 @@ WEB_NOISE_FILE = Path(__file__).resolve().parent / "web_noise.yaml"
 ACTIONS = ("delete", "truncate_from", "replace", "drop_row")
 
 
-def load_rules_file(path: Path, what: str = "data.clean.rules_files") -> tuple[Rule, ...]:
+def load_rules_file(path: Path, what: str = "data.clean.rules_files", user: bool = True) -> tuple[Rule, ...]:
     """Rules from a YAML file (a list of {name, description, pattern, action, replacement}); anything malformed is
     a UserError naming the file and line."""
     import yaml
@@ -111,16 +146,14 @@ def load_rules_file(path: Path, what: str = "data.clean.rules_files") -> tuple[R
                             + (f"; unknown keys: {', '.join(sorted(unknown))}" if unknown else ""))
         if entry["action"] not in ACTIONS:
             raise UserError(f"{path}:{line}: action {entry['action']!r} is not one of {', '.join(ACTIONS)}")
-        try:
-            re.compile(entry["pattern"])
-        except re.error as exc:
-            raise UserError(f"{path}:{line}: rule {entry['name']}: the pattern is not a regex ({exc})") from None
+        if problem := user_rule_problem(entry["pattern"], str(entry.get("replacement") or "")):
+            raise UserError(f"{path}:{line}: rule {entry['name']}: {problem}")
         rules.append(Rule(entry["name"], str(entry.get("description") or ""), entry["pattern"], entry["action"],
-                          str(entry.get("replacement") or "")))
+                          str(entry.get("replacement") or ""), user=user))
     return tuple(rules)
 
 
-WEB_NOISE: tuple[Rule, ...] = load_rules_file(WEB_NOISE_FILE, "zhouyi's web noise rules")
+WEB_NOISE: tuple[Rule, ...] = load_rules_file(WEB_NOISE_FILE, "zhouyi's web noise rules", user=False)
 DEFAULT_RULES: tuple[Rule, ...] = SITE_RULES + WEB_NOISE + SPACING_RULES
 
 _FULLWIDTH = str.maketrans({",": "，", ";": "；", ":": "：", "?": "？", "!": "！", "(": "（", ")": "）"})
@@ -155,44 +188,56 @@ def apply_rules(text: str, rules: tuple[Rule, ...] | list[Rule], sentences_remov
     audit = audit if audit is not None else Audit()
     fired = []
     for rule in rules:
-        regex = rule.compiled()
-        if not regex.search(text):
-            continue
-        guarded = not rule.filler and keyword
-        before = sentence_count(text)
-        if rule.action == "drop_row":
-            fired.append(rule.name)
-            if sentences_removed is not None:
-                sentences_removed[rule.name] += before
-            return None, fired
-        if rule.action == "truncate_from":
-            match = next((m for m in regex.finditer(text)
-                          if not (guarded and holds_meaning(text[m.start():], keyword))), None)
-            for m in regex.finditer(text[:match.start()] if match else text):
-                audit.kept.append((rule.name, m.group(0)))
-            if match is None:
-                continue
-            audit.removed.append((rule.name, text[match.start():]))
-            text = text[: match.start()]
-        else:
-            def substitute(m: re.Match, rule: Rule = rule, guarded=guarded) -> str:
-                if guarded and rule.action == "delete" and holds_meaning(m.group(0), keyword):
-                    audit.kept.append((rule.name, m.group(0)))
-                    return m.group(0)
-                if rule.replacement == "<fullwidth>":
-                    return m.group(0).translate(_FULLWIDTH)
-                if rule.action == "delete" or not rule.replacement.strip():
-                    audit.removed.append((rule.name, m.group(0)))
-                return m.expand(rule.replacement) if rule.action == "replace" else ""
-
-            changed = regex.sub(substitute, text)
-            if changed == text and rule.action == "delete":
-                continue
-            text = changed
-        fired.append(rule.name)
-        if sentences_removed is not None:
-            sentences_removed[rule.name] += max(0, before - sentence_count(text))
+        try:
+            text, fired_now = _apply_one(rule, text, sentences_removed, keyword, audit)
+        except TimeoutError:
+            raise RuleTimeout(rule.name) from None
+        if fired_now is None:
+            return None, [*fired, rule.name]
+        fired += fired_now
     return text.strip(), fired
+
+
+def _apply_one(rule: Rule, text: str, sentences_removed, keyword: str | None, audit: Audit
+               ) -> tuple[str, list[str] | None]:
+    """One rule on the text: (text, [its name] when it fired, else []); (text, None) when it drops the row."""
+    regex = rule.compiled()
+    limit = {"timeout": USER_RULE_SECONDS} if rule.user else {}
+    if not regex.search(text, **limit):
+        return text, []
+    guarded = not rule.filler and keyword
+    before = sentence_count(text)
+    if rule.action == "drop_row":
+        if sentences_removed is not None:
+            sentences_removed[rule.name] += before
+        return text, None
+    if rule.action == "truncate_from":
+        match = next((m for m in regex.finditer(text, **limit)
+                      if not (guarded and holds_meaning(text[m.start():], keyword))), None)
+        for m in regex.finditer(text[:match.start()] if match else text, **limit):
+            audit.kept.append((rule.name, m.group(0)))
+        if match is None:
+            return text, []
+        audit.removed.append((rule.name, text[match.start():]))
+        text = text[: match.start()]
+    else:
+        def substitute(m) -> str:
+            if guarded and rule.action == "delete" and holds_meaning(m.group(0), keyword):
+                audit.kept.append((rule.name, m.group(0)))
+                return m.group(0)
+            if rule.replacement == "<fullwidth>":
+                return m.group(0).translate(_FULLWIDTH)
+            if rule.action == "delete" or not rule.replacement.strip():
+                audit.removed.append((rule.name, m.group(0)))
+            return m.expand(rule.replacement) if rule.action == "replace" else ""
+
+        changed = regex.sub(substitute, text, **limit)
+        if changed == text and rule.action == "delete":
+            return text, []
+        text = changed
+    if sentences_removed is not None:
+        sentences_removed[rule.name] += max(0, before - sentence_count(text))
+    return text, [rule.name]
 
 
 def sentence_count(text: str) -> int:

@@ -175,12 +175,19 @@ def load_known(paths: list[str]) -> dict[str, Template]:
         except (OSError, ValueError) as exc:
             raise UserError(f"data.clean.templates: {path} is not JSON ({exc}); write one with --save-templates") \
                 from None
+        except RecursionError:
+            raise UserError(f"data.clean.templates: {path} is nested too deep to be a templates file; write one with "
+                            "--save-templates") from None
         if not isinstance(rows, list):
             raise UserError(f"data.clean.templates: {path} is not a list of templates")
         for i, row in enumerate(rows):
             if not isinstance(row, dict) or not isinstance(row.get("pattern"), str) or not row["pattern"].strip():
                 raise UserError(f"data.clean.templates: {path} entry {i} has no pattern (write the file with "
                                 "--save-templates)")
-            known[row["pattern"]] = Template(row["pattern"], int(row.get("pages") or 0), str(path),
+            pages = row.get("pages") or 0
+            if not isinstance(pages, int) or isinstance(pages, bool) or pages < 0:
+                raise UserError(f"data.clean.templates: {path} entry {i}: pages {pages!r} is not a count of pages "
+                                "(write the file with --save-templates)")
+            known[row["pattern"]] = Template(row["pattern"], pages, str(path),
                                              str(row.get("example") or ""), learnt=False)
     return known

@@ -6,6 +6,7 @@ slope comes from zhouyi's own estimate of a row's activations. A rung that ran o
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +33,15 @@ def measured_points(report_path: Path, card: Card) -> tuple[list[tuple[int, floa
     settings of its last rung that ran (packing, checkpointing, Liger, method and cutoff alike), the smallest
     micro-batch that ran out of memory with them, and those settings."""
     try:
-        report = json.loads(Path(report_path).read_text(encoding="utf-8"))
-        results = report["results"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"--measured {report_path}: not a zhouyi bench report ({exc})") from None
+        return _points(json.loads(Path(report_path).read_text(encoding="utf-8")), report_path, card)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+        why = "nested too deep" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}"
+        raise UserError(f"--measured {report_path}: not a zhouyi bench report ({why}); give the bench.json that "
+                        "`zhouyi bench SPEC --ladder` wrote") from None
+
+
+def _points(report: dict, report_path: Path, card: Card) -> tuple[list[tuple[int, float]], int | None, dict]:
+    results = report["results"]
     ok = [r for r in results if r.get("status") == "ok" and r.get("settings")]
     devices = sorted({r.get("device") or "?" for r in ok})
     if not ok or devices != [card.name]:
@@ -44,9 +50,11 @@ def measured_points(report_path: Path, card: Card) -> tuple[list[tuple[int, floa
     on_card = [r for r in results if r.get("settings") and r.get("status") in ("ok", "oom")]
     keys = [k for k in ok[-1]["settings"] if k not in ("per_device_train_batch_size", "gradient_accumulation_steps")]
     same = [r for r in on_card if all(r["settings"].get(k) == ok[-1]["settings"].get(k) for k in keys)]
-    points = sorted({r["settings"]["per_device_train_batch_size"]: r["peak_memory_gib"] * GIB
+    points = sorted({int(r["settings"]["per_device_train_batch_size"]): float(r["peak_memory_gib"]) * GIB
                      for r in same if r["status"] == "ok"}.items())
-    oom = [r["settings"]["per_device_train_batch_size"] for r in same if r["status"] == "oom"]
+    if any(b < 1 or not math.isfinite(peak) or peak <= 0 for b, peak in points):
+        raise ValueError("a micro-batch below 1, or a peak that is not a positive, finite number of GiB")
+    oom = [int(r["settings"]["per_device_train_batch_size"]) for r in same if r["status"] == "oom"]
     return points, min(oom) if oom else None, {k: ok[-1]["settings"][k] for k in keys}
 
 

@@ -21,6 +21,7 @@ from zhouyi.serve.requests import MAX_MESSAGES, Limits, refusal
 HEADER_SECONDS = 10  # to send the request line and headers
 BODY_SECONDS = 30  # to send the body
 MAX_CONNECTIONS = 64  # open at once; more are answered 503 at once
+MAX_HEADER_BYTES = 16 << 10  # the model server's HTTP parser refuses more: said here, not as "not answering"
 JSON_BYTES_PER_CHAR = 6  # a client that escapes non-ASCII sends 梦 as \u68a6
 UPSTREAM_KEY_ENV = "ZHOUYI_UPSTREAM_KEY"
 ROUTES = {("GET", "/v1/models"), ("POST", "/v1/chat/completions")}
@@ -77,6 +78,10 @@ def app(upstream: str, upstream_key: str, key: str | None, limits: Limits, body_
         if (request.method, request.url.path) not in ROUTES:
             return error(404, f"{request.method} {request.url.path}: this server answers GET /v1/models and POST "
                               "/v1/chat/completions")
+        header_bytes = sum(len(k) + len(v) for k, v in request.headers.raw)
+        if header_bytes > MAX_HEADER_BYTES:
+            return error(431, f"the request's headers are {header_bytes:,} bytes; this server takes "
+                              f"{MAX_HEADER_BYTES:,}")
         given = request.headers.get("authorization", "")
         if key and not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
             return error(401, "a valid API key is required (Authorization: Bearer <API_KEY>)")
@@ -92,11 +97,14 @@ def app(upstream: str, upstream_key: str, key: str | None, limits: Limits, body_
         if request.method == "POST":
             try:
                 payload = json.loads(body.decode("utf-8"))
+                problem = refusal(payload, limits)
             except UnicodeDecodeError as exc:
                 return error(400, f"the body is not UTF-8 (byte {exc.start}); send JSON in UTF-8")
             except ValueError as exc:
                 return error(400, f"the body is not JSON ({exc})")
-            if problem := refusal(payload, limits):
+            except RecursionError:
+                return error(400, "the body is nested too deep to be a chat request")
+            if problem:
                 param, why = problem
                 return error(400, f"{param}: {why}" if param else why, param)
         headers = {k: v for k, v in request.headers.items() if k not in _NOT_FORWARDED}

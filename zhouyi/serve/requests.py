@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MAX_MESSAGES = 32  # turns in one request; with the per-text limit, this bounds the prompt
 MAX_TOOLS = 16
@@ -47,6 +47,14 @@ class Message(_Strict):
     role: Literal["system", "user", "assistant", "tool", "function"]
     content: str | list[TextPart] | None = None
     tool_calls: list[ToolCall] | None = Field(None, max_length=MAX_TOOLS)
+
+    @model_validator(mode="after")
+    def _has_content(self) -> Message:
+        """LLaMA-Factory reads `content` of every message but an assistant's tool calls (and a system prompt it may
+        leave out); a null there fails inside the model server, so the gate refuses it."""
+        if self.content is None and self.role not in ("system",) and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError(f"a {self.role} message needs content (text, or a list of text parts)")
+        return self
 
     def text(self) -> str:
         """All the model reads of this message."""
@@ -102,7 +110,9 @@ def refusal(payload: Any, limits: Limits) -> tuple[str | None, str] | None:
             where, name = _param(first["loc"][:-1]), first["loc"][-1]
             takes = f" (it takes: {', '.join(ChatRequest.model_fields)})" if where is None else ""
             return f"{where}.{name}" if where else name, f"not a field this server takes{takes}"
-        return param, first["msg"] + ("" if first["type"] == "model_type" else f" (got {_shown(first['input'])})")
+        msg = first["msg"].removeprefix("Value error, ")
+        shown = "" if first["type"] in ("model_type", "value_error") else f" (got {_shown(first['input'])})"
+        return param, msg + shown
     if request.max_tokens is not None and request.max_tokens > limits.max_new_tokens:
         return "max_tokens", f"{request.max_tokens:,}; infer.max_new_tokens allows {limits.max_new_tokens:,}"
     for i, message in enumerate(request.messages):
