@@ -23,6 +23,22 @@ def add_verbs(sub) -> None:
     p.add_argument("--skip-gate", action="store_true", help="merge even when the quality gate (export.gate) says the "
                    "tuned model is worse than the base")
     dry_run_flag(p)
+    p = verb(sub, "verify", cmd_verify, "recompute every digest an exported folder's provenance.json records (weights, "
+             "card, data, spec, the evaluation it quotes): exit 1 when one differs")
+    p.add_argument("folder", metavar="FOLDER", help="a folder `zhouyi export` wrote (merged/, merged-gguf-<type>/)")
+
+
+def cmd_verify(args) -> int:
+    from zhouyi.export.verify import DIFFERS, verify
+
+    found = verify(Path(args.folder))
+    width = max(len(name) for _, name, _ in found)
+    for what, name, state in found:
+        print(f"{what:10} {name:{width}}  {state}")
+    bad = [name for _, name, state in found if state.startswith(DIFFERS)]
+    print(f"{len(found) - len(bad)} of {len(found)} checked: " + (f"{len(bad)} differ ({', '.join(bad)})" if bad
+                                                                   else "nothing differs"))
+    return 1 if bad else 0
 
 
 def gguf_types() -> tuple[str, ...]:

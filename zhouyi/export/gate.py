@@ -55,11 +55,12 @@ def failures(report: dict, gate: ExportGateSpec) -> list[str]:
     return lines
 
 
-def check(spec: JobSpec, run_dir: Path) -> None:
-    """Pass quietly, or raise a UserError with the numbers and the ways on; `export.gate.enabled: false` skips it."""
+def check(spec: JobSpec, run_dir: Path) -> str:
+    """The decision in words when the run passes, or a UserError with the numbers and the ways on;
+    `export.gate.enabled: false` skips it."""
     gate = spec.export.gate
     if not gate.enabled:
-        return
+        return "disabled (export.gate.enabled: false)"
     report_path = run_dir / layout.EVAL_DIR / layout.REPORT_JSON
     rewrite = f"run `zhouyi eval --run {run_dir}` again to rewrite it"
     report = read_mapping(report_path, rewrite)
@@ -77,5 +78,7 @@ def check(spec: JobSpec, run_dir: Path) -> None:
                         "evaluation shows the tuned model worse than the base:\n  " + "\n  ".join(worse) +
                         "\nTrain it better; loosen the gate for this export (e.g. --set export.gate.metric_drop=2, "
                         "--set export.gate.share_worse=0.1); or export anyway with --skip-gate")
-    print(f"export gate: {run_dir.name} is no worse than the base on {report.get('rows')} held-out questions, by "
-          f"the 95% intervals ({report_path})")
+    decision = (f"passed: {run_dir.name} is no worse than the base on {report.get('rows')} held-out questions, by "
+                f"the 95% intervals")
+    print(f"export gate: {decision} ({report_path})")
+    return decision

@@ -13,8 +13,9 @@ from pathlib import Path
 from zhouyi import launch, layout, process
 from zhouyi.child.jobs import GGUF_TYPES, GgufWrite
 from zhouyi.errors import UserError
+from zhouyi.export import card
 from zhouyi.export.merge import require_merged
-from zhouyi.files import atomic_write, write_json
+from zhouyi.files import atomic_write, read_mapping, write_json
 from zhouyi.packages import dist_version
 from zhouyi.runs import ensure_empty_target
 from zhouyi.spec import JobSpec
@@ -71,6 +72,8 @@ def write(spec: JobSpec, run_dir: Path, outtype: str, force: bool, timeout: floa
                                                  "convert_s": answer.convert_s, "seconds": answer.seconds,
                                                  "merged": str(merged), "persona": spec.model.default_system,
                                                  "chat_template": answer.chat_template})
+        merged_facts = read_mapping(merged / card.PROVENANCE, "export the merge again")
+        card.write(spec, run_dir, target, merged_facts.get("export_gate") or "as the merge it was converted from")
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)  # emptied or made by ensure_empty_target just now: ours
         raise

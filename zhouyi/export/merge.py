@@ -9,7 +9,7 @@ from pathlib import Path
 
 from zhouyi import launch, layout, process
 from zhouyi.errors import UserError
-from zhouyi.export import gate
+from zhouyi.export import card, gate
 from zhouyi.files import atomic_write, read_json_rows
 from zhouyi.launch import Command
 from zhouyi.packages import dist_version
@@ -26,9 +26,10 @@ def merge(spec: JobSpec, run_dir: Path, force: bool, dry_run: bool = False, skip
     if dry_run:
         return process.run(cmd, dry_run=True)
     if skip_gate:
-        print("export gate: skipped (--skip-gate)")
+        decision = "skipped (--skip-gate): the model left without the gate's check"
+        print(f"export gate: {decision}")
     else:
-        gate.check(spec, run_dir)
+        decision = gate.check(spec, run_dir)
     target = layout.merged_dir(run_dir, spec.export.export_dir)
     ensure_empty_target(target, force)
     code = process.run(cmd)
@@ -37,6 +38,8 @@ def merge(spec: JobSpec, run_dir: Path, force: bool, dry_run: bool = False, skip
         return code
     if modelfile_with_persona(target, spec.model.default_system):
         print(f"{target / 'Modelfile'}: added the persona as SYSTEM")
+    print(f"{card.write(spec, run_dir, target, decision)}: the model card, its facts in {card.PROVENANCE} "
+          "(zhouyi verify checks them)")
     code = process.run(smoke_command(spec, target))
     print(f"{'exported' if code == 0 else f'exported, but the smoke generation failed (exit {code})'}: {target}")
     return code
