@@ -79,24 +79,50 @@ def spec(name: str, train_file: str, columns: dict, steps: int, seed: int, draw:
 
 
 
-def chart(rows: dict[str, dict], png: Path) -> None:
+CHART = [("boilerplate", "site boilerplate"), ("in_voice", "in the persona's voice"), ("loops", "repeating itself"),
+         ("at_token_limit", "never ended"), ("rouge-l", "ROUGE-L / 100")]
+
+
+def arm_intervals(results: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Each arm's 95% interval per charted measure: Wilson over every draw's answers for a share of answers, a
+    bootstrap over draws and questions (stats.cluster_bootstrap; over questions with one draw) for ROUGE-L."""
+    from zhouyi import stats
+
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for arm in ("base", "tutorial-style", "zhouyi-clean"):
+        for key, _ in CHART:
+            groups = [[float(v) for v in r["table"]["per_question"][
+                "base" if arm == "base" else column(r["table"], arm)][key]] for r in results]
+            if key == "rouge-l":
+                found = stats.cluster_bootstrap(groups) if len(groups) > 1 else \
+                    stats.paired_bootstrap([0.0] * len(groups[0]), groups[0])
+            else:
+                found = stats.wilson(round(sum(map(sum, groups))), sum(map(len, groups)))
+            out.setdefault(arm, {})[key] = (found.low, found.high)
+    return out
+
+
+def chart(means: dict[str, dict], intervals: dict[str, dict], png: Path) -> None:
+    """Bars of each arm's means with their 95% intervals as error bars; the legend below the axes, off the data."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    measures = [("boilerplate", "site boilerplate"), ("in_voice", "in the persona's voice"),
-                ("loops", "repeating itself"), ("rouge-l", "ROUGE-L / 100")]
-    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
-    width = 0.8 / len(rows)
-    for i, (model, row) in enumerate(rows.items()):
-        values = [row[key] / (100 if key == "rouge-l" else 1) for key, _ in measures]
-        ax.bar([m + i * width for m in range(len(measures))], values, width, label=model)
-    ax.set_xticks([m + width * (len(rows) - 1) / 2 for m in range(len(measures))], [label for _, label in measures])
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("share of answers")
-    ax.legend()
-    ax.set_title("gemma-3-270m on held-out dreams: base, tutorial-style data, zhouyi-clean data")
+    fig, ax = plt.subplots(figsize=(9, 4.6), dpi=100)
+    width = 0.8 / len(means)
+    for i, (model, row) in enumerate(means.items()):
+        scale = [100 if key == "rouge-l" else 1 for key, _ in CHART]
+        values = [row[key] / k for (key, _), k in zip(CHART, scale, strict=True)]
+        lows = [v - intervals[model][key][0] / k for v, (key, _), k in zip(values, CHART, scale, strict=True)]
+        highs = [intervals[model][key][1] / k - v for v, (key, _), k in zip(values, CHART, scale, strict=True)]
+        ax.bar([m + i * width for m in range(len(CHART))], values, width, label=model,
+               yerr=[[max(0.0, x) for x in lows], [max(0.0, x) for x in highs]], capsize=3)
+    ax.set_xticks([m + width * (len(means) - 1) / 2 for m in range(len(CHART))], [label for _, label in CHART])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("share of answers (ROUGE-L / 100)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(means), frameon=False)
+    ax.set_title("gemma-3-270m on held-out dreams, with 95% intervals")
     fig.tight_layout()
     fig.savefig(png)
     plt.close(fig)
@@ -313,7 +339,7 @@ def main() -> int:
               "draws": results, "across": across(results) if len(results) > 1 else {}, "means": arm_means(results)}
     result["verdict"] = verdict_line(result)
     stem = "proof" if args.draws == 1 else f"proof-{args.draws}draws"
-    chart(result["means"], work / f"{stem}.png")
+    chart(result["means"], arm_intervals(results), work / f"{stem}.png")
     md = markdown(result, f"{stem}-{date}.png")
     (work / f"{stem}.json").write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     (work / f"{stem}.md").write_text(md, encoding="utf-8")
