@@ -293,3 +293,42 @@ def test_make_install_names_the_fix_on_an_old_python(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "needs Python 3.11" in result.stderr and "PYTHON=python3.11" in result.stderr
     assert not (tmp_path / "venv").exists()
+
+
+KINDS = {  # a malformed file of each kind, as bytes
+    "not UTF-8": b"\xff\xfe\x00bad \x81\x82 bytes",
+    "empty": b"",
+    "wrong type": b"42\n",
+    "nested 10,000 deep": ("[" * 10_000 + "]" * 10_000).encode(),
+    "non-finite": b"NaN\n",
+}
+READERS = {  # every reader of a user-named file, as the command that reads it
+    "records": ["data", "clean", "{f}", "-o", "data/x.json"],
+    "templates": ["data", "clean", "pages.json", "-o", "data/x.json", "--templates", "{f}"],
+    "rules": ["data", "clean", "pages.json", "-o", "data/x.json", "--rules-file", "{f}"],
+    "spec": ["validate", "{f}"],
+    "teacher": ["data", "rewrite", "-i", "data/zhougong_demo.json", "--teacher-with", "{f}", "--dry-run"],
+    "bench report": ["estimate", "zhougong-lora", "--hardware", "h100", "--measured", "{f}"],
+    "explain": ["data", "explain", "{f}", "0"],
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reader", READERS)
+def test_every_reader_of_a_users_file_names_every_kind_of_bad_file(project, reader, kind):
+    pages(project)
+    name = "bad.yaml" if reader in ("spec", "teacher", "rules") else "bad.json"
+    (project / name).write_bytes(KINDS[kind])
+    result = cli(*[a.replace("{f}", name) for a in READERS[reader]], cwd=project)
+    said = result.stdout + result.stderr
+    assert result.returncode == 2, said
+    assert name in said and "Traceback" not in said, said
+
+
+def test_a_page_of_unclosed_headings_is_read_in_linear_time():
+    from zhouyi.data.extract import title_of
+
+    began = time.monotonic()
+    assert title_of("<h1>" * 30_000 + "梦见蛇") == ""
+    assert title_of("<title>梦见蛇_解梦吧</title>" + "<h1>" * 30_000) == "梦见蛇"
+    assert time.monotonic() - began < 2

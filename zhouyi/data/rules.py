@@ -128,6 +128,8 @@ def load_rules_file(path: Path, what: str = "data.clean.rules_files", user: bool
         raise UserError(f"{what}: {path} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{what}: {path} cannot be read ({exc})") from None
+    except RecursionError:
+        raise UserError(f"{what}: {path} is nested too deep to read; a rules file is a YAML list of rules") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise UserError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML ({getattr(exc, 'problem', exc)})") \
