@@ -54,7 +54,9 @@ def provenance(spec: JobSpec, run_dir: Path, folder: Path, gate: str) -> dict:
         "run_dir": str(run_dir.resolve()),
         "files": {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*"))
                   if p.is_file() and p.name not in OWN},
-        "data": manifest.get("data", {}),
+        # the data files; the registry is left out: it grows with every dataset registered after this run
+        "data": {path: digest for path, digest in manifest.get("data", {}).items()
+                 if Path(path).name != layout.DATASET_INFO},
         "spec_sha256": _sha256_of(run_dir / layout.SPEC_RESOLVED),
         "rendered": manifest.get("rendered", {}),
         "versions": manifest.get("versions", {}), "git_commit": manifest.get("git_commit"),
@@ -123,8 +125,9 @@ def card_text(spec: JobSpec, run_dir: Path, facts: dict, folder: Path) -> str:
 def _body(spec: JobSpec, run_dir: Path, facts: dict, folder: Path, licence: str | None) -> str:
     persona = spec.model.default_system or "(none)"
     gguf = next((f for f in facts["files"] if f.endswith(".gguf")), None)
+    what = spec.description or "a model tuned with zhouyi"
     lines = [f"# {spec.name}", "",
-             f"{spec.description or 'A model tuned with zhouyi'}: {spec.model.model_name_or_path} tuned by "
+             f"{what[0].upper() + what[1:]}: {spec.model.model_name_or_path} tuned by "
              f"{spec.method.finetuning_type} with LLaMA-Factory, through zhouyi (run `{facts['run']}`). It answers "
              f"as its persona:", "", f"> {persona}", "", "## How to run it", ""]
     if gguf:
