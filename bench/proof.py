@@ -271,9 +271,9 @@ def cell(value: float, share: bool) -> str:
 
 
 def interval_cell(c: dict, share: bool) -> str:
-    k = 100 if share else 1
-    unit = " pts" if share else ""
-    return f"{k * c['diff']:+.1f}{unit} [{k * c['low']:+.1f}, {k * c['high']:+.1f}], {c['verdict']}"
+    if share:
+        return f"{100 * c['diff']:+.0f} pts [{100 * c['low']:+.0f}, {100 * c['high']:+.0f}], {c['verdict']}"
+    return f"{c['diff']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}], {c['verdict']}"
 
 
 def markdown(result: dict, png: str) -> str:
