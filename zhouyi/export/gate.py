@@ -78,7 +78,7 @@ def check(spec: JobSpec, run_dir: Path) -> str:
                         "evaluation shows the tuned model worse than the base:\n  " + "\n  ".join(worse) +
                         "\nTrain it better; loosen the gate for this export (e.g. --set export.gate.metric_drop=2, "
                         "--set export.gate.share_worse=0.1); or export anyway with --skip-gate")
-    decision = (f"passed: {run_dir.name} is no worse than the base on {report.get('rows')} held-out questions, by "
-                f"the 95% intervals")
+    decision = (f"{run_dir.name} is no worse than the base on {report.get('rows')} held-out questions, by the 95% "
+                "intervals")
     print(f"export gate: {decision} ({report_path})")
-    return decision
+    return f"passed: {decision}"
