@@ -153,3 +153,18 @@ def test_report_html_shows_what_report_json_says_in_a_real_browser(tmp_path):
         browser.close()
     assert (tmp_path / "audit.png").stat().st_size > 1000
     print(f"screenshot: {tmp_path / 'audit.png'}")
+
+
+def test_the_tutorials_own_page_loses_its_intro_and_advert_and_nothing_is_suspicious():
+    """The intro holds the dream and 主观 (no meaning word): the rule written for it takes it whole, and the guard
+    does not mistake 主观 or 公主 for an interpretation's 主."""
+    page = ("梦见灯笼有现实的影响和反应，也有梦者的主观想象，请看下面由(周公解梦官网)小编帮你整理的"
+            "梦见灯笼的详细解说吧。　　" + "　　".join(DREAMS["灯笼"])
+            + "　　【大师特色梦境分析】　　以上解梦为通用解释，如需知晓具体事宜：")
+    result = clean([Record("t.json#0", "梦见灯笼", page)], [], CleanOptions.of(eval_ratio=0.0))
+    assert result.train[0]["output"] == "\n".join(DREAMS["灯笼"])
+    assert result.report["suspicious_removals"]["kept"] == 0
+    guarded = Rule("mine", "a user's rule", r"^[^\n]*$", "delete")
+    for line, kept in (("梦见公主，主观上很开心", False), ("梦见公主，主有财运", True)):
+        text, _ = apply_rules(line, (guarded,), None, "公主", Audit())
+        assert (text == line) is kept, line

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi import launch, layout, process
-from zhouyi.data.rules import DEFAULT_RULES, WEB_NOISE
+from zhouyi.data.rules import DEFAULT_RULES
 from zhouyi.errors import UserError
 from zhouyi.files import read_json_rows
 from zhouyi.spec import DatasetEntry, JobSpec
@@ -165,8 +165,7 @@ def token_counter(run_dir: Path):
 
 # ---------------------------------------------------------------- checks on one answer, and on many
 
-BOILERPLATE_RULES = ("advert_footer", "site_intro", "html", "url", "attribution", "editor_phrases", "navigation",
-                     "horoscope_filler", "numerology_filler", "case_studies", *(r.name for r in WEB_NOISE))
+BOILERPLATE_RULES = tuple(r.name for r in DEFAULT_RULES if r.boilerplate)  # each rule says whether it is one
 SHARES = ("boilerplate", "in_voice", "empty", "loops", "at_token_limit")  # the checks reported as shares of answers
 
 

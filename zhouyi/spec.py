@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from zhouyi.layout import RUN_OWN_NAMES
 from zhouyi.yamltext import omegaconf_problem
 
+RuleAction = Literal["delete", "truncate_from", "replace", "drop_row"]  # a cleaning rule's; zhouyi.data.rules reads it
 # a float here may be .inf or .nan as YAML reads it, so that JobSpec's own check names the override (not the union)
 Scalar = str | int | Annotated[float, Field(allow_inf_nan=True)] | bool | None
 OverrideValue = Scalar | list[Scalar] | dict[str, Scalar]
@@ -106,7 +107,7 @@ class RuleSpec(Strict):
 
     name: str = Field(min_length=1)
     pattern: str = Field(min_length=1, description="Python regex, compiled with re.S | re.M")
-    action: Literal["delete", "truncate_from", "replace", "drop_row"]
+    action: RuleAction
     replacement: str = ""
     description: str = ""
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import get_args
 
-Action = Literal["delete", "truncate_from", "replace", "drop_row"]
+from zhouyi.spec import RuleAction
+
+Action = RuleAction
 HAN = r"\u4e00-\u9fff"
 
 
@@ -25,6 +27,7 @@ class Rule:
     replacement: str = ""
     filler: bool = False  # it removes filler shaped like an interpretation, so the content guard does not apply
     user: bool = False  # a user's rule: run by the `regex` engine with a time limit on each text
+    boilerplate: bool = False  # what it removes is a site's text: an answer it matches carries boilerplate (answers)
 
     def compiled(self):
         return _compile_user(self.pattern) if self.user else _compile(self.pattern)
@@ -77,25 +80,25 @@ SITE_RULES: tuple[Rule, ...] = (
     Rule("mojibake", "GBK text decoded as Latin-1/UTF-8 (e.g. 'æ¢¦è§'): the row is lost, drop it",
          r"[\u00c0-\u00ff][\u0080-\u00bf]{1,2}[\u00c0-\u00ff]|\ufffd", "drop_row"),
     Rule("advert_footer", "the site's paid-reading advert and everything after it",
-         r"【大师特色梦境分析】.*|以上解梦为通用解释.*", "truncate_from", filler=True),
+         r"【大师特色梦境分析】.*|以上解梦为通用解释.*", "truncate_from", filler=True, boilerplate=True),
     Rule("site_intro", "the dream site's intro template before the real text",
-         r"梦见[^，。\n]{1,30}有现实的影响和反应，也有梦者的主观想象，请看下面由[(（]?[^)）]{0,20}[, filler=True)）]?小编帮你整理的"
-         r"梦见[^，。\n]{1,30}的详细解说吧。", "delete"),
+         r"梦见[^，。\n]{1,30}有现实的影响和反应，也有梦者的主观想象，请看下面由[(（]?[^)）]{0,20}[)）]?小编帮你整理的"
+         r"梦见[^，。\n]{1,30}的详细解说吧。", "delete", filler=True, boilerplate=True),
     Rule("html", "HTML tags and entities left by the scraper", r"<[^<>\n]{1,200}>|&(?:nbsp|amp|lt|gt|quot|#\d+);",
-         "replace", " "),
-    Rule("url", "web addresses", r"https?://\S+|www\.[A-Za-z0-9.-]+\.[a-z]{2,}\S*", "delete"),
-    Rule("attribution", "site attribution in the middle of text", r"[（(]?来自周公解梦官网[)）]?", "delete"),
+         "replace", " ", boilerplate=True),
+    Rule("url", "web addresses", r"https?://\S+|www\.[A-Za-z0-9.-]+\.[a-z]{2,}\S*", "delete", boilerplate=True),
+    Rule("attribution", "site attribution in the middle of text", r"[（(]?来自周公解梦官网[)）]?", "delete", boilerplate=True),
     Rule("editor_phrases", "editor and SEO phrases",
-         r"(?:^|(?<=[。\n]))[^。\n]*(?:小编|转载请注明|本文来源|更多解梦|点击查看|相关推荐)[^。\n]*[。！]?", "delete"),
+         r"(?:^|(?<=[。\n]))[^。\n]*(?:小编|转载请注明|本文来源|更多解梦|点击查看|相关推荐)[^。\n]*[。！]?", "delete", boilerplate=True),
     Rule("navigation", "navigation lines (上一篇/下一篇/返回首页)", r"^[^\n]*(?:上一篇|下一篇|返回首页|首页\s*>)[^\n]*$",
-         "delete"),
+         "delete", boilerplate=True),
     Rule("horoscope_filler", "a pasted daily-horoscope template: `梦见X意味着：…今天的你…` up to the next paragraph",
-         r"梦见[^，。\n]{1,30}意味着：.*?(?=\n\s*\n|\Z)", "delete", filler=True),
+         r"梦见[^，。\n]{1,30}意味着：.*?(?=\n\s*\n|\Z)", "delete", filler=True, boilerplate=True),
     Rule("numerology_filler", "name-numerology filler: `…的吉凶：…`, `凶数` lines and `【中吉】` tags",
          r"梦见[^，。\n]{1,30}的吉凶：.*?(?=\n\s*\n|\Z)|^[^\n]*(?:人、地两格|凶数)[^\n]*$|【(?:大吉|中吉|小吉|吉|凶|大凶|半吉)】",
-         "delete", filler=True),
+         "delete", filler=True, boilerplate=True),
     Rule("case_studies", "readers' case studies (`梦境描述：… 梦境解析：…`), dropped",
-         r"梦境描述：.*?(?=梦境描述：|\Z)", "delete", filler=True),
+         r"梦境描述：.*?(?=梦境描述：|\Z)", "delete", filler=True, boilerplate=True),
     Rule("classical_header", "the `原版周公解梦：` header; the classical quotes after it stay", r"原版周公解梦：", "delete"),
 )
 SPACING_RULES: tuple[Rule, ...] = (
@@ -111,10 +114,11 @@ SPACING_RULES: tuple[Rule, ...] = (
 )
 
 WEB_NOISE_FILE = Path(__file__).resolve().parent / "web_noise.yaml"
-ACTIONS = ("delete", "truncate_from", "replace", "drop_row")
+ACTIONS = get_args(RuleAction)
 
 
-def load_rules_file(path: Path, what: str = "data.clean.rules_files", user: bool = True) -> tuple[Rule, ...]:
+def load_rules_file(path: Path, what: str = "data.clean.rules_files", user: bool = True, boilerplate: bool = False
+                    ) -> tuple[Rule, ...]:
     """Rules from a YAML file (a list of {name, description, pattern, action, replacement}); anything malformed is
     a UserError naming the file and line."""
     import yaml
@@ -151,11 +155,12 @@ def load_rules_file(path: Path, what: str = "data.clean.rules_files", user: bool
         if problem := user_rule_problem(entry["pattern"], str(entry.get("replacement") or "")):
             raise UserError(f"{path}:{line}: rule {entry['name']}: {problem}")
         rules.append(Rule(entry["name"], str(entry.get("description") or ""), entry["pattern"], entry["action"],
-                          str(entry.get("replacement") or ""), user=user))
+                          str(entry.get("replacement") or ""), user=user, boilerplate=boilerplate))
     return tuple(rules)
 
 
-WEB_NOISE: tuple[Rule, ...] = load_rules_file(WEB_NOISE_FILE, "zhouyi's web noise rules", user=False)
+WEB_NOISE: tuple[Rule, ...] = load_rules_file(WEB_NOISE_FILE, "zhouyi's web noise rules", user=False,
+                                              boilerplate=True)
 DEFAULT_RULES: tuple[Rule, ...] = SITE_RULES + WEB_NOISE + SPACING_RULES
 
 _FULLWIDTH = str.maketrans({",": "，", ";": "；", ":": "：", "?": "？", "!": "！", "(": "（", ")": "）"})
@@ -164,13 +169,16 @@ _FULLWIDTH = str.maketrans({",": "，", ";": "；", ":": "：", "?": "？", "!":
 # words that say what a dream means: a span holding the page's keyword and one of these is its interpretation
 MEANING_WORDS = ("预示", "象征", "表示", "意味着", "寓意", "暗示", "代表", "主")
 _ASKING = re.compile(r"(?:预示|象征|表示|意味|寓意|暗示|代表|主)着?(?:什么|啥|哪些)|什么预兆")  # a question, not an answer
+# words with 主 that say nothing of a dream's meaning (主观, 主人, 公主 …): the interpretation's 主 is 主吉, 主有财 …
+_NOT_MEANING = re.compile(r"主(?:观|要|人|动|意|题|持|任|角|流|张|导|席|管|页|体|机|办|编|妇|顾|见|修|治|干|力|权|宰)"
+                          r"|(?:公|地|业|民|自|宗|房|店|车|买|卖|施|债|事|户|君|天|教|屋|失|做|为|物|雇|盟|神)主")
 
 
 def holds_meaning(span: str, keyword: str | None) -> bool:
     """The span names the page's dream and says what it means: content, whatever else it holds."""
     if not keyword or keyword not in span:
         return False
-    rest = _ASKING.sub("", span.replace(keyword, ""))  # `主` in the keyword `主人` says nothing
+    rest = _NOT_MEANING.sub("", _ASKING.sub("", span.replace(keyword, "")))  # `主` in `主人`, `主观` says nothing
     return any(w in rest for w in MEANING_WORDS)
 
 
@@ -249,7 +257,7 @@ def sentence_count(text: str) -> int:
 
 # `case_studies: keep_analysis`: the reader's own story goes, the site's analysis of it stays.
 CASE_STUDY_ANALYSIS = Rule("case_studies", "readers' case studies: the description dropped, the analysis kept",
-                           r"梦境描述：.*?(?:梦境解析：|(?=梦境描述：)|\Z)", "delete", filler=True)
+                           r"梦境描述：.*?(?:梦境解析：|(?=梦境描述：)|\Z)", "delete", filler=True, boilerplate=True)
 
 
 def case_study_rules(rules: tuple[Rule, ...], mode: str) -> tuple[Rule, ...]:
