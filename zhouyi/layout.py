@@ -44,6 +44,7 @@ START_MODEL = "start-model"
 TRAINER_LOG = "trainer_log.jsonl"  # LLaMA-Factory's per-step log, in train/
 REPORT_JSON = "report.json"  # in eval/, pairs/, parity/
 REPORT_MD = "report.md"
+LENGTHS_PNG = "lengths.png"  # `zhouyi data clean --report`: the length histogram
 REPORT_HTML = "report.html"  # `zhouyi data clean --report`: the audit a person looks at (zhouyi.data.audit)
 LOSS_PNG = "loss.png"  # in eval/
 JUDGE = "judge"  # in eval/: judge.json and judge.md, the judge's tuned-against-base report

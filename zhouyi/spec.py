@@ -20,10 +20,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from zhouyi.data.rule_check import RuleAction, user_rule_problem
 from zhouyi.layout import RUN_OWN_NAMES
 from zhouyi.yamltext import omegaconf_problem
 
-RuleAction = Literal["delete", "truncate_from", "replace", "drop_row"]  # a cleaning rule's; zhouyi.data.rules reads it
 # a float here may be .inf or .nan as YAML reads it, so that JobSpec's own check names the override (not the union)
 Scalar = str | int | Annotated[float, Field(allow_inf_nan=True)] | bool | None
 OverrideValue = Scalar | list[Scalar] | dict[str, Scalar]
@@ -122,8 +122,6 @@ class RuleSpec(Strict):
 
     @model_validator(mode="after")
     def _replacement_fits(self) -> RuleSpec:
-        from zhouyi.data.rules import user_rule_problem
-
         if problem := user_rule_problem(self.pattern, self.replacement):
             raise ValueError(problem)
         return self

@@ -10,7 +10,7 @@ from zhouyi.data.clean import CleanOptions, CleanResult, clean, han_count
 from zhouyi.data.readers import read_file
 from zhouyi.errors import UserError
 from zhouyi.files import commit, locked, refuse_foreign, written_by_zhouyi
-from zhouyi.layout import DATASET_INFO, REPORT_HTML, REPORT_JSON, REPORT_MD, kept_by_zhouyi
+from zhouyi.layout import DATASET_INFO, LENGTHS_PNG, REPORT_HTML, REPORT_JSON, REPORT_MD, kept_by_zhouyi
 from zhouyi.registry import merge_entries, read_registry
 from zhouyi.render import dataset_entry
 from zhouyi.spec import ALPACA_COLUMNS, DatasetEntry
@@ -20,7 +20,7 @@ def eval_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}_eval{output.suffix}")
 
 
-REPORT_FILES = (REPORT_JSON, REPORT_MD, REPORT_HTML, "lengths.png")
+REPORT_FILES = (REPORT_JSON, REPORT_MD, REPORT_HTML, LENGTHS_PNG)
 
 
 def outputs_of(output: Path, report_dir: Path | None, save_templates: Path | None) -> dict[str, Path]:

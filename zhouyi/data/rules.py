@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
 
-from zhouyi.spec import RuleAction
+from zhouyi.data.rule_check import RuleAction, user_rule_problem
 
 Action = RuleAction
 HAN = r"\u4e00-\u9fff"
@@ -60,20 +60,6 @@ def _compile_user(pattern: str):
     if key not in _CACHE:
         _CACHE[key] = regex.compile(pattern, regex.S | regex.M | regex.V0)
     return _CACHE[key]
-
-
-def user_rule_problem(pattern: str, replacement: str) -> str | None:
-    """Why a user's rule cannot run (its pattern is no regex, or its replacement names a group the pattern does not
-    have), or None."""
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        return f"the pattern is not a regex ({exc})"
-    try:
-        re._parser.parse_template(replacement, compiled)  # what re.sub would do with it, without a match
-    except (re.error, IndexError) as exc:
-        return f"the replacement {replacement!r} does not fit the pattern ({exc})"
-    return None
 
 
 SITE_RULES: tuple[Rule, ...] = (
