@@ -10,12 +10,14 @@ import json
 import os
 import signal
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi.errors import UserError
 from zhouyi.layout import DATASET_INFO, LEDGER, kept_by_zhouyi
+
+Data = str | bytes | Iterable[str]  # what a file is written from: pieces of text for a file too large to build
 
 
 def atomic_write(path: Path, text: str | bytes) -> None:
@@ -30,15 +32,17 @@ def atomic_write(path: Path, text: str | bytes) -> None:
         raise
 
 
-def commit(writes: Mapping[Path, str | bytes], removes: tuple[Path, ...] = ()) -> None:
+def commit(writes: Mapping[Path, Data], removes: tuple[Path, ...] = ()) -> None:
     """Write several files and remove others as one unit: everything is staged beside its target first, then
     renamed in one go with SIGINT/SIGTERM/SIGHUP held back, so a signal cannot leave half the set new. Each
-    folder's ledger records what zhouyi wrote (and forgets what it removed)."""
+    folder's ledger records what zhouyi wrote (and forgets what it removed). A file's data is its text or bytes, or
+    an iterable of text pieces for a file too large to build in memory."""
     targets = {_real(path): data for path, data in writes.items()}
     staged: dict[Path, str] = {}
     try:
         for path, data in targets.items():
             staged[path] = _stage(path, data)
+        digests = {path: sha256_file(Path(tmp)) for path, tmp in staged.items()}
         held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, held)
         try:
@@ -46,7 +50,7 @@ def commit(writes: Mapping[Path, str | bytes], removes: tuple[Path, ...] = ()) -
                 os.replace(tmp, path)
             for path in removes:
                 Path(path).unlink(missing_ok=True)
-            _update_ledgers({p: hashlib.sha256(_bytes(d)).hexdigest() for p, d in targets.items()}, removes)
+            _update_ledgers(digests, removes)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     finally:
@@ -178,13 +182,14 @@ def _bytes(data: str | bytes) -> bytes:
     return data.encode("utf-8") if isinstance(data, str) else data
 
 
-def _stage(path: Path, data: str | bytes) -> str:
+def _stage(path: Path, data: Data) -> str:
     """`data` in a synced temp file beside `path`, with `path`'s permissions; returns the temp file's name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(_bytes(data))
+            for piece in (data,) if isinstance(data, str | bytes) else data:
+                fh.write(_bytes(piece))
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import statistics
+from array import array
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -27,6 +30,7 @@ from zhouyi.data.rules import (
     case_study_rules,
     load_rules_file,
 )
+from zhouyi.data.spill import Column, Spill
 from zhouyi.errors import UserError
 from zhouyi.spec import CleanSpec
 
@@ -67,46 +71,63 @@ class CleanOptions:
 
 @dataclass
 class Prepared:
-    """Records made plain (markup parsed, invisible characters gone) and stripped of their sites' templates."""
+    """Records made plain (markup parsed, invisible characters gone) and stripped of their sites' templates, for
+    `zhouyi data explain` (cleaning itself streams the same steps, never holding every page)."""
 
     records: list[Record]
     templates: learnt.Templates
     removed: list[list[tuple[learnt.Template, str]]]  # per record: (template, the text it removed)
     markup: Counter
-    plain: list[str]  # per record: its text made plain, before templates and structure lines went (for the audit)
-    lines: list[list[tuple[str, str]]]  # per record: (what, line) of its structure lines removed
+
+
+def made_plain(rec: Record, markup: Counter) -> Record:
+    """The record with its text made plain (zhouyi.data.markup); what was done is counted in `markup`."""
+    text, done = plain(rec.text)
+    markup.update(done)
+    return replace(rec, text=text) if done else rec
+
+
+def stripped(rec: Record, templates: learnt.Templates, markup: Counter
+             ) -> tuple[Record, list[tuple[learnt.Template, str]], list[tuple[str, str]]]:
+    """The page without its site's templates and structure lines: (record, [(template, text removed)],
+    [(what, structure line removed)])."""
+    k = keyword(rec.title)
+    text, gone = learnt.strip(rec.text, rec.source, k, templates)
+    text, structural = structure(text, k)
+    markup.update({what for what, _ in structural})
+    return (replace(rec, text=text) if gone or structural else rec), gone, structural
+
+
+def learner_for(opts: CleanOptions) -> learnt.Learner | None:
+    return learnt.Learner() if opts.settings.learn_templates else None
+
+
+def templates_of(learner: learnt.Learner | None, pages: Iterable[Record], opts: CleanOptions,
+                 known: dict[str, learnt.Template]) -> learnt.Templates:
+    """Each site's boilerplate learnt from its pages (given again, made plain), with the known templates of
+    `data.clean.templates`."""
+    s = opts.settings
+    if learner is None:
+        return learnt.Templates(known=known)
+    return learner.templates(((r.source, keyword(r.title), r.text) for r in pages), s.template_min_pages,
+                             s.template_min_share, s.template_min_chars, known)
 
 
 def prepare(records: list[Record], opts: CleanOptions) -> Prepared:
-    """What runs before the rules: every page made plain, then each site's boilerplate learnt from its pages (and
-    the known templates of `data.clean.templates`) removed."""
-    s = opts.settings
+    """What runs before the rules, on records in memory: every page made plain, then each site's boilerplate learnt
+    from its pages (and the known templates of `data.clean.templates`) removed."""
     markup: Counter = Counter()
-    plain_records = []
-    for rec in records:
-        text, done = plain(rec.text)
-        markup.update(done)
-        plain_records.append(replace(rec, text=text) if done else rec)
-    known = learnt.load_known(s.templates)
-    pages = [(r.source, keyword(r.title), r.text) for r in plain_records] if s.learn_templates else []
-    found = learnt.learn(pages, s.template_min_pages, s.template_min_share, s.template_min_chars, known)
-    removed, out, lines = [], [], []
+    learner = learner_for(opts)
+    plain_records = [made_plain(rec, markup) for rec in records]
+    for rec in plain_records if learner else ():
+        learner.add(rec.source, keyword(rec.title), rec.text)
+    found = templates_of(learner, plain_records, opts, learnt.load_known(opts.settings.templates))
+    out, removed = [], []
     for rec in plain_records:
-        k = keyword(rec.title)
-        text, gone = learnt.strip(rec.text, rec.source, k, found)
-        text, structural = structure(text, k)
+        rec, gone, _ = stripped(rec, found, markup)
+        out.append(rec)
         removed.append(gone)
-        lines.append(structural)
-        markup.update({what for what, _ in structural})
-        out.append(replace(rec, text=text) if gone or structural else rec)
-    return Prepared(out, found, removed, markup, [r.text for r in plain_records], lines)
-
-
-@dataclass
-class CleanResult:
-    train: list[dict] = field(default_factory=list)
-    eval: list[dict] = field(default_factory=list)
-    report: dict = field(default_factory=dict)
+    return Prepared(out, found, removed, markup)
 
 
 def han_count(text: str) -> int:
@@ -178,13 +199,20 @@ def drop_reason(text: str, opts: CleanOptions) -> str | None:
     return None
 
 
-def split(keys: list[str], ratio: float, seed: int) -> tuple[set[str], str | None]:
+def split(keys: Iterable[str], ratio: float, seed: int) -> tuple[set[str], str | None]:
     """The split keys (one a near-duplicate cluster) that go to eval, and a note when the seeded draw had to be
     corrected: train is never empty, and eval, when asked for, is not either (both need two clusters)."""
+    draws = {key: _stable_int(seed, "split", key) for key in keys}
+    chosen, note = split_draws(set(draws.values()), ratio)
+    return {key for key, value in draws.items() if value in chosen}, note
+
+
+def split_draws(values: set[int], ratio: float) -> tuple[set[int], str | None]:
+    """`split` on the clusters' seeded draws (`_stable_int(seed, "split", key)`), which is all it needs of them."""
     if ratio == 0:
         return set(), None
-    unique = sorted(set(keys), key=lambda k: _stable_int(seed, "split", k))
-    draw = {k for k in unique if _stable_int(seed, "split", k) % 10_000 < ratio * 10_000}
+    unique = sorted(values)
+    draw = {v for v in unique if v % 10_000 < ratio * 10_000}
     if len(unique) < 2:
         return set(), "every row is a near duplicate of the others (one cluster): no eval split without leakage"
     if draw == set(unique):
@@ -194,32 +222,97 @@ def split(keys: list[str], ratio: float, seed: int) -> tuple[set[str], str | Non
     return draw, None
 
 
-def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOptions) -> CleanResult:
+class CleanResult:
+    """The cleaned rows (train, eval) and the report. The rows' texts stay in the cleaning's spill file until they
+    are asked for: `rows` streams them, `train` and `eval` make lists (for small data), `json_chunks` writes them."""
+
+    def __init__(self, kept: Spill, splits: dict[str, list], opts: CleanOptions, report: dict,
+                 lengths: tuple[array, array]) -> None:
+        self._kept, self._splits, self._opts = kept, splits, opts
+        self.report = report
+        self.lengths_in, self.lengths_out = lengths  # Han characters of every text read, and of every row out
+
+    def count(self, which: str) -> int:
+        return len(self._splits[which])
+
+    def rows(self, which: str) -> Iterator[dict]:
+        for item in self._splits[which]:
+            if isinstance(item, dict):  # an identity row
+                yield item
+                continue
+            source, title, asked, text = self._kept[item]
+            yield alpaca_row(asked or question(title, self._opts.settings.seed), text, self._opts)
+
+    @property
+    def train(self) -> list[dict]:
+        return list(self.rows("train"))
+
+    @property
+    def eval(self) -> list[dict]:
+        return list(self.rows("eval"))
+
+    def json_chunks(self, which: str) -> Iterator[str]:
+        """The rows as `json.dumps(rows, ensure_ascii=False, indent=1) + "\\n"` writes them, a row at a time."""
+        first = True
+        for row in self.rows(which):
+            yield ("[\n" if first else ",\n") + " " + json.dumps(row, ensure_ascii=False, indent=1).replace("\n", "\n ")
+            first = False
+        yield "[]\n" if first else "\n]\n"
+
+
+def alpaca_row(asked: str, answer: str, opts: CleanOptions) -> dict:
+    """One row as `persona_as` shapes it: the persona as instruction, or as the system prompt."""
+    if opts.settings.persona_as == "instruction":
+        return {"instruction": opts.persona, "input": asked, "output": answer}
+    return {"instruction": asked, "input": "", "output": answer, "system": opts.persona}
+
+
+def clean(records: Iterable[Record], skipped: list[tuple[str, str]], opts: CleanOptions) -> CleanResult:
+    """Clean `records` into alpaca rows with a report. `records` is read once, as a stream: the pages wait in a
+    temporary file between passes (zhouyi.data.spill), so memory grows with what the cross-page steps keep (a hash
+    per masked sentence while templates are learnt, a key and a signature per kept row), not with the text.
+    `skipped` is read when `records` ends: a reader may fill it as it goes."""
+    settings = opts.settings
+    rules = opts.rules
+    known = learnt.load_known(settings.templates)  # a bad templates file stops the cleaning before any reading
+    pages, markup, lengths_in = Spill(), Counter(), array("l")
+    learner = learner_for(opts)
+    convert = _t2s() if settings.t2s else None
+    converted = 0
+    for rec in records:  # pass 1: read, make plain, count each site's sentences
+        if convert is not None:
+            simple = replace(rec, title=convert(rec.title), text=convert(rec.text))
+            converted += simple != rec
+            rec = simple
+        lengths_in.append(han_count(rec.text))
+        rec = made_plain(rec, markup)
+        if learner is not None:
+            learner.add(rec.source, keyword(rec.title), rec.text)
+        pages.append((rec.source, rec.title, rec.text, rec.question))
+    found = templates_of(learner, (Record(*page) for page in pages), opts, known)
+
     drops: Counter = Counter({"unreadable row": len(skipped)})
     finished_rows: Counter = Counter()
-    hits: Counter = Counter()
+    hits: Counter = Counter({"traditional to simplified": converted} if convert else {})
     examples: dict[str, list[dict]] = defaultdict(list)
-    kept: list[tuple[Record, str]] = []
-    settings = opts.settings
-    if settings.t2s:
-        records, converted = to_simplified(records)
-        hits["traditional to simplified"] = converted
-    prepared = prepare(records, opts)
     sentences_removed: Counter = Counter()
     suspicious: Counter = Counter()
     audits = AuditSample()
-    for rec, before, gone, structural in zip(prepared.records, prepared.plain, prepared.removed, prepared.lines,
-                                             strict=True):
+    kept, kept_han = Spill(), array("l")
+    groups: dict[bytes, tuple[int, str, int, str]] = {}  # exact-duplicate key -> (title length, source, row, keyword)
+    for page in pages:  # pass 2: templates, structure lines, rules, filters; exact duplicates meet here
+        before = Record(*page)
+        rec, gone, structural = stripped(before, found, markup)
         sentences_removed["learnt templates"] += len(gone)
         audit = Audit()
         try:
-            text, fired = apply_rules(rec.text, opts.rules, sentences_removed, keyword(rec.title), audit)
+            text, fired = apply_rules(rec.text, rules, sentences_removed, keyword(rec.title), audit)
         except RuleTimeout as exc:
             raise UserError(f"rule {exc.rule} ran past {USER_RULE_SECONDS:g} s on row {rec.source}: its pattern "
                             "backtracks without end (nested repeats such as (梦+)+); rewrite it (梦+), or disable it; "
                             "nothing was written") from None
         suspicious.update(name for name, _ in audit.kept)
-        audits.offer(rec.source, rec.title, before,
+        audits.offer(rec.source, rec.title, before.text,
                      [(f"template: {t.pattern}", span) for t, span in gone] + structural + audit.removed, audit.kept)
         hits.update(fired)
         for name in fired:
@@ -230,61 +323,61 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
         reason = f"rule {fired[-1]}" if finished is None else drop_reason(finished, opts)
         if reason:
             drops[reason] += 1
-        else:
-            if finished != text:
-                finished_rows["full stop added" if finished.startswith(text) else "unfinished tail trimmed"] += 1
-            if settings.answer_paragraphs and (head := first_paragraphs(finished, settings.answer_paragraphs)):
-                finished_rows["cut to answer_paragraphs"] += 1
-                finished = head
-            kept.append((rec, finished))
+            continue
+        if finished != text:
+            finished_rows["full stop added" if finished.startswith(text) else "unfinished tail trimmed"] += 1
+        if settings.answer_paragraphs and (head := first_paragraphs(finished, settings.answer_paragraphs)):
+            finished_rows["cut to answer_paragraphs"] += 1
+            finished = head
+        # Exact duplicates (reworded titles sharing one text) become one row under the shortest title.
+        row = kept.append((rec.source, rec.title, rec.question, finished))
+        kept_han.append(han_count(finished))
+        key = hashlib.blake2b(dedup_key(finished).encode(), digest_size=16).digest()
+        entry = (len(rec.title), rec.source, row, keyword(rec.title))
+        if key not in groups or entry[:2] < groups[key][:2]:
+            groups[key] = entry
+    pages.close()
+    chosen = list(groups.values())  # in the order each text first appeared
+    drops["exact duplicate text"] = len(kept) - len(chosen)
+    del groups
 
-    # Exact duplicates (reworded titles sharing one text) become one row under the shortest title.
-    groups: dict[str, list[tuple[Record, str]]] = {}
-    for rec, text in kept:
-        groups.setdefault(dedup_key(text), []).append((rec, text))
-    drops["exact duplicate text"] = sum(len(g) - 1 for g in groups.values())
-
-    chosen = [(key, *min(group, key=lambda rt: (len(rt[0].title), rt[0].source))) for key, group in groups.items()]
     # Near duplicates: one row per dream keyword; a cluster's rows all go to one split (no train/eval leakage).
-    roots = clusters([text for _, _, text in chosen], settings.near_dup_threshold) if settings.near_dup_threshold \
-        else list(range(len(chosen)))
+    roots = clusters(Column(kept, 3, [row for _, _, row, _ in chosen]), settings.near_dup_threshold) \
+        if settings.near_dup_threshold else list(range(len(chosen)))
     seen: set[tuple[int, str]] = set()
-    rows: list[tuple[dict, str]] = []
-    for (_, rec, text), root in zip(chosen, roots, strict=True):
-        if (root, keyword(rec.title)) in seen:
+    rows: list[tuple[int, int]] = []  # (kept row, its cluster's first member)
+    for (_, _, row, k), root in zip(chosen, roots, strict=True):
+        if (root, k) in seen:
             drops["near duplicate"] += 1
             continue
-        seen.add((root, keyword(rec.title)))
-        q = rec.question or question(rec.title, settings.seed)
-        if settings.persona_as == "instruction":
-            row = {"instruction": opts.persona, "input": q, "output": text}
-        else:
-            row = {"instruction": q, "input": "", "output": text, "system": opts.persona}
-        rows.append((row, chosen[root][0]))  # the split follows the cluster
-    eval_keys, split_note = split([key for _, key in rows], settings.eval_ratio, settings.seed)
-    result = CleanResult()
-    for row, key in rows:
-        (result.eval if key in eval_keys else result.train).append(row)
-    identity = with_identity_rows(result.train, opts)
-
-    lengths_in = [han_count(r.text) for r in records]
-    lengths_out = [han_count(r["output"]) for r in result.train + result.eval]
-    result.report = {
-        "rows_in": len(records) + len(skipped),
+        seen.add((root, k))
+        rows.append((row, root))
+    del seen
+    draws = {root: _stable_int(settings.seed, "split", dedup_key(kept[chosen[root][2]][3])) for root in
+             {root for _, root in rows}}  # the split follows the cluster
+    eval_draws, split_note = split_draws(set(draws.values()), settings.eval_ratio)
+    splits: dict[str, list] = {"train": [], "eval": []}
+    for row, root in rows:
+        splits["eval" if draws[root] in eval_draws else "train"].append(row)
+    identity = with_identity_rows(splits["train"], opts)
+    lengths_out = array("l", (kept_han[r] if isinstance(r, int) else han_count(r["output"])
+                              for r in splits["train"] + splits["eval"]))
+    report = {
+        "rows_in": len(lengths_in) + len(skipped),
         "rows_out": len(lengths_out),
-        "train_rows": len(result.train),
+        "train_rows": len(splits["train"]),
         "identity_rows": identity,
-        "eval_rows": len(result.eval),
+        "eval_rows": len(splits["eval"]),
         "finished_rows": {"unfinished tail trimmed": 0, "full stop added": 0, **finished_rows},
         "split_note": split_note,
         "near_duplicate_clusters": len({r for i, r in enumerate(roots) if r != i}),
         "drops": {k: v for k, v in drops.most_common() if v},
         "rule_hits": {name: hits.get(name, 0) for name in
-                      (["traditional to simplified"] if settings.t2s else []) + [rule.name for rule in opts.rules]},
+                      (["traditional to simplified"] if settings.t2s else []) + [rule.name for rule in rules]},
         "sentences_removed": {k: v for k, v in sentences_removed.most_common() if v},
-        "markup": dict(prepared.markup),
+        "markup": dict(markup),
         "templates": [{"site": t.site, "pages": t.pages, "pattern": t.pattern, "example": t.example,
-                       "learnt": t.learnt, "suspicious_pages": t.suspicious_pages} for t in prepared.templates.all()],
+                       "learnt": t.learnt, "suspicious_pages": t.suspicious_pages} for t in found.all()],
         "han_length_before": _stats(lengths_in),
         "han_length_after": _stats(lengths_out),
         "examples": dict(examples),
@@ -293,32 +386,36 @@ def clean(records: list[Record], skipped: list[tuple[str, str]], opts: CleanOpti
         "audit": audits.pages(),
         "skipped_rows": [{"source": s, "why": w} for s, w in skipped[:50]],
     }
-    return result
+    return CleanResult(kept, splits, opts, report, (lengths_in, lengths_out))
 
 
-def with_identity_rows(train: list[dict], opts: CleanOptions) -> int:
-    """Mix the persona's identity rows (zhouyi.data.identity) into `train` at seeded places, shaped like the cleaned
-    rows; the eval split stays dreams only. Returns how many were added."""
+def with_identity_rows(train: list, opts: CleanOptions) -> int:
+    """Mix the persona's identity rows (zhouyi.data.identity) into `train` (the cleaned rows, or their places in the
+    spill) at seeded places, shaped like the cleaned rows; the eval split stays dreams only. Returns how many were
+    added."""
     s = opts.settings
     count = identity_count(len(train), s.identity_ratio) if train else 0
     rng = random.Random(s.seed)
     for q, answer in identity_rows(s.persona_name or "", s.persona_description, count, s.seed):
-        row = ({"instruction": opts.persona, "input": q, "output": answer} if s.persona_as == "instruction"
-               else {"instruction": q, "input": "", "output": answer, "system": opts.persona})
-        train.insert(rng.randint(0, len(train)), row)
+        train.insert(rng.randint(0, len(train)), alpaca_row(q, answer, opts))
     return count
 
 
 def to_simplified(records: list[Record]) -> tuple[list[Record], int]:
     """Records with title and text converted by OpenCC's t2s, and how many changed."""
-    import opencc
-
-    t2s = opencc.OpenCC("t2s")
-    out = [replace(r, title=t2s.convert(r.title), text=t2s.convert(r.text)) for r in records]
+    t2s = _t2s()
+    out = [replace(r, title=t2s(r.title), text=t2s(r.text)) for r in records]
     return out, sum(a != b for a, b in zip(records, out, strict=True))
 
 
-def _stats(values: list[int]) -> dict:
+def _t2s():
+    """OpenCC's traditional-to-simplified conversion of one string."""
+    import opencc
+
+    return opencc.OpenCC("t2s").convert
+
+
+def _stats(values: Sequence[int]) -> dict:
     if not values:
         return {"count": 0}
     return {"count": len(values), "min": min(values), "median": statistics.median(values), "max": max(values),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from zhouyi.data.audit import report_html
-from zhouyi.data.clean import CleanOptions, CleanResult, clean, han_count
-from zhouyi.data.readers import read_file
+from zhouyi.data.clean import CleanOptions, CleanResult, clean
+from zhouyi.data.readers import Record, Skipped, read_rows
 from zhouyi.errors import UserError
-from zhouyi.files import commit, locked, refuse_foreign, written_by_zhouyi
+from zhouyi.files import Data, commit, locked, refuse_foreign, written_by_zhouyi
 from zhouyi.layout import DATASET_INFO, LENGTHS_PNG, REPORT_HTML, REPORT_JSON, REPORT_MD, kept_by_zhouyi
 from zhouyi.registry import merge_entries, read_registry
 from zhouyi.render import dataset_entry
@@ -66,24 +67,14 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
     with locked(output.parent):
         if register:
             read_registry(registry)  # a malformed registry stops everything before anything is written
-        records, skipped = [], []
-        for path in inputs:
-            read = read_file(Path(path), opts.settings.format, opts.settings.title_fields, opts.settings.text_fields)
-            if read.skipped and not read.records:
-                raise UserError(f"{path}: no row could be read ({read.skipped[0][1]})" + (
-                    f". Name the fields: --title-field {read.fields_seen[0]} --text-field {read.fields_seen[-1]}"
-                    if len(read.fields_seen) >= 2 else "; see --title-field, --text-field and --format"))
-            records += read.records
-            skipped += read.skipped
-            echo(f"read {path}: {len(read.records)} records"
-                 + (f", {len(read.skipped)} skipped" if read.skipped else ""), flush=True)
-        result = clean(records, skipped, opts)
-        if not result.train:
+        skipped: list[tuple[str, str]] = []
+        result = clean(records_of(inputs, opts, skipped, echo), skipped, opts)
+        if not result.count("train"):
             raise UserError(f"every row was filtered out ({result.report['drops']}); nothing written or registered")
-        writes = {output: rows_text(result.train)}
+        writes: dict[Path, Data] = {output: result.json_chunks("train")}
         removes: tuple[Path, ...] = ()
-        if result.eval:
-            writes[eval_path(output)] = rows_text(result.eval)
+        if result.count("eval"):
+            writes[eval_path(output)] = result.json_chunks("eval")
         elif written_by_zhouyi(eval_path(output)):
             removes = (eval_path(output),)
         elif eval_path(output).exists():
@@ -94,8 +85,7 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
             report_files = {Path(report_dir) / REPORT_JSON: json.dumps(result.report, ensure_ascii=False, indent=2)
                             + "\n", Path(report_dir) / REPORT_MD: report_markdown(result.report),
                             Path(report_dir) / REPORT_HTML: report_html(result.report),
-                            Path(report_dir) / REPORT_FILES[-1]: histogram_png([han_count(r.text) for r in records], [
-                                han_count(r["output"]) for r in result.train + result.eval])}
+                            Path(report_dir) / REPORT_FILES[-1]: histogram_png(result.lengths_in, result.lengths_out)}
             refuse_foreign(report_files, force, what="--report")
             writes |= report_files
         if save_templates is not None:
@@ -105,13 +95,35 @@ def run_clean(inputs: list[Path], output: Path, report_dir: Path | None, opts: C
             refuse_foreign(saved, force, what="--save-templates")
             writes |= saved
         if register:
-            entries = registry_entries(output, bool(result.eval), opts)
+            entries = registry_entries(output, bool(result.count("eval")), opts)
             stale = {f"{output.stem}_eval": eval_path(output).name} if removes else {}
             merge_entries(registry, entries, force, dry_run=True)  # a conflict stops everything here
         commit(writes, removes)
         if register:
             merge_entries(registry, entries, force, remove=stale)
     return result
+
+
+def records_of(inputs: list[Path], opts: CleanOptions, skipped: list[tuple[str, str]], echo=print
+               ) -> Iterator[Record]:
+    """Every input's records, read as they are cleaned; the rows that could not be read go to `skipped`. An input
+    with no readable row stops the cleaning, naming the fields to use."""
+    s = opts.settings
+    for path in inputs:
+        count, own, fields = 0, [], []
+        for item in read_rows(Path(path), s.format, s.title_fields, s.text_fields):
+            if isinstance(item, Skipped):
+                own.append((item.source, item.why))
+                fields = fields or list(item.fields)
+                continue
+            count += 1
+            yield item
+        if own and not count:
+            raise UserError(f"{path}: no row could be read ({own[0][1]})" + (
+                f". Name the fields: --title-field {fields[0]} --text-field {fields[-1]}"
+                if len(fields) >= 2 else "; see --title-field, --text-field and --format"))
+        skipped += own
+        echo(f"read {path}: {count} records" + (f", {len(own)} skipped" if own else ""), flush=True)
 
 
 def rows_text(rows: list[dict]) -> str:
@@ -126,7 +138,7 @@ def registry_entries(output: Path, with_eval: bool, opts: CleanOptions) -> dict[
             for name, file in files.items()}
 
 
-def histogram_png(before: list[int], after: list[int]) -> bytes:
+def histogram_png(before: Sequence[int], after: Sequence[int]) -> bytes:
     """Output length in Han characters before and after cleaning, as a PNG for beside the report."""
     import io
 

@@ -5,9 +5,12 @@ One bad row is skipped and reported, never a crash; undecodable input is an erro
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
+import itertools
+import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,15 @@ class Record:
     question: str | None = None  # an alpaca row's own question, kept as it was
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A row that could not be read, and why."""
+
+    source: str
+    why: str
+    fields: tuple[str, ...] = ()  # the row's text fields, to suggest --title-field and --text-field
+
+
 @dataclass
 class ReadResult:
     records: list[Record] = field(default_factory=list)
@@ -37,6 +49,7 @@ class ReadResult:
 
 
 CSV_FIELD_LIMIT = 64 << 20  # bytes
+BLOCK = 1 << 20
 
 
 def decode(path: Path, html: bool = False) -> str:
@@ -55,6 +68,33 @@ def decode(path: Path, html: bool = False) -> str:
     raise UserError(f"{path}: cannot decode as UTF-8 or GB18030 (first bad byte at offset {first_error.start})")
 
 
+def encoding_of(path: Path) -> str:
+    """The encoding the whole file decodes in (UTF-8, else GB18030), checked a block at a time: the file is never
+    whole in memory. The same errors as `decode`: a binary file, bytes neither encoding reads, an empty file."""
+    with open(path, "rb") as fh:
+        if b"\x00" in fh.read(4096):
+            raise UserError(f"{path}: looks like a binary file (NUL bytes), not text data")
+    first_bad = None
+    for encoding in ENCODINGS:
+        decoder, done, blank = codecs.getincrementaldecoder(encoding)(), 0, True
+        try:
+            with open(path, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(BLOCK), b""):
+                    pending = len(decoder.getstate()[0])
+                    text = decoder.decode(block)
+                    blank = blank and not text.strip()
+                    done += len(block)
+                pending = len(decoder.getstate()[0])
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            first_bad = first_bad if first_bad is not None else done - pending + exc.start
+            continue
+        if blank:
+            raise UserError(f"{path}: the file is empty")
+        return encoding
+    raise UserError(f"{path}: cannot decode as UTF-8 or GB18030 (first bad byte at offset {first_bad})")
+
+
 def detect_format(path: Path) -> str:
     """The format a file's name says; JSON files are `records` until their first row shows alpaca columns."""
     if path.suffix == ".txt":
@@ -66,38 +106,81 @@ def detect_format(path: Path) -> str:
 
 def read_file(path: Path, fmt: str | None = None, title_fields: tuple[str, ...] = TITLE_FIELDS,
               text_fields: tuple[str, ...] = TEXT_FIELDS) -> ReadResult:
-    """Read one input: a JSON/JSONL/CSV/TSV/classical file, or a folder of markdown pages.
+    """Read one input whole (see `read_rows`)."""
+    result = ReadResult()
+    for item in read_rows(path, fmt, title_fields, text_fields):
+        if isinstance(item, Record):
+            result.records.append(item)
+        else:
+            result.skipped.append((item.source, item.why))
+            result.fields_seen = result.fields_seen or list(item.fields)
+    return result
+
+
+def read_rows(path: Path, fmt: str | None = None, title_fields: tuple[str, ...] = TITLE_FIELDS,
+              text_fields: tuple[str, ...] = TEXT_FIELDS) -> Iterator[Record | Skipped]:
+    """One input, a row at a time: a JSON/JSONL/CSV/TSV/classical file, or a folder of markdown and HTML pages.
+    JSON Lines, CSV and folders are read as they go (a million pages never sit in memory at once); a JSON list is
+    parsed whole.
 
     Records take their title and text from the first of `title_fields` / `text_fields` a row has.
     """
     fields = (tuple(title_fields), tuple(text_fields))
     path = Path(path)
     if path.is_dir() and fmt in (None, "markdown"):
-        return _read_markdown_folder(path, fields[0])
+        yield from _read_markdown_folder(path, fields[0])
+        return
     if not path.is_file():
         raise UserError(f"{path}: input file not found")
-    text = decode(path)
-    if not text.strip():
-        raise UserError(f"{path}: the file is empty")
+    encoding = encoding_of(path)
     given = fmt
     fmt = fmt or detect_format(path)
     if fmt == "classical":
-        return _read_classical(path, text)
+        yield from _read_classical(path, path.read_text(encoding=encoding))
+        return
     if fmt == "csv":
         csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))  # a whole scraped page is one field
-        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix == ".tsv" else ",")
-        try:
-            rows = list(reader)
-        except csv.Error as exc:
-            raise UserError(f"{path}:{reader.line_num}: not readable as CSV ({exc})") from None
-        return _from_rows(path, rows, _alpaca_columns(rows), fields)
-    rows = _json_rows(path, text)
-    return _from_rows(path, rows, fmt == "alpaca" or (given is None and _alpaca_columns(rows)), fields)
+        with open(path, encoding=encoding, newline="") as fh:
+            reader = csv.DictReader(fh, delimiter="\t" if path.suffix == ".tsv" else ",")
+            try:
+                alpaca = {"instruction", "output"} <= set(reader.fieldnames or ())
+                yield from _from_rows(path, reader, alpaca, fields)
+            except csv.Error as exc:
+                raise UserError(f"{path}:{reader.line_num}: not readable as CSV ({exc})") from None
+        return
+    rows = _json_lines(path, encoding)
+    first = next(rows, None)
+    if first is None:  # not JSON Lines: a JSON list (or what is neither), read whole
+        rows = iter(_json_rows(path, path.read_text(encoding=encoding)))
+        first = next(rows, None)
+    if first is None:
+        return
+    alpaca = fmt == "alpaca" or (given is None and _alpaca_columns(first))
+    yield from _from_rows(path, itertools.chain([first], rows), alpaca, fields)
 
 
-def _alpaca_columns(rows: list) -> bool:
+def _json_lines(path: Path, encoding: str) -> Iterator:
+    """The rows of a JSON Lines file a line at a time (a bad line becomes a `BadLine`); nothing when the first line
+    that holds anything is not one JSON object (a JSON list, or an object spread over lines)."""
+    with open(path, encoding=encoding) as fh:
+        started = False
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                row = BadLine(n)
+            if not started:
+                if not isinstance(row, dict) or not line.lstrip("\ufeff \t").startswith("{"):
+                    return
+                started = True
+            yield row
+
+
+def _alpaca_columns(row) -> bool:
     """The first row has alpaca's columns (a file zhouyi, or the tutorial, already shaped)."""
-    return bool(rows) and isinstance(rows[0], dict) and {"instruction", "output"} <= set(rows[0])
+    return isinstance(row, dict) and {"instruction", "output"} <= set(row)
 
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(?P<meta>.*?)\n---\s*\n(?P<body>.*)\Z", re.S)
@@ -117,11 +200,10 @@ def _html_page(page: Path, source: str, html: str) -> tuple[Record | None, str]:
     return Record(source, extract.title_of(html) or page.stem, text), ""
 
 
-def _read_markdown_folder(folder: Path, title_fields: tuple[str, ...]) -> ReadResult:
+def _read_markdown_folder(folder: Path, title_fields: tuple[str, ...]) -> Iterator[Record | Skipped]:
     """Every *.md below `folder` is one page: front matter `title:` (else the file name) and the body; every
     *.html / *.htm page likewise, its <title> (the part before the site's name) or <h1> the title, its main content
     (zhouyi.data.extract) the text."""
-    result = ReadResult()
     pages = sorted(p for pattern in ("*.md", "*.html", "*.htm") for p in folder.rglob(pattern))
     if not pages:
         raise UserError(f"{folder}: a folder, but it holds no *.md or *.html pages")
@@ -130,24 +212,17 @@ def _read_markdown_folder(folder: Path, title_fields: tuple[str, ...]) -> ReadRe
         try:
             text = decode(page, html=page.suffix in (".html", ".htm"))
         except UserError as exc:
-            result.skipped.append((source, str(exc)))
+            yield Skipped(source, str(exc))
             continue
         if page.suffix in (".html", ".htm"):
             record, why = _html_page(page, source, text)
-            if record is None:
-                result.skipped.append((source, why))
-            else:
-                result.records.append(record)
+            yield Skipped(source, why) if record is None else record
             continue
         match = _FRONT_MATTER.match(text)
         meta, body = (match["meta"], match["body"]) if match else ("", text)
         fields = dict(re.findall(r"^(\w+):\s*(.+?)\s*$", meta, re.M))
         title = next((fields[k].strip("'\"") for k in title_fields if fields.get(k)), page.stem)
-        if not body.strip():
-            result.skipped.append((source, "empty page"))
-            continue
-        result.records.append(Record(source, title, body))
-    return result
+        yield Record(source, title, body) if body.strip() else Skipped(source, "empty page")
 
 
 def _json_rows(path: Path, text: str) -> list:
@@ -157,16 +232,16 @@ def _json_rows(path: Path, text: str) -> list:
         raise UserError(f"{path}: {exc}") from None
 
 
-def _from_rows(path: Path, rows: list, alpaca: bool, fields: tuple[tuple[str, ...], tuple[str, ...]]) -> ReadResult:
+def _from_rows(path: Path, rows: Iterable, alpaca: bool, fields: tuple[tuple[str, ...], tuple[str, ...]]
+               ) -> Iterator[Record | Skipped]:
     title_fields, text_fields = fields
-    result = ReadResult()
     for i, row in enumerate(rows):
         source = f"{path.name}#{i}"
         if isinstance(row, BadLine):
-            result.skipped.append((source, f"line {row.line} is not valid JSON"))
+            yield Skipped(source, f"line {row.line} is not valid JSON")
             continue
         if not isinstance(row, dict):
-            result.skipped.append((source, "row is not a JSON object"))
+            yield Skipped(source, "row is not a JSON object")
             continue
         if alpaca:
             question = "\n".join(str(row.get(k) or "").strip() for k in ("instruction", "input")).strip()
@@ -177,27 +252,19 @@ def _from_rows(path: Path, rows: list, alpaca: bool, fields: tuple[tuple[str, ..
             text = next((row[k] for k in text_fields if isinstance(row.get(k), str)), None)
             question = None
         if not isinstance(text, str) or not text.strip() or title is None:
-            result.skipped.append((source, f"missing title or text: its fields are {', '.join(map(str, row))}; "
-                                           f"a title is read from {'/'.join(title_fields)}, a text from "
-                                           f"{'/'.join(text_fields)}"))
-            result.fields_seen = result.fields_seen or [str(k) for k, v in row.items() if isinstance(v, str)]
+            yield Skipped(source, f"missing title or text: its fields are {', '.join(map(str, row))}; a title is "
+                                  f"read from {'/'.join(title_fields)}, a text from {'/'.join(text_fields)}",
+                          tuple(str(k) for k, v in row.items() if isinstance(v, str)))
             continue
-        result.records.append(Record(source, str(title).strip(), text, question if alpaca else None))
-    return result
+        yield Record(source, str(title).strip(), text, question if alpaca else None)
 
 
 _VERSE = re.compile(r"^(?P<verse>[^《》]+?)[。．.]?《(?P<book>[^》]+)》\s*$")
 
 
-def _read_classical(path: Path, text: str) -> ReadResult:
+def _read_classical(path: Path, text: str) -> Iterator[Record | Skipped]:
     """Section headers (`天地 日月 星辰`) followed by `verse。《book》` lines: one record per section."""
-    result = ReadResult()
     header, verses, start = None, [], 0
-
-    def flush():
-        if header and verses:
-            result.records.append(Record(f"{path.name}#{start}", header, "\n".join(verses)))
-
     for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line:
@@ -206,9 +273,10 @@ def _read_classical(path: Path, text: str) -> ReadResult:
         if match:
             verses.append(f"{match['verse']}。《{match['book']}》")
         elif "《" in line or "。" in line:
-            result.skipped.append((f"{path.name}#{n}", "line is neither a section header nor a verse"))
+            yield Skipped(f"{path.name}#{n}", "line is neither a section header nor a verse")
         else:
-            flush()
+            if header and verses:
+                yield Record(f"{path.name}#{start}", header, "\n".join(verses))
             header, verses, start = line, [], n
-    flush()
-    return result
+    if header and verses:
+        yield Record(f"{path.name}#{start}", header, "\n".join(verses))
