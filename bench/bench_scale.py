@@ -2,8 +2,9 @@
 
 Pages are made from the shared scraped records, copied as often as needed; every copy is distinct where the cleaning
 looks: a two-character tag unique to the copy follows its title's dream and starts every sentence of its text, so no
-two pages share a keyword, a masked sentence (templates) or an exact text, and near-duplicate search sees copies
-that differ in every sentence (3-gram Jaccard well under 0.8: nothing merges, the worst case for memory).
+two pages share a keyword, a masked sentence (templates) or an exact text. Near-duplicate search sees each record's
+copies as near duplicates (3-gram Jaccard 0.84 on average): at 1M pages, clusters of about 94 copies, each kept
+(its dream differs), which costs more than a real scrape's few copies of a page.
 
     python bench/bench_scale.py [--pages 10000,100000,1000000] [--html]
 
