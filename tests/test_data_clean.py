@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import SHARED_DATA, cli, write_json
 from zhouyi.answers import in_voice
-from zhouyi.data.clean import PERSONA, CleanOptions, clean, han_count, keyword, question
+from zhouyi.data.clean import PERSONA, CleanOptions, asked_dream, clean, han_count, keyword, question
 from zhouyi.data.identity import QUESTIONS as IDENTITY_QUESTIONS
 from zhouyi.data.readers import Record, read_file
 from zhouyi.data.rules import DEFAULT_RULES, apply_rules, case_study_rules
@@ -301,11 +301,10 @@ def test_undecodable_and_binary_files_name_the_problem(tmp_path: Path):
         read_file(tmp_path / "bad.json")
 
 
-needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"scraped data not here: {SHARED_DATA}")
 FILES = {"jingle1267_zgjm.jsonl": 10638, "leochan2017_zgjm.json": 1789, "maxsherry_jiemeng_classical.txt": 27}
 
 
-@needs_shared
+@pytest.mark.needs("shared")
 def test_shared_quality_bar():
     records, skipped = [], []
     for name, expected in FILES.items():
@@ -329,3 +328,20 @@ def test_shared_quality_bar():
         out, fired = apply_rules(rec.text, DEFAULT_RULES)
         if not fired:
             assert re.findall(r"[\u4e00-\u9fff]", out) == re.findall(r"[\u4e00-\u9fff]", rec.text)
+
+
+def test_a_scrape_with_its_own_field_names_is_cleaned_by_naming_them_on_the_command_line(tmp_path):
+    rows = [{"梦": f"梦见{k}", "解": f"梦见{k}，预示事业稳步向前，贵人相助，宜踏实肯干，不可急于求成。"}
+            for k in ("大象", "白鹤", "古井", "铜镜")]
+    (tmp_path / "scrape.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                          encoding="utf-8")
+    unnamed = cli("data", "clean", "scrape.jsonl", "-o", "out.json", "--no-register", cwd=tmp_path)
+    assert unnamed.returncode == 2 and "Name the fields: --title-field 梦 --text-field 解" in unnamed.stderr
+    assert not (tmp_path / "out.json").exists()
+    named = cli("data", "clean", "scrape.jsonl", "-o", "out.json", "--no-register", "--eval-ratio", "0",
+                "--title-field", "梦", "--text-field", "解", cwd=tmp_path)
+    assert named.returncode == 0, named.stderr
+    out = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    assert sorted(asked_dream(r["instruction"]) for r in out) == ["古井", "大象", "白鹤", "铜镜"]
+    helped = cli("data", "clean", "--help", cwd=tmp_path)
+    assert "PydanticUndefined" not in helped.stdout and "(default: title, name, keyword)" in helped.stdout

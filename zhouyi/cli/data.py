@@ -204,9 +204,10 @@ def _cleaning_flags(p: argparse.ArgumentParser) -> None:
     set_flag(p)
     for flag, name in CLEAN_FLAGS.items():
         field = CleanSpec.model_fields[name]
-        default = ", ".join(field.default) if isinstance(field.default, list) else field.default
+        default = field.get_default(call_default_factory=True)  # a list's default comes from a factory
+        default = ", ".join(map(str, default)) if isinstance(default, list) else default
         kind = _unoptional(field.annotation)
-        help_text = field.description + ("" if default in (None, False) else f" (default: {default})")
+        help_text = field.description + ("" if default in (None, False, "") else f" (default: {default})")
         if kind is bool:
             p.add_argument(flag, action="store_true", help=help_text)
         elif typing.get_origin(kind) is list:
