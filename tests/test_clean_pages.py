@@ -3,14 +3,13 @@ takes its span, never the line around it; a span holding the page's dream and a 
 counted), structure lines found by their shape, and the audit page (report.html) a person looks at, opened in a real
 headless Chromium. The pages here are written in styles bench/sites.py does not use."""
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli, need
+from tests.conftest import cli
 from zhouyi.data.clean import CleanOptions, clean
 from zhouyi.data.readers import Record, read_file
 from zhouyi.data.rules import Audit, Rule, apply_rules
@@ -118,10 +117,9 @@ def test_recurring_short_headings_and_lists_of_other_dreams_are_not_content():
 
 
 @pytest.mark.slow
+@pytest.mark.needs("chromium", "playwright")
 def test_report_html_shows_what_report_json_says_in_a_real_browser(tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    need(chromium is not None, "Chromium (Debian package chromium)")
-    need(importlib.util.find_spec("playwright") is not None, "playwright (pip install playwright)")
     from playwright.sync_api import sync_playwright
 
     site = saved_site(tmp_path / "site")

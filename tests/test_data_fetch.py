@@ -15,7 +15,6 @@ from zhouyi.data.fetch import SOURCES
 from zhouyi.serve.server import free_port
 
 SOURCES_DIR = SHARED_DATA / "sources"
-pytestmark = pytest.mark.skipif(not SOURCES_DIR.is_dir(), reason=f"the raw sources are not here: {SOURCES_DIR}")
 
 
 @pytest.fixture
@@ -39,6 +38,7 @@ def records(path):
     return text
 
 
+@pytest.mark.needs("sources")
 def test_fetch_gives_the_records_of_the_converted_files(project, mirror):
     url, _ = mirror
     result = cli("data", "fetch", "--mirror", url, cwd=project)
@@ -52,6 +52,7 @@ def test_fetch_gives_the_records_of_the_converted_files(project, mirror):
     assert len(json.loads((project / "data" / "zhougong.json").read_text())) > 5000
 
 
+@pytest.mark.needs("sources")
 def test_a_source_whose_files_changed_is_refused_and_nothing_written(project, mirror):
     url, folder = mirror
     page = folder / SOURCES[2].mirror_name
@@ -75,6 +76,7 @@ def test_the_default_addresses_are_githubs_at_the_pinned_commits():
         "jiemeng.txt"]
 
 
+@pytest.mark.needs("sources")
 def test_githubs_tarball_of_the_whole_repository_gives_the_same_files(mirror):
     import io
     import tarfile

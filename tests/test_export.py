@@ -130,6 +130,11 @@ def test_the_export_gate_stops_only_what_the_interval_shows_worse():
 def test_export_refuses_a_run_without_an_eval_or_worse_than_the_base_unless_forced(project):
     (project / "gated.yaml").write_text("base: tiny-cpu\nname: gated\nexport: {gate: {enabled: true}}\n")
     run = fake_trained_run(project, "gated.yaml")
+    # a folder of the user's where the merge would go: an export the gate lets through stops there, at the next
+    # check, before LLaMA-Factory starts (the merge itself is tested on a trained run in test_pipeline.py)
+    (run / "merged").mkdir()
+    (run / "merged" / "notes.txt").write_text("the user's")
+    past_the_gate = "zhouyi did not make it"
     result = cli("export", "--run", str(run), cwd=project)
     assert result.returncode == 2 and "has no evaluation" in result.stderr and "zhouyi eval --run" in result.stderr
 
@@ -145,21 +150,22 @@ def test_export_refuses_a_run_without_an_eval_or_worse_than_the_base_unless_forc
     assert "rouge-l " in result.stderr and "95% interval" in result.stderr
     assert "in_voice 0% of answers against the base's 100%" in result.stderr and "--skip-gate" in result.stderr
     assert "--set export.gate.metric_drop=" in result.stderr, "the advice names what works on a trained run"
-    assert not (run / "merged").exists(), "refused before anything is written"
+    assert [p.name for p in (run / "merged").iterdir()] == ["notes.txt"], "refused before anything is written"
 
     (run / "eval" / "report.json").write_text(json.dumps(gate_report(references, references[:9] + ["主吉。"])))
     passed = cli("export", "--run", str(run), cwd=project)
     assert f"export gate: {run.name} is no worse than the base on 10 held-out questions" in passed.stdout
-    assert "llamafactory-cli export" in passed.stdout, "LLaMA-Factory's export runs (and fails on the empty adapter)"
+    assert past_the_gate in passed.stderr, "past the gate, the export goes on to its target"
 
     later = time.time() + 5
     os.utime(run / "train" / "adapter_config.json", (later, later))
     result = cli("export", "--run", str(run), cwd=project)
     assert result.returncode == 2 and "older than the run's weights" in result.stderr, "a stale eval judges nothing"
     loosened = cli("export", "--run", str(run), "--set", "export.gate.enabled=false", "--force", cwd=project)
-    assert "export gate" not in loosened.stdout and "llamafactory-cli export" in loosened.stdout
+    assert "export gate" not in loosened.stdout and past_the_gate in loosened.stderr
     assert "--set export.gate.enabled=false" in loosened.stderr, "the change is said"
     forced = cli("export", "--run", str(run), "--force", cwd=project)
     assert forced.returncode == 2 and "older than the run's weights" in forced.stderr, "--force replaces folders only"
     forced = cli("export", "--run", str(run), "--skip-gate", "--force", cwd=project)
-    assert "export gate: skipped (--skip-gate)" in forced.stdout and "llamafactory-cli export" in forced.stdout
+    assert "export gate: skipped (--skip-gate)" in forced.stdout and past_the_gate in forced.stderr
+    assert (run / "merged" / "notes.txt").read_text() == "the user's"

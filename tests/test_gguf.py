@@ -3,7 +3,6 @@ llamafactory-cli (the real small model's GGUF is in test_real_model.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,16 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli, fake_trained_run, lay_out_project, need, zhouyi
+from tests.conftest import cli, fake_trained_run, lay_out_project, zhouyi
 
-HAVE_GGUF = all(importlib.util.find_spec(m) for m in ("conversion", "gguf", "llama_cpp"))
 PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
 
 
 @pytest.fixture(scope="module")
 def gguf_run(tmp_path_factory, tiny_model) -> tuple[Path, Path]:
     """A tiny run of its own (other tests export the shared one), merged: (project, run)."""
-    need(HAVE_GGUF, "the gguf extra (pip install -e '.[gguf]')")
     project = lay_out_project(tmp_path_factory.mktemp("gguf"), tiny_model)
     trained = zhouyi("train", "tiny-cpu", "--set", "train.max_steps=30",
                      "--set", "export.gguf.quantized_min_exact_match=0", cwd=project)
@@ -39,6 +36,7 @@ def gguf_fields(path: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.needs("gguf")
 def test_the_gguf_carries_the_persona_and_answers_as_the_adapter(gguf_run):
     import llama_cpp
     from transformers import AutoTokenizer
@@ -82,6 +80,7 @@ def test_the_gguf_carries_the_persona_and_answers_as_the_adapter(gguf_run):
 
 
 @pytest.mark.slow
+@pytest.mark.needs("gguf")
 def test_a_quantized_gguf_is_reported_against_its_own_threshold(gguf_run):
     project, run = gguf_run
     result = zhouyi("export", "--run", str(run), "--gguf", "q4_k_m", cwd=project)
@@ -101,6 +100,7 @@ def test_a_quantized_gguf_is_reported_against_its_own_threshold(gguf_run):
 
 
 @pytest.mark.slow
+@pytest.mark.needs("gguf")
 def test_the_parity_check_fails_a_gguf_with_the_base_tokenizers_template(gguf_run):
     """The hand fix users make: the merged folder's own chat template put into the GGUF (the base's default
     system prompt, not the persona). The check names the runtime, why, and the first differing answers."""
@@ -147,8 +147,8 @@ def test_gguf_export_names_the_packages_and_the_compile_time(project, monkeypatc
     assert not (run / "merged-gguf-q4_k_m").exists(), "refused before anything is written"
 
 
+@pytest.mark.needs("gguf")
 def test_gguf_export_of_an_architecture_the_converter_lacks_writes_nothing(project):
-    need(HAVE_GGUF, "the gguf extra (pip install -e '.[gguf]')")
     run = fake_trained_run(project, "tiny-cpu")
     (run / "merged").mkdir()
     (run / "merged" / "config.json").write_text(json.dumps({"architectures": ["DreamWeaverForCausalLM"]}))

@@ -21,6 +21,11 @@ def snapshot(folder: Path) -> list:
     return sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in folder.rglob("*"))
 
 
+def contents(folder: Path) -> dict[str, bytes | None]:
+    """Every path below `folder` with its bytes (None for a folder): what a user would find changed."""
+    return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))}
+
+
 @pytest.mark.parametrize("target", ["data/dataset_info.json", "data/.zhouyi-written.json", "link-to-registry.json",
                                     "RUN/manifest.json", "RUN/eval/answers.json"])
 def test_no_output_may_be_or_lead_to_a_file_zhouyi_keeps(project, target):
@@ -124,16 +129,17 @@ def test_a_full_disk_is_a_message_and_leaves_nothing_half_written(project, monke
         return real_stage(path, data)
 
     cli("register", "tiny-cpu", cwd=project)
-    before = snapshot(project)
+    before = contents(project)
     monkeypatch.setattr(files, "_stage", full_after_one)
     result = cli(*verb, cwd=project)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "no space left on the device" in result.stderr and "Traceback" not in result.stderr
-    after = snapshot(project)
-    assert not [p for p, _ in after if p.endswith(".tmp")], "no temp file left"
+    after = contents(project)
+    assert not [p for p in after if p.endswith(".tmp")], "no temp file left"
     assert not (project / "runs").exists() or not any((project / "runs").iterdir()), "no run without its manifest"
-    kept = [p for p, _ in after if not p.startswith((".zhouyi", "runs"))]
-    assert kept == [p for p, _ in before if not p.startswith(".zhouyi")], "no file of the user's changed"
+    users = {p: data for p, data in after.items() if not p.startswith((".zhouyi", "runs"))}
+    assert users == {p: data for p, data in before.items() if not p.startswith(".zhouyi")}, \
+        "no file of the user's changed, in name or content"
 
 
 @pytest.mark.slow

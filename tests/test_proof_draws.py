@@ -50,7 +50,7 @@ def test_training_statistics_say_what_a_draw_learns_from():
     assert not draws.is_list_style("蛇是灵物。\n此梦主吉。\n宜静不宜动。")
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"the shared scraped data is not here: {SHARED_DATA}")
+@pytest.mark.needs("shared")
 def test_the_proofs_draws_on_the_scraped_data_are_apart():
     from zhouyi.data.readers import read_file
 

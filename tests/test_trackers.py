@@ -4,15 +4,12 @@ import json
 
 import pytest
 
-from tests.conftest import need, zhouyi
+from tests.conftest import zhouyi
 
 
 @pytest.mark.slow
+@pytest.mark.needs("tensorboard")
 def test_early_stopping_keeps_the_best_checkpoint_and_tensorboard_gets_events(tiny_project):
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        need(False, "tensorboard (pip install -e '.[dev]')")
     # an eval every 2 steps; patience 1: the first eval loss that does not fall stops the training
     sets = ["train.max_steps=40", "train.save_steps=2", "train.report_to=tensorboard", "train.early_stopping_steps=1"]
     result = zhouyi("train", "tiny-cpu", *[a for s in sets for a in ("--set", s)], cwd=tiny_project)

@@ -1,7 +1,6 @@
 """`zhouyi webui` in a real headless Chromium: LlamaBoard opens with the spec's model path filled in, its
 dataset list offers the spec's datasets, and the trained run is offered as a checkpoint."""
 
-import importlib.util
 import json
 import re
 import shutil
@@ -11,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import cli, need, wait_for_http
+from tests.conftest import cli, wait_for_http
 from zhouyi.serve.server import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -20,9 +19,8 @@ BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 @pytest.mark.slow
+@pytest.mark.needs("chromium", "playwright")
 def test_webui_opens_with_the_spec_filled_in(trained_run, tmp_path):
-    need(CHROMIUM is not None, "Chromium (Debian package chromium)")
-    need(importlib.util.find_spec("playwright") is not None, "playwright (pip install playwright)")
     from playwright.sync_api import expect, sync_playwright
 
     project, run, _ = trained_run
