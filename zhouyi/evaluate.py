@@ -14,6 +14,7 @@ from pathlib import Path
 
 from zhouyi import answers, forgetting, layout, stats, trace
 from zhouyi.answers import METRICS, SHARES, Prediction, answer_checks
+from zhouyi.checks import HIGHER_IS_BETTER
 from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, write_json
 from zhouyi.render import RenderContext
@@ -24,7 +25,6 @@ from zhouyi.spec import JobSpec
 MODELS = ("base", "tuned")
 WITHOUT_SYSTEM = ("base_no_system", "tuned_no_system")  # `--without-system`: the same questions, no system prompt
 PAIRS = (("base", "tuned"), ("base_no_system", "tuned_no_system"))  # the comparisons a report makes
-HIGHER_IS_BETTER = {"in_voice": True, "boilerplate": False, "empty": False, "loops": False, "at_token_limit": False}
 TRACED = ("tuned", "tuned_no_system")  # whose flagged answers are traced to training rows
 
 

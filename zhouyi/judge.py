@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi import endpoint, layout, stats
+from zhouyi.checks import NAMES, problems
 from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, write_json
 from zhouyi.spec import JudgeSpec
 
 VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
 PLACEHOLDERS = ("question", "answer_a", "answer_b")
-PROBLEMS = ("boilerplate", "loops", "empty", "at_token_limit")  # a check that flags a worse answer
 SCORE = {"b": 1.0, "tie": 0.5, "a": 0.0}  # the win rate of `b`: ties count half
 SAME = ("[[C]]", "[[C]]")  # two answers of the same text: a tie in both orders, asked of no one
 
@@ -124,10 +124,8 @@ def outcome_of(b_first: str | None, a_first: str | None) -> tuple[str, bool]:
 
 
 def _problems(checks: dict) -> set[str]:
-    """The checks that flag a problem in one answer: boilerplate, repetition, empty, cut at the limit, and
-    `in_voice` when it is false."""
-    return {name for name in PROBLEMS if checks.get(name)} | ({"in_voice"} if not checks.get("in_voice", True)
-                                                            else set())
+    """The checks (zhouyi.checks) that one answer fails."""
+    return problems(checks)
 
 
 def checks_prefer(a: dict, b: dict) -> str | None:
@@ -140,8 +138,7 @@ def _separating_checks(pair: Pair) -> list[tuple[str, str]]:
     """(check, the side it prefers) for each check both answers have that flags exactly one of them."""
     pa, pb = _problems(pair.a_checks), _problems(pair.b_checks)
     both = pair.a_checks.keys() & pair.b_checks.keys()
-    return [(name, "b" if name in pa else "a") for name in (*PROBLEMS, "in_voice")
-            if name in both and (name in pa) != (name in pb)]
+    return [(name, "b" if name in pa else "a") for name in NAMES if name in both and (name in pa) != (name in pb)]
 
 
 def summarize(pairs: list[Pair], answers: list[tuple[str | None, str | None]], labels: tuple[str, str],

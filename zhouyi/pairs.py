@@ -16,6 +16,7 @@ from pathlib import Path
 from zhouyi import answers as answering
 from zhouyi import layout
 from zhouyi.answers import Question, check, split_questions
+from zhouyi.checks import BY_NAME, CHECKS
 from zhouyi.errors import UserError
 from zhouyi.files import commit, locked, refuse_foreign, sole_writer
 from zhouyi.layout import DATASET_INFO
@@ -24,8 +25,8 @@ from zhouyi.render import RenderContext, dataset_entry
 from zhouyi.runs import check_run, recorded_spec
 from zhouyi.spec import RANKING_COLUMNS, DatasetEntry, JobSpec
 
-REASONS = {"boilerplate": "site boilerplate", "loops": "repeats itself",
-           "at_token_limit": "no end (cut at the token limit)"}  # answers.check's flag -> the reason a pair gives
+# a failed check -> the reason a pair gives; empty ends the list, and in_voice says whether it speaks as an assistant
+REASONS = {check.name: check.problem for check in CHECKS if check.name not in ("empty", "in_voice")}
 
 
 def problems(answer: str, spec: JobSpec, at_limit: bool) -> list[str]:
@@ -35,7 +36,7 @@ def problems(answer: str, spec: JobSpec, at_limit: bool) -> list[str]:
         return ["empty"]
     found = ["speaks as an assistant"] if flags["speaks_as_assistant"] else [] if flags["in_voice"] else [
         "not in the persona's voice"]
-    return found + [reason for name, reason in REASONS.items() if flags[name]]
+    return found + [reason for name, reason in REASONS.items() if BY_NAME[name].fails(flags[name])]
 
 
 def build_pairs(questions: list[Question], answers: dict[str, list[tuple[str, bool]]], spec: JobSpec

@@ -31,7 +31,7 @@ def tables(data) -> list[dict]:
 
 def check_table(table: dict) -> list[tuple[str, dict, dict]]:
     """(what, printed, recomputed) for every interval of the table's comparisons."""
-    from zhouyi.evaluate import HIGHER_IS_BETTER
+    from zhouyi.checks import HIGHER_IS_BETTER
 
     numbers, seed = table["per_question"], table.get("settings", {}).get("seed", 0)
     out = []
@@ -53,7 +53,7 @@ def check_table(table: dict) -> list[tuple[str, dict, dict]]:
 
 def check_draws(result: dict) -> list[tuple[str, dict, dict]]:
     """The intervals across a proof's draws (bench/proof.py), recomputed from every draw's per-question numbers."""
-    from zhouyi.evaluate import HIGHER_IS_BETTER
+    from zhouyi.checks import HIGHER_IS_BETTER
 
     draws = result.get("draws", [])
 

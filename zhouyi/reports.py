@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from zhouyi.answers import METRICS
+from zhouyi.checks import CHECKS
 
 COLUMN_LABELS = {"reference": "reference", "base": "base", "tuned": "tuned", "base_no_system": "base, no system prompt",
                  "tuned_no_system": "tuned, no system prompt"}
-CHECK_LABELS = {"boilerplate": "with site boilerplate", "in_voice": "in the persona's voice", "empty": "empty",
-                "loops": "repeating itself", "at_token_limit": "cut at the token limit (never ended)"}
+CHECK_LABELS = {check.name: check.label for check in CHECKS}
 HOW = ("Intervals: 95%, paired over the questions (the same questions to both models): a metric's mean difference "
        "by a seeded bootstrap, a share by Wilson's interval, a share's difference by the exact McNemar test. "
        "\"better\" or \"worse\" only where the interval excludes no difference (for shares: McNemar's p < 0.05); "

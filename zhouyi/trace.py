@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from zhouyi.answers import BOILERPLATE_RULES, check
+from zhouyi.checks import CHECKS
 from zhouyi.data.rules import DEFAULT_RULES
 from zhouyi.spec import JobSpec
 
@@ -98,7 +99,7 @@ def offending_stretch(answer: str, flag: str) -> str:
     return answer
 
 
-FLAGS = {"boilerplate": "site boilerplate", "in_voice": "out of the persona's voice", "loops": "repeating itself"}
+TRACED = tuple(check for check in CHECKS if check.traced)
 
 
 def trace(questions: list[dict], model: str, rows: TrainingRows, spec: JobSpec) -> list[dict]:
@@ -109,8 +110,9 @@ def trace(questions: list[dict], model: str, rows: TrainingRows, spec: JobSpec) 
         if answer is None:
             continue
         flags = q["checks"].get(model) or check(answer, spec)
-        for flag, label in FLAGS.items():
-            if flags[flag] == (flag == "in_voice"):
+        for traced in TRACED:
+            flag, label = traced.name, traced.problem
+            if not traced.fails(flags[flag]):
                 continue  # in voice, or no boilerplate / no loop: nothing to trace
             stretch = offending_stretch(answer, flag)
             found = rows.sharing(stretch)

@@ -116,15 +116,15 @@ def _judge_line(summary: dict) -> str:
 
 
 def _summary(report: dict, path: Path) -> None:
+    from zhouyi.checks import CHECKS
     from zhouyi.evaluate import METRICS
 
     base, tuned = report["metrics"]["base"], report["metrics"]["tuned"]
     print(f"{report['rows']} held-out questions: " + ", ".join(
         f"{m.upper()} {base[m]:.1f} -> {tuned[m]:.1f}" for m in METRICS if m in base and m in tuned))
     checks = report["checks"]
-    print(f"in voice: base {checks['base']['in_voice']:.0%} -> tuned {checks['tuned']['in_voice']:.0%}; "
-          f"boilerplate: base {checks['base']['boilerplate']:.0%} -> tuned {checks['tuned']['boilerplate']:.0%}; "
-          f"repeating itself: base {checks['base']['loops']:.0%} -> tuned {checks['tuned']['loops']:.0%}")
+    print("; ".join(f"{c.label}: base {checks['base'][c.name]:.0%} -> tuned {checks['tuned'][c.name]:.0%}"
+                    for c in CHECKS if c.summary and c.name in checks["base"] and c.name in checks["tuned"]))
     found = next((c for c in report.get("comparisons", []) if c["b"] == "tuned"), None)
     if found and "metrics" in found:
         rouge = found["metrics"]["rouge-l"]

@@ -8,13 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from zhouyi import layout
+from zhouyi.checks import CHECKS
 from zhouyi.errors import UserError
 from zhouyi.files import read_mapping
 from zhouyi.spec import ExportGateSpec, JobSpec
 
 GATED_METRICS = ("rouge-l", "bleu-4")  # of LLaMA-Factory's scores (zhouyi.answers.METRICS), the gated: points
-BETTER_HIGH = ("in_voice",)  # shares of answers
-BETTER_LOW = ("boilerplate", "empty", "loops", "at_token_limit")
 
 
 def failures(report: dict, gate: ExportGateSpec) -> list[str]:
@@ -33,7 +32,7 @@ def failures(report: dict, gate: ExportGateSpec) -> list[str]:
             lines.append(f"{name} {got['b']:.1f} against the base's {got['a']:.1f}: change {got['diff']:+.1f}, 95% "
                          f"interval [{got['low']:+.1f}, {got['high']:+.1f}], all of it below the allowed drop "
                          f"{gate.metric_drop}")
-    for name in BETTER_HIGH + BETTER_LOW:
+    for name in (check.name for check in CHECKS if check.gated):  # shares of answers
         got = found["shares"].get(name)
         if got and got["verdict"] == "worse" and abs(got["diff"]) > gate.share_worse + 1e-9:
             lines.append(f"{name} {got['b']['share']:.0%} of answers against the base's {got['a']['share']:.0%}: "
