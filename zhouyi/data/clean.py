@@ -75,7 +75,6 @@ class Prepared:
     `zhouyi data explain` (cleaning itself streams the same steps, never holding every page)."""
 
     records: list[Record]
-    templates: learnt.Templates
     removed: list[list[tuple[learnt.Template, str]]]  # per record: (template, the text it removed)
     markup: Counter
 
@@ -127,7 +126,7 @@ def prepare(records: list[Record], opts: CleanOptions) -> Prepared:
         rec, gone, _ = stripped(rec, found, markup)
         out.append(rec)
         removed.append(gone)
-    return Prepared(out, found, removed, markup)
+    return Prepared(out, removed, markup)
 
 
 def han_count(text: str) -> int:

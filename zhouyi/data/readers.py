@@ -45,7 +45,6 @@ class Skipped:
 class ReadResult:
     records: list[Record] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
-    fields_seen: list[str] = field(default_factory=list)  # a skipped row's text fields, to suggest the flags
 
 
 CSV_FIELD_LIMIT = 64 << 20  # bytes
@@ -113,7 +112,6 @@ def read_file(path: Path, fmt: str | None = None, title_fields: tuple[str, ...] 
             result.records.append(item)
         else:
             result.skipped.append((item.source, item.why))
-            result.fields_seen = result.fields_seen or list(item.fields)
     return result
 
 
