@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -93,6 +94,14 @@ def test_the_checks_on_a_rewrite():
     assert problem(original, "梦见蛇，预示你要提高警觉，小心陷阱。", asked, RewriteSpec(min_overlap=0)) is None
 
 
+def readable(path: Path) -> bytes:
+    """A process's file, or nothing when the process ended meanwhile."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
 def test_a_sigterm_mid_rewrite_resumes_without_losing_or_repeating_a_row(project):
     with scripted_server(teacher, delay=0.3) as (url, _, seen):
         write_teacher(project, url, "concurrency: 2\n")
@@ -104,8 +113,8 @@ def test_a_sigterm_mid_rewrite_resumes_without_losing_or_repeating_a_row(project
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not cache.is_file() or len(cache.read_text().splitlines()) < 4):
             time.sleep(0.05)
-        cmdline = (f"/proc/{proc.pid}/cmdline", f"/proc/{proc.pid}/status")
-        assert SECRET not in open(cmdline[0]).read(), "the key is not on the command line (ps)"
+        assert not [p for p in Path("/proc").glob("[0-9]*/cmdline") if SECRET.encode() in readable(p)], \
+            "no process on the machine has the key on its command line (ps shows them to every user)"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 143 and "Traceback" not in err, err

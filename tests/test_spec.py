@@ -115,9 +115,18 @@ def test_early_stopping_and_the_best_checkpoint_need_an_eval_split():
     assert from_text(MINIMAL + "train: {early_stopping_steps: 2, val_size: 0.1}\n").train.early_stopping_steps == 2
 
 
-def test_launch_consistency():
-    found = problems(MINIMAL + "launch: {gpus: [0, 1], nproc_per_node: 4, nnodes: 2, node_rank: 2}\n")
-    assert "launch" in found
+@pytest.mark.parametrize("launch, message", [  # one spec per rule, each breaking only that rule
+    ("{device: cpu, gpus: [0]}", "gpus listed but device is cpu"),
+    ("{gpus: [0, 0]}", "gpus has repeated ids: [0, 0]"),
+    ("{gpus: [0, 1], nproc_per_node: 4}", "nproc_per_node=4 is more than the 2 gpus listed"),
+    ("{nnodes: 2, node_rank: 2, master_port: 29500}", "node_rank=2 must be below nnodes=2"),
+    ("{nnodes: 2}", "nnodes > 1 needs a fixed master_port"),
+    ("{ray_num_workers: 2}", "ray_num_workers is set but engine is torchrun"),
+    ("{engine: ray, device: cpu}", "engine: ray cannot train on CPUs"),
+])
+def test_launch_consistency(launch, message):
+    found = problems(MINIMAL + f"launch: {launch}\n")
+    assert message in found["launch"], found
 
 
 def test_unknown_finetuning_type_and_deepspeed_stage():

@@ -21,5 +21,13 @@ def test_early_stopping_keeps_the_best_checkpoint_and_tensorboard_gets_events(ti
     assert losses[-1] >= min(losses[:-1]), "it stopped because the eval loss stopped falling"
     best = min(range(len(losses)), key=losses.__getitem__)
     assert state["best_model_checkpoint"].endswith(f"checkpoint-{2 * (best + 1)}"), "the best one is kept"
-    assert list((run / "train").rglob("events.out.tfevents.*")), "TensorBoard event files written"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = {path.parent for path in (run / "train").rglob("events.out.tfevents.*")}
+    board = EventAccumulator(str(events))
+    board.Reload()
+    logged = {e.step: e.value for e in board.Scalars("train/loss")}
+    expected = {e["step"]: e["loss"] for e in state["log_history"] if "loss" in e}
+    assert logged.keys() == expected.keys() and all(abs(logged[k] - expected[k]) < 1e-4 for k in expected), \
+        "TensorBoard got the training loss LLaMA-Factory logged, step by step"
 
