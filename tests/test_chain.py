@@ -10,11 +10,14 @@ import subprocess
 
 import pytest
 import yaml
+from safetensors import safe_open
 
 from tests.conftest import cli, fake_trained_run, write_json, zhouyi
+from tests.test_pipeline import assert_merged
 from zhouyi.launch import CLI
 from zhouyi.process import resolve_executable
 
+WEIGHT = "model.layers.0.self_attn.q_proj.weight"  # one LoRA-targeted weight, checked after each merge
 DPO_SPEC = """\
 base: tiny-cpu
 name: tiny-dpo
@@ -73,7 +76,8 @@ def test_dpo_trains_a_new_adapter_on_the_merged_sft_model_which_is_its_reference
     assert train_yaml["stage"] == "dpo" and train_yaml["pref_loss"] == "sigmoid"
     assert train_yaml["model_name_or_path"] == str(run / "start-model") and "adapter_name_or_path" not in train_yaml
     assert "eval_dataset" not in train_yaml, "the eval split holds questions, not pairs"
-    assert (run / "start-model" / "model.safetensors").is_file()
+    with safe_open(run / "start-model" / "model.safetensors", "pt") as start:  # the base plus the SFT adapter
+        assert_merged(start.get_tensor(WEIGHT), WEIGHT, project / "models" / "tiny-qwen2", sft / "train")
     assert json.loads((run / "manifest.json").read_text())["from_run"] == str(sft)
     first = first_log(run / "train")
     assert first["step"] == 1
@@ -103,7 +107,11 @@ def test_the_chained_run_exports_and_reruns_from_the_same_sft_run(chained):
     project, sft, run, _ = chained
     result = zhouyi("export", "--run", str(run), cwd=project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert (run / "merged" / "model.safetensors").is_file()
+    export = yaml.safe_load((run / "export.yaml").read_text())
+    assert export["model_name_or_path"] == str(run / "start-model") and export["adapter_name_or_path"] == str(
+        run / "train"), "the DPO adapter is merged into the SFT merge it was trained on"
+    with safe_open(run / "merged" / "model.safetensors", "pt") as merged:
+        assert_merged(merged.get_tensor(WEIGHT), WEIGHT, run / "start-model", run / "train")
     rerun = cli("rerun", str(run), "--dry-run", cwd=project)
     assert rerun.returncode == 0, rerun.stderr
     assert "export_dir=" in rerun.stdout and str(sft) in rerun.stdout, "the rerun merges the same SFT run first"

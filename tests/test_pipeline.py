@@ -1,7 +1,9 @@
 """The tutorial's whole job on the tiny model through the real llamafactory-cli: train, then export."""
 
+import hashlib
 import json
 import re
+from pathlib import Path
 
 import pytest
 from safetensors import safe_open
@@ -29,11 +31,25 @@ def test_train_registers_data_and_saves_an_adapter(trained):
     assert losses[-1] < losses[0], "the tiny model learns something"
 
 
+def assert_merged(merged, name: str, base_dir: Path, adapter_dir: Path) -> None:
+    """`merged` (weight `name` of a merged model) is the base's weight plus the adapter's (alpha / r) * B @ A: the
+    adapter is in it, neither left out (a copy of the base) nor in twice."""
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    scale = config["lora_alpha"] / config["r"]
+    with safe_open(base_dir / "model.safetensors", "pt") as base, \
+            safe_open(adapter_dir / "adapter_model.safetensors", "pt") as adapter:
+        stem = "base_model.model." + name.removesuffix(".weight")
+        delta = scale * adapter.get_tensor(f"{stem}.lora_B.weight") @ adapter.get_tensor(f"{stem}.lora_A.weight")
+        original = base.get_tensor(name)
+    assert delta.abs().max() > 1e-4, "training moved the adapter"
+    assert (merged.float() - (original.float() + delta.float())).abs().max() < 1e-5
+
+
 def test_manifest_records_the_run(trained):
     project, run, _ = trained
     manifest = json.loads((run / "manifest.json").read_text())
     data_file = str(project / "data" / "zhougong_demo.json")
-    assert len(manifest["data"][data_file]) == 64
+    assert manifest["data"][data_file] == hashlib.sha256(Path(data_file).read_bytes()).hexdigest()
     assert set(manifest["rendered"]) >= {"train.yaml", "infer.yaml", "export.yaml"}
     assert manifest["versions"]["torch"] and manifest["spec"]["model"]["template"] == "qwen"
     assert (run / "spec.yaml").read_text().startswith("# The tutorial's job on the tiny local model")
@@ -46,6 +62,8 @@ def test_export_merges_weights_writes_the_modelfile_and_smoke_generates(trained)
     merged = run / "merged"
     with safe_open(merged / "model.safetensors", "pt") as weights:
         assert not any("lora" in key for key in weights.keys()), "adapter merged into the base weights"
+        name = "model.layers.0.self_attn.q_proj.weight"
+        assert_merged(weights.get_tensor(name), name, project / "models" / "tiny-qwen2", run / "train")
     modelfile = (merged / "Modelfile").read_text()
     assert f'SYSTEM """{PERSONA}' in modelfile, "the persona travels into the Ollama Modelfile"
     smoke = re.search(r"smoke check: (\d+) new tokens from (\S+): ", result.stdout)
