@@ -78,10 +78,15 @@ SITE_RULES: tuple[Rule, ...] = (
          r"(?:^|(?<=[。\n]))[^。\n]*(?:小编|转载请注明|本文来源|更多解梦|点击查看|相关推荐)[^。\n]*[。！]?", "delete", boilerplate=True),
     Rule("navigation", "navigation lines (上一篇/下一篇/返回首页)", r"^[^\n]*(?:上一篇|下一篇|返回首页|首页\s*>)[^\n]*$",
          "delete", boilerplate=True),
-    Rule("horoscope_filler", "a pasted daily-horoscope template: `梦见X意味着：…今天的你…` up to the next paragraph",
-         r"梦见[^，。\n]{1,30}意味着：.*?(?=\n\s*\n|\Z)", "delete", filler=True, boilerplate=True),
-    Rule("numerology_filler", "name-numerology filler: `…的吉凶：…`, `凶数` lines and `【中吉】` tags",
-         r"梦见[^，。\n]{1,30}的吉凶：.*?(?=\n\s*\n|\Z)|^[^\n]*(?:人、地两格|凶数)[^\n]*$|【(?:大吉|中吉|小吉|吉|凶|大凶|半吉)】",
+    Rule("horoscope_filler", "a pasted daily-horoscope template: `梦见X意味着：…今天的你…` to the next paragraph, or, "
+         "where the page goes on to a `梦见X的吉凶：` numerology section, to the page's end (horoscope advice and "
+         "numerology run on over paragraphs: the whole page is the template)",
+         r"梦见[^，。\n]{1,30}意味着：(?:.*?梦见[^，。\n]{1,30}的吉凶：.*\Z|.*?(?=\n\s*\n|\Z))", "delete",
+         filler=True, boilerplate=True),
+    Rule("numerology_filler", "name-numerology filler: `…的吉凶：…`, `凶数` lines and luck tags (`【中吉】`, `【吉多于凶】`, "
+         "a tag cut open as `【大吉昌。` with its `】` on a line of its own)",
+         r"梦见[^，。\n]{1,30}的吉凶：.*?(?=\n\s*\n|\Z)|^[^\n]*(?:人、地两格|凶数)[^\n]*$"
+         r"|【[吉凶大中小半昌多于相抵争衡互参]{1,5}[】。]|^\s*】\s*$",
          "delete", filler=True, boilerplate=True),
     Rule("case_studies", "readers' case studies (`梦境描述：… 梦境解析：…`), dropped",
          r"梦境描述：.*?(?=梦境描述：|\Z)", "delete", filler=True, boilerplate=True),
