@@ -1,6 +1,6 @@
 """Where an eval's time goes on gemma-3-270m (CPU), and the batch size that answers fastest here.
 
-For each batch size, LLaMA-Factory's own prediction (as `zhouyi eval` runs it: zhouyi.answers.predict) answers the
+For each batch size, LLaMA-Factory's own prediction (as `zhouyi eval` runs it: evaluation.answers.predict) answers the
 same held-out dreams with the base model, greedy, eval.max_new_tokens new tokens. Reported per batch size: the whole
 wall time, the part LLaMA-Factory spent generating (its predict_runtime), the rest (interpreter, imports, model load,
 data: paid once per process), seconds per answer amortised, and the floor: one read of the weights per generated
@@ -41,7 +41,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, help="an earlier bench-answers folder (its model and run are reused)")
     args = parser.parse_args()
     require_scraped()
-    from zhouyi.answers import predict
+    from zhouyi.evaluation.answers import predict
     from zhouyi.runs import latest_trained_run, recorded_spec
 
     work = (args.work or REPO / "runs" / f"bench-answers-{time.strftime('%Y%m%d-%H%M%S')}").resolve()

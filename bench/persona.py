@@ -104,7 +104,7 @@ def main() -> int:
               "train_rows": args.train_rows, "eval_rows": args.eval_rows, "steps": args.steps,
               "dpo_steps": args.dpo_steps, "identity_ratio": args.identity_ratio, "seed": args.seed,
               "pairs": {k: pairs[k] for k in ("questions", "pairs", "rejected_because", "no_pair")}, "table": table}
-    from zhouyi.reports import comparison_markdown
+    from zhouyi.evaluation.reports import comparison_markdown
 
     md = (f"# Does the persona hold without its system prompt? ({date}, {result['machine']})\n\n"
           f"{result['model']}; LoRA r8 on all linear layers, lr 3e-4, cutoff 256, seed {args.seed}. SFT: "

@@ -86,7 +86,7 @@ CHART = [("boilerplate", "site boilerplate"), ("in_voice", "in the persona's voi
 def arm_intervals(results: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
     """Each arm's 95% interval per charted measure: Wilson over every draw's answers for a share of answers, a
     bootstrap over draws and questions (stats.cluster_bootstrap; over questions with one draw) for ROUGE-L."""
-    from zhouyi import stats
+    from zhouyi.evaluation import stats
 
     out: dict[str, dict[str, tuple[float, float]]] = {}
     for arm in ("base", "tutorial-style", "zhouyi-clean"):
@@ -239,7 +239,7 @@ def run_draw(work: Path, d: int, args: argparse.Namespace, timings: dict) -> dic
 
 def across(results: list[dict]) -> dict:
     """Each arm against the base and clean against tutorial, over all draws, with cluster-bootstrap intervals."""
-    from zhouyi import stats
+    from zhouyi.evaluation import stats
 
     def scores(col_of, key):
         return [[float(v) for v in r["table"]["per_question"][col_of(r["table"])][key]] for r in results]
@@ -255,7 +255,7 @@ def across(results: list[dict]) -> dict:
 
 def arm_means(results: list[dict]) -> dict[str, dict[str, float]]:
     """Each arm's mean over draws of its per-question means, measure by measure."""
-    from zhouyi import stats
+    from zhouyi.evaluation import stats
 
     out: dict[str, dict[str, float]] = {}
     for arm in ("base", "tutorial-style", "zhouyi-clean"):
@@ -314,7 +314,7 @@ def markdown(result: dict, png: str) -> str:
         lines.append(f"| {r['draw']} | {t['answer_chars']:.0f} | {t['page_chars']:.0f} | {t['page_paragraphs']:.1f} | "
                      f"{100 * t['share_of_page_kept']:.0f}% | {100 * t['list_style']:.0f}% | "
                      f"{t['heldout_with_neighbour']} of {t['heldout']} | {c.get('a', 0):.1f} | {c.get('b', 0):.1f} |")
-    from zhouyi.reports import comparison_markdown
+    from zhouyi.evaluation.reports import comparison_markdown
 
     for r in result["draws"]:
         lines += ["", f"## Draw {r['draw']}", "", comparison_markdown(r["table"]).split("\n", 2)[2]]

@@ -1,11 +1,12 @@
-"""Every reader of the answer checks covers every check of zhouyi.checks: a check added as one row there is computed,
-compared in the right direction, labelled, gated, counted by the judge, traced, given as a pair's reason and
+"""Every reader of the answer checks covers every check of zhouyi.evaluation.checks: a check added as one row there is
+computed, compared in the right direction, labelled, gated, counted by the judge, traced, given as a pair's reason and
 summarised — or this test names the reader that missed it."""
 
 import pytest
 
-from zhouyi import answers, judge, pairs, reports, stats, trace
-from zhouyi.checks import BY_NAME, CHECKS, HIGHER_IS_BETTER, NAMES, problems
+from zhouyi import pairs
+from zhouyi.evaluation import answers, judge, reports, stats, trace
+from zhouyi.evaluation.checks import BY_NAME, CHECKS, HIGHER_IS_BETTER, NAMES, problems
 from zhouyi.export import gate
 from zhouyi.spec import ExportGateSpec
 

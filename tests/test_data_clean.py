@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_DATA, cli, write_json
-from zhouyi.answers import in_voice
 from zhouyi.data.clean import PERSONA, CleanOptions, asked_dream, clean, han_count, keyword, question
 from zhouyi.data.identity import QUESTIONS as IDENTITY_QUESTIONS
 from zhouyi.data.readers import Record, read_file
 from zhouyi.data.rules import DEFAULT_RULES, apply_rules, case_study_rules
+from zhouyi.evaluation.answers import in_voice
 from zhouyi.spec import OFF_VOICE_MARKERS, VOICE_MARKERS
 
 BODY = "梦见蛇缠身，预示近日有意外之财。若被蛇咬，宜防小人暗算，言行须谨慎。"

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from tests.conftest import REPO, cli, fake_trained_run, zhouyi
-from zhouyi.answers import has_boilerplate, in_voice, loops
-from zhouyi.evaluate import (
+from zhouyi.evaluation.answers import has_boilerplate, in_voice, loops
+from zhouyi.evaluation.evaluate import (
     Prediction,
     build_report,
     compare,

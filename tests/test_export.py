@@ -87,9 +87,9 @@ DREAMS = [("梦见蛇", "蛇入梦，主财运亨通，宜守不宜攻。"), ("�
 
 
 def gate_report(base_answers: list[str], tuned_answers: list[str], forgot: dict | None = None) -> dict:
-    """A real report (zhouyi.evaluate.build_report) of these answers to the first held-out dreams."""
-    from zhouyi.answers import Prediction, scores
-    from zhouyi.evaluate import build_report
+    """A real report (zhouyi.evaluation.evaluate.build_report) of these answers to the first held-out dreams."""
+    from zhouyi.evaluation.answers import Prediction, scores
+    from zhouyi.evaluation.evaluate import build_report
 
     spec = load("tiny-cpu").spec
     rows = DREAMS[:len(base_answers)]
@@ -101,8 +101,8 @@ def gate_report(base_answers: list[str], tuned_answers: list[str], forgot: dict 
 
 
 def test_the_export_gate_stops_only_what_the_interval_shows_worse():
+    from zhouyi.evaluation.forgetting import summarise
     from zhouyi.export.gate import failures
-    from zhouyi.forgetting import summarise
 
     gate = load("tiny-cpu").spec.export.gate
     references = [ref for _, ref in DREAMS]

@@ -1,4 +1,4 @@
-"""The forgetting check (zhouyi.forgetting): the shipped general prompts, a user's prompts file checked before
+"""The forgetting check (evaluation.forgetting): the shipped general prompts, a user's prompts file checked before
 anything runs, drift and bleed with their intervals, and LLaMA-Factory's data mixing rendered for a user who sees
 forgetting."""
 
@@ -9,7 +9,7 @@ import yaml
 
 from tests.conftest import cli, fake_trained_run
 from zhouyi.errors import UserError
-from zhouyi.forgetting import SHIPPED, bleeds, load_prompts, summarise
+from zhouyi.evaluation.forgetting import SHIPPED, bleeds, load_prompts, summarise
 from zhouyi.load import load
 
 

@@ -1,14 +1,14 @@
-"""How sure a comparison is (zhouyi.stats): intervals and verdicts on inputs whose answer is known, and the seeds of
-several runs shown together (zhouyi.evaluate.compare)."""
+"""How sure a comparison is (evaluation.stats): intervals and verdicts on inputs whose answer is known, and the seeds of
+several runs shown together (zhouyi.evaluation.evaluate.compare)."""
 
 import pytest
 
 from tests.conftest import REPO
-from zhouyi import stats
-from zhouyi.answers import Prediction
-from zhouyi.evaluate import build_report, compare, seed_groups
+from zhouyi.evaluation import stats
+from zhouyi.evaluation.answers import Prediction
+from zhouyi.evaluation.evaluate import build_report, compare, seed_groups
+from zhouyi.evaluation.reports import comparison_markdown, to_markdown
 from zhouyi.load import load
-from zhouyi.reports import comparison_markdown, to_markdown
 
 
 def test_a_clear_difference_is_better_and_noise_is_no_clear_difference():

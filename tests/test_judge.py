@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import api_serving, cli, fake_trained_run, zhouyi
 from tests.endpoint_server import scripted_server
-from zhouyi import judge
+from zhouyi.evaluation import judge
 from zhouyi.spec import JudgeSpec
 
 CLEAN = {"boilerplate": False, "loops": False, "empty": False, "in_voice": True}

@@ -1,13 +1,13 @@
-"""The proof's draws (bench/draws.py) and the interval across draws (zhouyi.stats.cluster_bootstrap): held-out dreams
-never in that draw's training, different draws asked different dreams, too many draws refused naming the largest,
-and an interval that widens when draws disagree."""
+"""The proof's draws (bench/draws.py) and the interval across draws (zhouyi.evaluation.stats.cluster_bootstrap):
+held-out dreams never in that draw's training, different draws asked different dreams, too many draws refused naming
+the largest, and an interval that widens when draws disagree."""
 
 import sys
 
 import pytest
 
 from tests.conftest import REPO, SHARED_DATA
-from zhouyi import stats
+from zhouyi.evaluation import stats
 
 sys.path.insert(0, str(REPO / "bench"))
 import draws  # noqa: E402  (bench/ is a folder of scripts, not a package)

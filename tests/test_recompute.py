@@ -1,5 +1,6 @@
-"""Results anyone can recompute (python -m zhouyi.recompute): every interval a results file prints is recomputed from
-the per-question numbers it carries; a changed interval, a changed score or a file without numbers is caught."""
+"""Results anyone can recompute (python -m zhouyi.evaluation.recompute): every interval a results file prints is
+recomputed from the per-question numbers it carries; a changed interval, a changed score or a file without numbers is
+caught."""
 
 import json
 import random
@@ -7,7 +8,7 @@ import random
 import pytest
 
 from tests.conftest import REPO
-from zhouyi import recompute, stats
+from zhouyi.evaluation import recompute, stats
 
 
 def table() -> dict:

@@ -1,15 +1,15 @@
-"""Bad answers traced to their rows (zhouyi.trace), on rows written here: the advert a tutorial-style row carries is
+"""Bad answers traced to their rows (evaluation.trace), on rows written here: the advert a tutorial-style row carries is
 found in the answer, traced to the rows that carry it and to the rule that removes it; a stretch no rule matches
 says so and how to look further."""
 
 from pathlib import Path
 
 from tests.conftest import REPO
-from zhouyi.answers import Prediction
-from zhouyi.evaluate import build_report
+from zhouyi.evaluation.answers import Prediction
+from zhouyi.evaluation.evaluate import build_report
+from zhouyi.evaluation.reports import to_markdown
+from zhouyi.evaluation.trace import TrainingRows, longest_common_substring
 from zhouyi.load import load
-from zhouyi.reports import to_markdown
-from zhouyi.trace import TrainingRows, longest_common_substring
 
 ADVERT = "【大师特色梦境分析】以上解梦为通用解释，如需知晓具体事宜，可请大师结合您的生辰八字解梦"
 FILE = Path("data/tutorial.json")

@@ -1,6 +1,6 @@
 """`zhouyi data pairs`: preference pairs with no labelling. The models of a finished run (the base, the tuned model,
 or both) answer the run's own training questions through LLaMA-Factory's prediction (greedy); every answer that
-zhouyi's checks flag (zhouyi.answers) becomes `rejected`, against the training answer as `chosen`.
+zhouyi's checks flag (zhouyi.evaluation.answers) becomes `rejected`, against the training answer as `chosen`.
 
 An answer is flagged for a problem only where the reference has not the same problem (an answer without the
 diviner's words teaches nothing against a reference without them either). Answers that pass every check give no
@@ -13,11 +13,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from zhouyi import answers as answering
 from zhouyi import layout
-from zhouyi.answers import Question, check, split_questions
-from zhouyi.checks import BY_NAME, CHECKS
 from zhouyi.errors import UserError
+from zhouyi.evaluation import answers as answering
+from zhouyi.evaluation.answers import Question, check, split_questions
+from zhouyi.evaluation.checks import BY_NAME, CHECKS
 from zhouyi.files import commit, locked, refuse_foreign, sole_writer
 from zhouyi.layout import DATASET_INFO
 from zhouyi.registry import merge_entries, read_registry

@@ -1,4 +1,4 @@
-"""`zhouyi eval`: the held-out split answered by the base and the tuned model, compared (zhouyi.evaluate); with
+"""`zhouyi eval`: the held-out split answered by the base and the tuned model, compared (evaluation.evaluate); with
 several --run, the base once and every run's tuned model in one table."""
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def add_verbs(sub) -> None:
 
 
 def cmd_eval(args) -> int:
-    from zhouyi import evaluate, judge, layout
+    from zhouyi import layout
+    from zhouyi.evaluation import evaluate, judge
     from zhouyi.files import sole_writers
     from zhouyi.runs import check_run, latest_trained_run
 
@@ -75,8 +76,9 @@ def cmd_eval(args) -> int:
 def _judging(args, spec, first_run: Path):
     """The judge, checked whole before any model is asked: from --judge-with FILE, SPEC as it is now, or the first
     run's recorded spec."""
-    from zhouyi import endpoint, judge
+    from zhouyi import endpoint
     from zhouyi.data.clean import PERSONA
+    from zhouyi.evaluation import judge
     from zhouyi.runs import recorded_spec
     from zhouyi.spec import JudgeSpec
 
@@ -116,8 +118,8 @@ def _judge_line(summary: dict) -> str:
 
 
 def _summary(report: dict, path: Path) -> None:
-    from zhouyi.checks import CHECKS
-    from zhouyi.evaluate import METRICS
+    from zhouyi.evaluation.checks import CHECKS
+    from zhouyi.evaluation.evaluate import METRICS
 
     base, tuned = report["metrics"]["base"], report["metrics"]["tuned"]
     print(f"{report['rows']} held-out questions: " + ", ".join(

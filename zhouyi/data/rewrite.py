@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi import endpoint
-from zhouyi.answers import Question, has_boilerplate, loops, speaks_as_assistant
 from zhouyi.data.clean import asked_dream, han_count
 from zhouyi.data.pipeline import rows_text
 from zhouyi.errors import UserError
+from zhouyi.evaluation.answers import Question, has_boilerplate, loops, speaks_as_assistant
 from zhouyi.files import commit, locked, read_json_rows, refuse_foreign, sole_user
 from zhouyi.layout import DATASET_INFO, REPORT_JSON, REPORT_MD, kept_by_zhouyi
 from zhouyi.registry import merge_entries, read_registry

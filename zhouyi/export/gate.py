@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from zhouyi import layout
-from zhouyi.checks import CHECKS
 from zhouyi.errors import UserError
+from zhouyi.evaluation.checks import CHECKS
 from zhouyi.files import read_mapping
 from zhouyi.spec import ExportGateSpec, JobSpec
 
-GATED_METRICS = ("rouge-l", "bleu-4")  # of LLaMA-Factory's scores (zhouyi.answers.METRICS), the gated: points
+GATED_METRICS = ("rouge-l", "bleu-4")  # of LLaMA-Factory's scores (evaluation.answers.METRICS), the gated: points
 
 
 def failures(report: dict, gate: ExportGateSpec) -> list[str]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from zhouyi import answers, launch, layout, process
+from zhouyi import launch, layout, process
 from zhouyi.child.jobs import GreedyAnswers
 from zhouyi.errors import UserError
+from zhouyi.evaluation import answers
 from zhouyi.export import gguf
 from zhouyi.export.merge import require_merged
 from zhouyi.files import atomic_write, write_json

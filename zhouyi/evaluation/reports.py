@@ -1,13 +1,13 @@
 """`zhouyi eval`'s reports as Markdown: one run (base against tuned), or several runs in one table; every difference
 with its 95% interval and the verdict the interval gives, the forgetting check, and flagged answers traced to their
-training rows. Pure: report dicts (zhouyi.evaluate) in, text out."""
+training rows. Pure: report dicts (zhouyi.evaluation.evaluate) in, text out."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from zhouyi.answers import METRICS
-from zhouyi.checks import CHECKS
+from zhouyi.evaluation.answers import METRICS
+from zhouyi.evaluation.checks import CHECKS
 
 COLUMN_LABELS = {"reference": "reference", "base": "base", "tuned": "tuned", "base_no_system": "base, no system prompt",
                  "tuned_no_system": "tuned, no system prompt"}

@@ -18,13 +18,14 @@ import hashlib
 import json
 from pathlib import Path
 
-from zhouyi import answers, layout, process, stats
+from zhouyi import layout, process
 from zhouyi.errors import UserError
+from zhouyi.evaluation import answers, stats
 from zhouyi.files import read_json_rows, write_json
 from zhouyi.layout import DATASET_INFO
 from zhouyi.spec import JobSpec
 
-SHIPPED = Path(__file__).resolve().parent / "data" / "general_prompts.json"
+SHIPPED = Path(__file__).resolve().parent / "general_prompts.json"
 CACHE = Path(".zhouyi") / "general"  # in the project: the base model's answers and likelihoods
 DATASET = "zhouyi_general"
 

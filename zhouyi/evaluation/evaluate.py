@@ -1,8 +1,8 @@
 """`zhouyi eval`: did fine-tuning help? The same held-out questions go to the base and to the tuned model through
-LLaMA-Factory's own prediction (`do_predict`, greedy; zhouyi.answers asks and reads), and this module writes the
+LLaMA-Factory's own prediction (`do_predict`, greedy; evaluation.answers asks and reads), and this module writes the
 comparison: the report of one run, and the table of several runs on the same questions.
 
-The checks on the answers are zhouyi.answers' (documented in the README, "See the model"): site boilerplate, the
+The checks on the answers are evaluation.answers' (documented in the README, "See the model"): site boilerplate, the
 persona's voice, degeneration (loops, answers cut at `eval.max_new_tokens`) and length against the reference.
 """
 
@@ -12,13 +12,14 @@ import json
 import time
 from pathlib import Path
 
-from zhouyi import answers, forgetting, layout, stats, trace
-from zhouyi.answers import METRICS, SHARES, Prediction, answer_checks
-from zhouyi.checks import HIGHER_IS_BETTER
+from zhouyi import layout
 from zhouyi.errors import UserError
+from zhouyi.evaluation import answers, forgetting, stats, trace
+from zhouyi.evaluation.answers import METRICS, SHARES, Prediction, answer_checks
+from zhouyi.evaluation.checks import HIGHER_IS_BETTER
+from zhouyi.evaluation.reports import COLUMN_LABELS, comparison_markdown, to_markdown
 from zhouyi.files import atomic_write, write_json
 from zhouyi.render import RenderContext
-from zhouyi.reports import COLUMN_LABELS, comparison_markdown, to_markdown
 from zhouyi.runs import read_trainer_log, recorded_spec
 from zhouyi.spec import JobSpec
 

@@ -13,9 +13,9 @@ from collections import Counter
 from functools import cached_property
 from pathlib import Path
 
-from zhouyi.answers import BOILERPLATE_RULES, check
-from zhouyi.checks import CHECKS
 from zhouyi.data.rules import DEFAULT_RULES
+from zhouyi.evaluation.answers import BOILERPLATE_RULES, check
+from zhouyi.evaluation.checks import CHECKS
 from zhouyi.spec import JobSpec
 
 MIN_SHARED = 8

@@ -1,5 +1,5 @@
 """Recompute every interval a results file states from the per-question numbers it carries, so a reader can check a
-claim without the runs: `python -m zhouyi.recompute FILE` (a `zhouyi eval` compare.json, or a proof's result with
+claim without the runs: `python -m evaluation.recompute FILE` (a `zhouyi eval` compare.json, or a proof's result with
 its draws). Exit 0 when every interval matches what is printed, 1 when one differs, 2 when the file carries no
 per-question numbers to recompute from.
 """
@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from zhouyi import stats
+from zhouyi.evaluation import stats
 
 TOLERANCE = 0.011  # the printed numbers are rounded to 2 decimals (shares to 3), the per-question ones to 4
 
@@ -31,7 +31,7 @@ def tables(data) -> list[dict]:
 
 def check_table(table: dict) -> list[tuple[str, dict, dict]]:
     """(what, printed, recomputed) for every interval of the table's comparisons."""
-    from zhouyi.checks import HIGHER_IS_BETTER
+    from zhouyi.evaluation.checks import HIGHER_IS_BETTER
 
     numbers, seed = table["per_question"], table.get("settings", {}).get("seed", 0)
     out = []
@@ -53,7 +53,7 @@ def check_table(table: dict) -> list[tuple[str, dict, dict]]:
 
 def check_draws(result: dict) -> list[tuple[str, dict, dict]]:
     """The intervals across a proof's draws (bench/proof.py), recomputed from every draw's per-question numbers."""
-    from zhouyi.checks import HIGHER_IS_BETTER
+    from zhouyi.evaluation.checks import HIGHER_IS_BETTER
 
     draws = result.get("draws", [])
 
@@ -82,7 +82,7 @@ def differs(printed: dict, again: dict) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m zhouyi.recompute RESULTS.json", file=sys.stderr)
+        print("usage: python -m zhouyi.evaluation.recompute RESULTS.json", file=sys.stderr)
         return 2
     path = Path(args[0])
     try:

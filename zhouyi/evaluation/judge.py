@@ -14,9 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from zhouyi import endpoint, layout, stats
-from zhouyi.checks import NAMES, problems
+from zhouyi import endpoint, layout
 from zhouyi.errors import UserError
+from zhouyi.evaluation import stats
+from zhouyi.evaluation.checks import NAMES, problems
 from zhouyi.files import atomic_write, write_json
 from zhouyi.spec import JudgeSpec
 
@@ -124,7 +125,7 @@ def outcome_of(b_first: str | None, a_first: str | None) -> tuple[str, bool]:
 
 
 def _problems(checks: dict) -> set[str]:
-    """The checks (zhouyi.checks) that one answer fails."""
+    """The checks (zhouyi.evaluation.checks) that one answer fails."""
     return problems(checks)
 
 

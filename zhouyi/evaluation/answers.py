@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi import launch, layout, process
-from zhouyi.checks import NAMES
 from zhouyi.data.rules import DEFAULT_RULES
 from zhouyi.errors import UserError
+from zhouyi.evaluation.checks import NAMES
 from zhouyi.files import read_json_rows
 from zhouyi.spec import DatasetEntry, JobSpec
 
@@ -167,7 +167,7 @@ def token_counter(run_dir: Path):
 # ---------------------------------------------------------------- checks on one answer, and on many
 
 BOILERPLATE_RULES = tuple(r.name for r in DEFAULT_RULES if r.boilerplate)  # each rule says whether it is one
-SHARES = NAMES  # the checks (zhouyi.checks) reported as shares of answers
+SHARES = NAMES  # the checks (zhouyi.evaluation.checks) reported as shares of answers
 
 
 def has_boilerplate(text: str) -> bool:

@@ -1,5 +1,5 @@
 """The answer checks, one row each. Every reader derives what it needs from this table: the per-answer flags and the
-report's shares (zhouyi.answers), their direction in comparisons (evaluate, recompute), the report's labels
+report's shares (zhouyi.evaluation.answers), their direction in comparisons (evaluate, recompute), the report's labels
 (reports), the export gate, the judge's count of problems, the trace of flagged answers, the reasons a preference
 pair gives and the CLI's one-line summary. Adding a check is one row here (and its test in answers.check);
 tests/test_checks.py fails when a reader leaves one out."""
