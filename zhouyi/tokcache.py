@@ -13,13 +13,11 @@ import json
 from pathlib import Path
 
 from zhouyi.files import sha256_file
-from zhouyi.layout import DATASET_INFO
+from zhouyi.layout import DATASET_INFO, TOKENIZER_FILES
 from zhouyi.packages import dist_version
 from zhouyi.spec import JobSpec
 
 CACHE_DIR = ".tokenized"  # inside the spec's runs_dir
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
-                   "special_tokens_map.json", "chat_template.jinja")
 
 
 def cache_key(spec: JobSpec, base_dir: Path) -> str:

@@ -31,7 +31,7 @@ from zhouyi.runs import render_context, runs_dir, write_files
 from zhouyi.spec import JobSpec
 from zhouyi.tokcache import TOKENIZER_FILES
 
-MEASURED = "measured.json"
+MEASURED = layout.BENCH_MEASURED
 INTERRUPTED = (128 + 2, 128 + 15)  # exit codes of a run ended by SIGINT / SIGTERM
 
 
@@ -98,20 +98,20 @@ def random_init_model(spec: JobSpec, base_dir: Path, work_dir: Path, tokenizer: 
     """
     local = (base_dir / spec.model.model_name_or_path).resolve() if spec.model.source == "local" else None
     if local:
-        config = json.loads((local / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((local / layout.MODEL_CONFIG).read_text(encoding="utf-8"))
     else:
         config = arch_config(spec.model.model_name_or_path)
         if config is None:
             raise UserError(f"model.model_name_or_path: zhouyi ships no config for '{spec.model.model_name_or_path}';"
                             " benchmark a local model folder instead, or drop --random-init")
     source = tokenizer or local or base_dir / "models" / "tiny-qwen2"
-    if not (source / "tokenizer_config.json").is_file():
+    if not (source / layout.TOKENIZER_FILES[1]).is_file():
         raise UserError(f"--tokenizer: no tokenizer in {source}; run `zhouyi tiny-model` or pass --tokenizer DIR")
     folder = work_dir / "random-init-model"
-    if (folder / "model.safetensors.index.json").is_file() or (folder / "model.safetensors").is_file():
+    if (folder / layout.WEIGHT_INDEXES[0]).is_file() or (folder / layout.WEIGHTS[0]).is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / "config.json", json.dumps(config, indent=2) + "\n")
+    atomic_write(folder / layout.MODEL_CONFIG, json.dumps(config, indent=2) + "\n")
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
             shutil.copyfile(source / name, folder / name)
@@ -264,7 +264,7 @@ def write_report(work_dir: Path, spec: JobSpec, opts: BenchOptions, results: lis
         "cpu_count": os.cpu_count(),
         "results": [asdict(r) for r in results],
     }
-    json_path, md_path = work_dir / "bench.json", work_dir / "bench.md"
+    json_path, md_path = work_dir / layout.BENCH_JSON, work_dir / layout.BENCH_MD
     write_json(json_path, report)
     profiles = [f"## {r.name}\n\n{markdown(r.profile)}" for r in results if r.profile]
     atomic_write(md_path, "\n\n".join([format_table(results), *profiles]) + "\n")

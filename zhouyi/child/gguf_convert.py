@@ -22,11 +22,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from zhouyi import layout
 from zhouyi.child.jobs import GgufConvert
 from zhouyi.child.serve import ChildError, serve
 
 NORMAL, CONTROL, USER_DEFINED = 1, 3, 4  # GGUF token types (SentencePiece's numbering)
-SOURCE_RECORD = "zhouyi-source.json"  # marks a folder this converter wrote (and may replace)
+SOURCE_RECORD = layout.CONVERTED_SOURCE  # marks a folder this converter wrote (and may replace)
 NEEDED_GIB = 1.5  # float32 weights of a 270M model, plus the assembled GGUF
 # Gemma's chat format; the system prompt goes before the first user turn, as Gemma's own template puts it
 GEMMA_CHAT_TEMPLATE = (

@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from zhouyi import layout
 from zhouyi.child.gguf_convert import assemble_shipped
 from zhouyi.child.jobs import CONVERTER_TYPES, GgufWrite
 from zhouyi.child.serve import ChildError, serve
@@ -50,7 +51,7 @@ def known_pre_tokenizers() -> list[str]:
 
 def pre_tokenizer_from_config(merged: Path) -> str | None:
     """`gpt-2` for a plain byte-level BPE that splits with GPT-2's regex (the tiny model's); None otherwise."""
-    path = merged / "tokenizer.json"
+    path = merged / layout.TOKENIZER_JSON
     if not path.is_file():
         return None
     pre = json.loads(path.read_text(encoding="utf-8")).get("pre_tokenizer") or {}
@@ -102,7 +103,7 @@ def converter_class(merged: Path, job: GgufWrite, work: Path):
     try:
         base = get_model_class(arch)
     except NotImplementedError:
-        raise WriteError(f"{merged / 'config.json'}: GGML's converter does not support the architecture {arch}; "
+        raise WriteError(f"{merged / layout.MODEL_CONFIG}: GGML's converter does not support the architecture {arch}; "
                          "llama.cpp cannot run this model") from None
     chat_template = persona_chat_template(merged, job.template, job.persona)
     pre_name = job.pre_tokenizer or pre_tokenizer_from_config(merged)
@@ -128,7 +129,7 @@ def converter_class(merged: Path, job: GgufWrite, work: Path):
                 if pre_name:
                     return pre_name
                 raise WriteError(
-                    f"{merged / 'tokenizer.json'}: GGML's converter does not recognise this tokenizer's "
+                    f"{merged / layout.TOKENIZER_JSON}: GGML's converter does not recognise this tokenizer's "
                     "pre-tokenizer; name it in export.gguf.pre_tokenizer (the name llama.cpp uses for the "
                     f"tokenizer the base model was released with), one of: {', '.join(known_pre_tokenizers())}"
                 ) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from zhouyi.cli.common import load_spec, spec_args, verb
@@ -29,7 +28,7 @@ def add_verbs(sub) -> None:
 
 
 def cmd_bench(args) -> int:
-    from zhouyi import train
+    from zhouyi import layout, train
     from zhouyi.bench import runner
     from zhouyi.runs import runs_dir
 
@@ -52,8 +51,7 @@ def cmd_bench(args) -> int:
                                tokenizer=Path(args.tokenizer).resolve() if args.tokenizer else None)
     base = Path.cwd()
     train.register_for_training(spec, base)
-    work = Path(args.output).resolve() if args.output else (
-        runs_dir(spec, base) / f"bench-{spec.run_name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    work = (Path(args.output) if args.output else layout.bench_dir(runs_dir(spec, base), spec.run_name)).resolve()
     work.mkdir(parents=True, exist_ok=True)
     if args.ladder:
         results = runner.ladder(spec, opts, base, work,

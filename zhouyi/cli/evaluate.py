@@ -76,7 +76,7 @@ def cmd_eval(args) -> int:
 def _judging(args, spec, first_run: Path):
     """The judge, checked whole before any model is asked: from --judge-with FILE, SPEC as it is now, or the first
     run's recorded spec."""
-    from zhouyi import endpoint
+    from zhouyi import endpoint, layout
     from zhouyi.data.clean import PERSONA
     from zhouyi.evaluation import judge
     from zhouyi.runs import recorded_spec
@@ -87,19 +87,18 @@ def _judging(args, spec, first_run: Path):
     if args.judge_with:
         found = endpoint.load_file(Path(args.judge_with), JudgeSpec, "--judge-with")
         return judge.resolve(found, args.judge_with, Path.cwd(), persona)
-    source, where = (spec, args.spec) if spec else (recorded, f"{first_run}/spec.yaml")
+    source, where = (spec, args.spec) if spec else (recorded, str(first_run / layout.SPEC_COPY))
     return judge.resolve(source.eval.judge, where, Path.cwd(), persona)
 
 
 def _latest_report(run: Path) -> dict:
-    from zhouyi import layout
-    from zhouyi.files import read_mapping
+    from zhouyi.evaluation.evaluate import latest_report
 
-    path = run / layout.EVAL_DIR / layout.REPORT_JSON
-    if not path.is_file():
+    _, report, _ = latest_report(run)
+    if report is None:
         raise UserError(f"--dry-run plans the judge over answers already made, and {run} has no evaluation yet: run "
                         f"zhouyi eval --run {run} first (then --reuse takes its answers)")
-    return read_mapping(path, "run zhouyi eval again")
+    return report
 
 
 def _judge_line(summary: dict) -> str:

@@ -110,7 +110,7 @@ def read_predictions(folder: Path, questions: list[str] | None) -> tuple[list[Pr
     rows = prediction_rows(folder)
     if questions is None or len(questions) != len(rows):
         questions = [re.sub(r"<\|[^|>]*\|>", " ", r["prompt"]).strip() for r in rows]
-    results = json.loads((folder / "predict_results.json").read_text("utf-8"))
+    results = json.loads((folder / layout.PREDICT_RESULTS).read_text("utf-8"))
     metrics = {m: round(float(results[f"predict_{m}"]), 2) for m in METRICS if f"predict_{m}" in results}
     return [Prediction(q, r["label"], r["predict"]) for q, r in zip(questions, rows, strict=True)], metrics
 
@@ -138,7 +138,7 @@ def scores(answer: str, reference: str) -> dict[str, float]:
 
 def prediction_rows(folder: Path) -> list[dict]:
     """The rows ({prompt, predict, label}) of LLaMA-Factory's generated_predictions.jsonl in one prediction folder."""
-    return [json.loads(line) for line in (folder / "generated_predictions.jsonl").read_text("utf-8").splitlines()
+    return [json.loads(line) for line in (folder / layout.PREDICTIONS).read_text("utf-8").splitlines()
             if line.strip()]
 
 

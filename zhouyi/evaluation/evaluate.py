@@ -8,8 +8,6 @@ persona's voice, degeneration (loops, answers cut at `eval.max_new_tokens`) and 
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 from zhouyi import layout
@@ -18,7 +16,7 @@ from zhouyi.evaluation import answers, forgetting, stats, trace
 from zhouyi.evaluation.answers import METRICS, SHARES, Prediction, answer_checks
 from zhouyi.evaluation.checks import HIGHER_IS_BETTER
 from zhouyi.evaluation.reports import COLUMN_LABELS, comparison_markdown, to_markdown
-from zhouyi.files import atomic_write, write_json
+from zhouyi.files import atomic_write, read_mapping, write_json
 from zhouyi.render import RenderContext
 from zhouyi.runs import read_trainer_log, recorded_spec
 from zhouyi.spec import JobSpec
@@ -87,21 +85,31 @@ def evaluate_runs(run_dirs: list[Path], base_dir: Path, max_samples: int | None,
     if len(reports) == 1:
         return reports, None
     table = compare([report for _, report in reports], seed_groups(specs))
-    folder = base_dir / specs[0].output.runs_dir / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    write_json(folder / "compare.json", table)
-    atomic_write(folder / "compare.md", comparison_markdown(table))
-    return reports, folder / "compare.md"
+    folder = layout.compare_dir(base_dir / specs[0].output.runs_dir)
+    write_json(folder / layout.COMPARE_JSON, table)
+    atomic_write(folder / layout.COMPARE_MD, comparison_markdown(table))
+    return reports, folder / layout.COMPARE_MD
+
+
+def latest_report(run: Path) -> tuple[Path, dict | None, bool]:
+    """The one reader of a run's latest evaluation (eval's reuse, the export gate, the model card, the judge):
+    (its report.json, the report or None when there is none, whether it is older than the run's weights). A damaged
+    one is a UserError naming it and how to mend it."""
+    path = run / layout.EVAL_DIR / layout.REPORT_JSON
+    if not path.is_file():
+        return path, None, False
+    report = read_mapping(path, f"run `zhouyi eval --run {run}` again to rewrite it")
+    stale = max((p.stat().st_mtime for p in layout.weights_files(run)), default=0) > path.stat().st_mtime
+    return path, report, stale
 
 
 def reusable(spec: JobSpec, run: Path, max_samples: int | None, without_system: bool, forgot: bool) -> dict | None:
     """The run's report when it is newer than its weights and asked what this evaluation would ask, else None."""
-    path = run / layout.EVAL_DIR / layout.REPORT_JSON
-    if not path.is_file() or max((p.stat().st_mtime for p in layout.weights_files(run)), default=0) > \
-            path.stat().st_mtime:
-        return None
     try:
-        report = json.loads(path.read_text("utf-8"))
-    except ValueError:
+        _, report, stale = latest_report(run)
+    except UserError:  # damaged: evaluated afresh
+        return None
+    if report is None or stale:
         return None
     settings = report.get("settings", {})
     same = (settings.get("max_samples") == (max_samples or spec.eval.max_samples)

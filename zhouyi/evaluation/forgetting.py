@@ -26,7 +26,6 @@ from zhouyi.layout import DATASET_INFO
 from zhouyi.spec import JobSpec
 
 SHIPPED = Path(__file__).resolve().parent / "general_prompts.json"
-CACHE = Path(".zhouyi") / "general"  # in the project: the base model's answers and likelihoods
 DATASET = "zhouyi_general"
 
 
@@ -61,8 +60,9 @@ def _write_dataset(folder: Path, prompts: list[str]) -> None:
     from zhouyi.render import dataset_entry
     from zhouyi.spec import DatasetEntry
 
-    write_json(folder / "general.json", [{"instruction": p, "input": "", "output": ""} for p in prompts])
-    write_json(folder / DATASET_INFO, {DATASET: dataset_entry(DatasetEntry(name=DATASET, file_name="general.json"))})
+    write_json(folder / layout.GENERAL_FILE, [{"instruction": p, "input": "", "output": ""} for p in prompts])
+    entry = DatasetEntry(name=DATASET, file_name=layout.GENERAL_FILE)
+    write_json(folder / DATASET_INFO, {DATASET: dataset_entry(entry)})
 
 
 def _answer(spec: JobSpec, run_dir: Path, which: str, prompts: list[str]) -> list[str]:
@@ -90,7 +90,7 @@ def base_answers(spec: JobSpec, run_dir: Path, base_dir: Path, prompts: list[str
     keys = answers.asked_model(run_dir, "base")
     digest = hashlib.sha256(json.dumps([keys, prompts, spec.eval.max_new_tokens], ensure_ascii=False)
                             .encode()).hexdigest()[:16]
-    cached = base_dir / CACHE / f"{digest}.json"
+    cached = base_dir / layout.general_cache_file(digest)
     if cached.is_file():
         try:
             return json.loads(cached.read_text("utf-8"))

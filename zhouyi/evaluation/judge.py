@@ -253,8 +253,9 @@ def judge_runs(judging: Judging, runs: list[tuple[Path, dict]], compare_dir: Pat
     for cache_dir, pairs, labels, out in jobs:
         summary = judge(judging, pairs, labels, endpoint.Cache(cache_dir / layout.JUDGE_CACHE), seed, echo)
         name = layout.JUDGE if labels == ("base", "tuned") else f"{layout.JUDGE}-{labels[1]}"
+        as_json, as_md = layout.judge_files(name)
         if out is not None:
-            write_json(out / f"{name}.json", summary)
-            atomic_write(out / f"{name}.md", markdown(summary))
-        written.append((out / f"{name}.md" if out else None, summary))
+            write_json(out / as_json, summary)
+            atomic_write(out / as_md, markdown(summary))
+        written.append((out / as_md if out else None, summary))
     return written

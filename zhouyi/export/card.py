@@ -18,8 +18,7 @@ from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, read_mapping, sha256_file
 from zhouyi.spec import JobSpec
 
-CARD = "README.md"
-PROVENANCE = "provenance.json"
+CARD, PROVENANCE = layout.CARD, layout.PROVENANCE
 OWN = (CARD, PROVENANCE)  # the folder's files the digests leave out: they describe the others
 METRICS = (("rouge-l", "ROUGE-L"), ("bleu-4", "BLEU-4"))
 CHECKS = (("boilerplate", "answers with site boilerplate"), ("loops", "answers repeating themselves"),
@@ -28,21 +27,20 @@ CHECKS = (("boilerplate", "answers with site boilerplate"), ("loops", "answers r
 
 def eval_summary(run_dir: Path) -> tuple[dict | None, str]:
     """(the base-against-tuned comparison of the run's latest evaluation, or None; what the card says of it)."""
-    path = run_dir / layout.EVAL_DIR / layout.REPORT_JSON
-    if not path.is_file():
-        return None, "This model was exported without an evaluation: nothing here says how good it is."
+    from zhouyi.evaluation.evaluate import latest_report
+
     try:
-        report = read_mapping(path, "")
+        path, report, stale = latest_report(run_dir)
     except UserError:  # a damaged report is said on the card, not a failed export
-        return None, f"The run's evaluation ({path.name}) is damaged: nothing here says how good it is."
+        return None, f"The run's evaluation ({layout.REPORT_JSON}) is damaged: nothing here says how good it is."
+    if report is None:
+        return None, "This model was exported without an evaluation: nothing here says how good it is."
     found = next((c for c in report.get("comparisons", []) if (c.get("a"), c.get("b")) == ("base", "tuned")), None)
     if not found or "metrics" not in found:
         return None, "The run's evaluation holds no comparison with intervals: nothing here says how good it is."
-    newest = max((p.stat().st_mtime for p in layout.weights_files(run_dir)), default=0)
-    stale = " It is older than the weights (trained again since), so it may not describe them." \
-        if newest > path.stat().st_mtime else ""
+    note = " It is older than the weights (trained again since), so it may not describe them." if stale else ""
     return {"questions": found["questions"], "metrics": found["metrics"], "shares": found.get("shares", {}),
-            "forgetting": report.get("forgetting"), "report_sha256": sha256_file(path)}, stale
+            "forgetting": report.get("forgetting"), "report_sha256": sha256_file(path)}, note
 
 
 def provenance(spec: JobSpec, run_dir: Path, folder: Path, gate: str) -> dict:
@@ -82,14 +80,14 @@ def base_license(spec: JobSpec, run_dir: Path) -> str | None:
     from zhouyi.runs import render_context
 
     folder = Path(model_path(spec, render_context(spec, run_dir, Path.cwd())))
-    readme = folder / "README.md"
+    readme = folder / CARD
     if readme.is_file():
         text = readme.read_text(encoding="utf-8", errors="replace")
         if text.startswith("---"):
             meta = yaml.safe_load(text.split("---", 2)[1]) or {}
             if isinstance(meta, dict) and isinstance(meta.get("license"), str):
                 return meta["license"]
-    config = folder / "config.json"
+    config = folder / layout.MODEL_CONFIG
     if config.is_file():
         found = json.loads(config.read_text(encoding="utf-8")).get("license")
         return found if isinstance(found, str) else None

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zhouyi import layout
 from zhouyi.errors import UserError
 from zhouyi.evaluation.checks import CHECKS
-from zhouyi.files import read_mapping
 from zhouyi.spec import ExportGateSpec, JobSpec
 
 GATED_METRICS = ("rouge-l", "bleu-4")  # of LLaMA-Factory's scores (evaluation.answers.METRICS), the gated: points
@@ -60,16 +58,17 @@ def check(spec: JobSpec, run_dir: Path) -> str:
     gate = spec.export.gate
     if not gate.enabled:
         return "disabled (export.gate.enabled: false)"
-    report_path = run_dir / layout.EVAL_DIR / layout.REPORT_JSON
-    rewrite = f"run `zhouyi eval --run {run_dir}` again to rewrite it"
-    report = read_mapping(report_path, rewrite)
+    from zhouyi.evaluation.evaluate import latest_report
+
+    report_path, report, stale = latest_report(run_dir)
     again = f"run `zhouyi eval --run {run_dir}` first, or export anyway with --skip-gate"
     if not report:
         raise UserError(f"{run_dir.name} has no evaluation, and the export gate needs one to compare the tuned model "
                         f"with the base: {again}")
     if not all(isinstance(report.get(part), dict) for part in ("metrics", "checks")):
-        raise UserError(f"{report_path}: damaged (no metrics or checks to compare); {rewrite}")
-    if max((p.stat().st_mtime for p in layout.weights_files(run_dir)), default=0) > report_path.stat().st_mtime:
+        raise UserError(f"{report_path}: damaged (no metrics or checks to compare); run `zhouyi eval --run {run_dir}` "
+                        "again to rewrite it")
+    if stale:
         raise UserError(f"{report_path} is older than the run's weights (trained again since?): {again}")
     worse = failures(report, gate)
     if worse:

@@ -67,7 +67,7 @@ def write(spec: JobSpec, run_dir: Path, outtype: str, force: bool, timeout: floa
     try:
         answer = process.call_child(job, "GGUF export", env=launch.single_process_env(spec), timeout=timeout)
         Path(answer.path).rename(target / name)
-        atomic_write(target / "Modelfile", modelfile(spec, merged, name, answer.chat_template))
+        atomic_write(target / layout.MODELFILE, modelfile(spec, merged, name, answer.chat_template))
         write_json(target / layout.GGUF_RECORD, {"file": name, "type": outtype, "bytes": answer.bytes,
                                                  "convert_s": answer.convert_s, "seconds": answer.seconds,
                                                  "merged": str(merged), "persona": spec.model.default_system,
@@ -84,7 +84,7 @@ def write(spec: JobSpec, run_dir: Path, outtype: str, force: bool, timeout: floa
 def modelfile(spec: JobSpec, merged: Path, gguf_name: str, chat_template: str) -> str:
     """Ollama's Modelfile for the GGUF: LLaMA-Factory's Go template for the spec's chat template (it writes one
     into the merge), the persona as SYSTEM, and the spec's own generation settings (Ollama's defaults sample)."""
-    source = merged / "Modelfile"
+    source = merged / layout.MODELFILE
     text = source.read_text("utf-8") if source.is_file() else ""
     template = re.search(r'^TEMPLATE """.*?"""$', text, re.S | re.M)
     own = ("temperature", "top_p", "top_k", "repeat_penalty", "num_predict")

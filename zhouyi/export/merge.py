@@ -37,7 +37,7 @@ def merge(spec: JobSpec, run_dir: Path, force: bool, dry_run: bool = False, skip
         print(f"export failed (exit {code}): {target}")
         return code
     if modelfile_with_persona(target, spec.model.default_system):
-        print(f"{target / 'Modelfile'}: added the persona as SYSTEM")
+        print(f"{target / layout.MODELFILE}: added the persona as SYSTEM")
     print(f"{card.write(spec, run_dir, target, decision)}: the model card, its facts in {card.PROVENANCE} "
           "(zhouyi verify checks them)")
     code = process.run(smoke_command(spec, target))
@@ -71,7 +71,7 @@ def quantize(spec: JobSpec, run_dir: Path, bits: int, ctx: RenderContext, force:
 def modelfile_with_persona(folder: Path, persona: str | None) -> bool:
     """Make sure the Modelfile's SYSTEM is the persona (LLaMA-Factory writes it from default_system; a template
     without a system slot drops it). True when zhouyi had to add it."""
-    path = folder / "Modelfile"
+    path = folder / layout.MODELFILE
     if not persona or not path.is_file():
         return False
     text = path.read_text(encoding="utf-8")

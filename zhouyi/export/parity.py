@@ -125,7 +125,7 @@ def check(spec: JobSpec, run_dir: Path, ctx: RenderContext, ggufs: list[Path] | 
         strict = gg.min_exact_match if record["type"] in gguf.FULL_PRECISION else gg.quantized_min_exact_match
         answer = child_answers(spec, "llama.cpp", gguf.gguf_file(folder), asked, timeout)
         ok = not persona or (persona in answer["bare_prompt"]
-                             and f'SYSTEM """{persona}"""' in (folder / "Modelfile").read_text("utf-8"))
+                             and f'SYSTEM """{persona}"""' in (folder / layout.MODELFILE).read_text("utf-8"))
         runtimes.append(Runtime(f"GGUF {record['type']} (llama.cpp)", strict, answer["answers"], ok))
     merged_ends = sum(a["ended"] for a in merged_answers)
     report = {"run": run_dir.name, "questions": [u for _, u in asked], "adapter": reference,

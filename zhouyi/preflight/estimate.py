@@ -26,6 +26,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from zhouyi import layout
 from zhouyi.archs import arch_config
 from zhouyi.errors import UserError
 from zhouyi.preflight.hardware import Hardware
@@ -120,7 +121,7 @@ class Estimate:
 
 def arch_for(spec: JobSpec, base_dir: Path) -> Arch:
     if spec.model.source == "local":
-        path = base_dir / spec.model.model_name_or_path / "config.json"
+        path = base_dir / spec.model.model_name_or_path / layout.MODEL_CONFIG
         if not path.is_file():
             raise UserError(f"model.model_name_or_path: no config.json in {path.parent}")
         return Arch.from_config(json.loads(path.read_text(encoding="utf-8")))

@@ -31,7 +31,7 @@ CUSTOM = "Custom"  # LlamaBoard's model name for a model it does not list
 
 
 def workdir(spec: JobSpec, base_dir: Path) -> Path:
-    return base_dir / ".zhouyi" / "webui" / spec.name
+    return base_dir / layout.WEBUI_DIR / spec.name
 
 
 def board_model_name(spec: JobSpec) -> str:
@@ -54,7 +54,7 @@ def datasets_for_board(spec: JobSpec, ctx: RenderContext) -> dict[str, dict]:
 
 
 def config_name(spec: JobSpec) -> str:
-    return f"zhouyi-{spec.name}.yaml"
+    return layout.board_config(spec.name)
 
 
 def board_training_config(spec: JobSpec) -> dict[str, object]:
@@ -121,7 +121,7 @@ def prepare(spec: JobSpec, ctx: RenderContext, folder: Path, run_dir: Path | Non
     adapter as a checkpoint. Returns the model path the board shows."""
     path = model_path(spec, ctx)
     write_json(folder / "data" / DATASET_INFO, datasets_for_board(spec, ctx))
-    config_file = folder / "llamaboard_cache" / "user_config.yaml"
+    config_file = folder / layout.BOARD_USER_CONFIG
     config = board_user_config(config_file)
     hub = "modelscope" if spec.model.source == "modelscope" else "huggingface"  # a local model: no hub to ask
     config = {"lang": "zh", "cache_dir": None, **config, "hub_name": hub, "last_model": name,
