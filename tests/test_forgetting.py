@@ -26,7 +26,7 @@ def test_the_shipped_prompts_are_general_chinese_and_english():
 
 @pytest.mark.parametrize("content, message", [
     ("", "expected a JSON list"), ("[]", "holds no prompts"), ("[{\"q\": 1}]", "row 0 holds no prompt"),
-    ("[\"ok\", \"\"]", "row 1 holds no prompt"), ("{\"prompt\": \"a\"}\n{bad\n", "line 2: not valid JSON")])
+    ("[\"ok\", \"\"]", "row 1 holds no prompt"), ("{\"prompt\": \"a\"}\n{bad\n", "line 2 is not JSON")])
 def test_a_bad_prompts_file_is_named(tmp_path, content, message):
     (tmp_path / "general.jsonl").write_text(content, encoding="utf-8")
     spec = load("tiny-cpu").spec.model_copy(update={"eval": load("tiny-cpu").spec.eval.model_copy(

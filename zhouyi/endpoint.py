@@ -132,11 +132,9 @@ def load_file(path: Path, model: type[EndpointSpec], flag: str) -> EndpointSpec:
     from pydantic import ValidationError
 
     from zhouyi.load import describe, mapping
+    from zhouyi.user_files import read_text
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{flag} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    text = read_text(Path(path), flag, f"give a YAML file of the endpoint's fields ({', '.join(model.model_fields)})")
     try:
         return model.model_validate(mapping(text, str(path)))
     except ValidationError as exc:

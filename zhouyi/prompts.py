@@ -10,6 +10,7 @@ from jinja2 import meta
 
 from zhouyi.errors import UserError
 from zhouyi.render import template_env
+from zhouyi.user_files import read_text
 
 
 def load_prompt(path: str | None, default: str, needs: tuple[str, ...], field: str, base_dir: Path
@@ -20,14 +21,8 @@ def load_prompt(path: str | None, default: str, needs: tuple[str, ...], field: s
     if path is None:
         return env.get_template(f"prompts/{default}")
     file = Path(path) if Path(path).is_absolute() else base_dir / path
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{field}: {file} does not exist; give a Jinja2 file with "
-                        f"{', '.join('{{ ' + n + ' }}' for n in needs)}, or leave {field} out for zhouyi's own "
-                        f"(templates/prompts/{default})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{field}: {file} cannot be read as UTF-8 text ({exc})") from None
+    text = read_text(file, field, f"give a Jinja2 file with {', '.join('{{ ' + n + ' }}' for n in needs)}, or leave "
+                                  f"{field} out for zhouyi's own (templates/prompts/{default})")
     try:
         missing = [n for n in needs if n not in meta.find_undeclared_variables(env.parse(text))]
         template = env.from_string(text)

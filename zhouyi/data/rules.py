@@ -115,22 +115,13 @@ def load_rules_file(path: Path, what: str = "data.clean.rules_files", user: bool
     import yaml
 
     from zhouyi.errors import UserError
+    from zhouyi.user_files import read_yaml_node, wrong_shape
 
     path = Path(path)
-    try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{what}: {path} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{what}: {path} cannot be read ({exc})") from None
-    except RecursionError:
-        raise UserError(f"{what}: {path} is nested too deep to read; a rules file is a YAML list of rules") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML ({getattr(exc, 'problem', exc)})") \
-            from None
+    mend = "a rules file is a YAML list of rules (- name: ..., pattern: ..., action: ...)"
+    root = read_yaml_node(path, what, mend)
     if root is None or not isinstance(root, yaml.SequenceNode):
-        raise UserError(f"{path}:1: a rules file is a YAML list of rules (- name: ..., pattern: ..., action: ...)")
+        raise wrong_shape(path, what, "a YAML list", mend)
     rules = []
     for node in root.value:
         line = node.start_mark.line + 1

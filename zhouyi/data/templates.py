@@ -16,7 +16,6 @@ templates for the next scrape of the same site.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from array import array
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zhouyi.errors import UserError
+from zhouyi.user_files import read_json, wrong_shape
 
 KEYWORD, NUMBER, ADDRESS = "〈K〉", "〈N〉", "〈URL〉"
 _ADDRESS = re.compile(r"https?://\S+|www\.[A-Za-z0-9.-]+\.[a-z]{2,}\S*|[\w.+-]+@[\w-]+\.[\w.-]+")
@@ -211,20 +211,12 @@ def _han(text: str) -> str:
 def load_known(paths: list[str]) -> dict[str, Template]:
     """Templates saved by an earlier cleaning; a file that is not such a list is named, exit 2."""
     known = {}
+    what, mend = "data.clean.templates", "write one with --save-templates"
     for name in paths:
         path = Path(name)
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"data.clean.templates: {path} not found (write one with --save-templates)") from None
-        except (OSError, ValueError) as exc:
-            raise UserError(f"data.clean.templates: {path} is not JSON ({exc}); write one with --save-templates") \
-                from None
-        except RecursionError:
-            raise UserError(f"data.clean.templates: {path} is nested too deep to be a templates file; write one with "
-                            "--save-templates") from None
+        rows = read_json(path, what, mend)
         if not isinstance(rows, list):
-            raise UserError(f"data.clean.templates: {path} is not a list of templates")
+            raise wrong_shape(path, what, "a list of templates", mend)
         for i, row in enumerate(rows):
             if not isinstance(row, dict) or not isinstance(row.get("pattern"), str) or not row["pattern"].strip():
                 raise UserError(f"data.clean.templates: {path} entry {i} has no pattern (write the file with "

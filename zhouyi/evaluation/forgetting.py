@@ -21,9 +21,10 @@ from pathlib import Path
 from zhouyi import layout, process
 from zhouyi.errors import UserError
 from zhouyi.evaluation import answers, stats
-from zhouyi.files import read_json_rows, write_json
+from zhouyi.files import BadLine, json_rows, write_json
 from zhouyi.layout import DATASET_INFO
 from zhouyi.spec import JobSpec
+from zhouyi.user_files import read_text, wrong_shape
 
 SHIPPED = Path(__file__).resolve().parent / "general_prompts.json"
 DATASET = "zhouyi_general"
@@ -33,13 +34,15 @@ def load_prompts(spec: JobSpec, base_dir: Path) -> list[str]:
     """The general prompts: the spec's file (rows of {"prompt": ...} or plain strings) or the shipped ones."""
     path = base_dir / spec.eval.general_prompts if spec.eval.general_prompts else SHIPPED
     where = f"eval.general_prompts: {path}" if spec.eval.general_prompts else str(path)
+    mend = 'write one prompt a row, as {"prompt": "..."} or a plain string, in a JSON or JSONL file'
+    text = read_text(path, "eval.general_prompts", mend)
     try:
-        rows = read_json_rows(path)
-    except FileNotFoundError:
-        raise UserError(f"{where}: no such file; give a JSON or JSONL file of general prompts") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{where}: not a JSON or JSONL list of prompts ({exc}); write one prompt a row, as "
-                        '{"prompt": "..."} or a plain string') from None
+        rows = json_rows(text)
+    except ValueError as exc:
+        raise wrong_shape(path, "eval.general_prompts", f"a JSON or JSONL list of prompts ({exc})", mend) from None
+    if any(isinstance(row, BadLine) for row in rows):
+        bad = next(row for row in rows if isinstance(row, BadLine))
+        raise wrong_shape(path, "eval.general_prompts", f"JSON Lines (line {bad.line} is not JSON)", mend)
     prompts = [r if isinstance(r, str) else r.get("prompt") if isinstance(r, dict) else None for r in rows]
     bad = next((i for i, p in enumerate(prompts) if not isinstance(p, str) or not p.strip()), None)
     if bad is not None:

@@ -5,13 +5,13 @@ slope comes from zhouyi's own estimate of a row's activations. A rung that ran o
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi.errors import UserError
 from zhouyi.preflight.hardware import Card
+from zhouyi.user_files import read_json, wrong_shape
 
 GIB = 2**30
 MARGIN = 0.92  # of the card: the allocator's fragmentation and CUDA's own context live in the rest
@@ -32,12 +32,13 @@ def measured_points(report_path: Path, card: Card) -> tuple[list[tuple[int, floa
     """(micro-batch, peak bytes) of the report's rungs (one report: one card, which must be `card`) with the
     settings of its last rung that ran (packing, checkpointing, Liger, method and cutoff alike), the smallest
     micro-batch that ran out of memory with them, and those settings."""
+    mend = "give the bench.json that `zhouyi bench SPEC --ladder` wrote"
+    report = read_json(Path(report_path), "--measured", mend)
     try:
-        return _points(json.loads(Path(report_path).read_text(encoding="utf-8")), report_path, card)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
-        why = "nested too deep" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}"
-        raise UserError(f"--measured {report_path}: not a zhouyi bench report ({why}); give the bench.json that "
-                        "`zhouyi bench SPEC --ladder` wrote") from None
+        return _points(report, report_path, card)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise wrong_shape(report_path, "--measured", f"a zhouyi bench report ({type(exc).__name__}: {exc})",
+                          mend) from None
 
 
 def _points(report: dict, report_path: Path, card: Card) -> tuple[list[tuple[int, float]], int | None, dict]:
