@@ -6,32 +6,90 @@ parse, call these and print.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from zhouyi import chain, launch, layout, process
 from zhouyi.download import missing_local_model, recorded
 from zhouyi.errors import UserError
-from zhouyi.files import atomic_write, read_json_rows
-from zhouyi.launch import Command
-from zhouyi.layout import DATASET_INFO
+from zhouyi.files import atomic_write, read_json_rows, sha256_file, write_json
+from zhouyi.launch import Command, redact
+from zhouyi.layout import DATASET_INFO, MANIFEST
 from zhouyi.load import LoadedSpec, to_yaml
+from zhouyi.packages import package_versions
 from zhouyi.registry import MergeResult, merge_entries
 from zhouyi.render import RenderContext, dataset_entries, render, render_node_script, render_resume
-from zhouyi.runs import (
-    drift,
-    ensure_empty_target,
-    last_checkpoint,
-    new_run_dir,
-    recorded_spec,
-    render_context,
-    runs_dir,
-    write_files,
-    write_manifest,
-)
+from zhouyi.runs import drift, ensure_empty_target, last_checkpoint, recorded_spec, render_context, runs_dir
 from zhouyi.spec import JobSpec
+
+# ---------------------------------------------------------------- making a run folder
+
+
+def new_run_dir(spec: JobSpec, base_dir: Path) -> Path:
+    """Create `<runs_dir>/<run_name>-<timestamp>`; a second run in the same second gets `-2`, `-3`, ..."""
+    parent = runs_dir(spec, base_dir)
+    parent.mkdir(parents=True, exist_ok=True)
+    stem = f"{spec.run_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 1000):
+        path = parent / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            path.mkdir()
+            return path.resolve()
+        except FileExistsError:
+            continue
+    raise UserError(f"could not create a new run directory under {parent}")
+
+
+def write_files(run_dir: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        atomic_write(run_dir / name, text)
+
+
+def data_files(spec: JobSpec, ctx: RenderContext) -> list[Path]:
+    """The data files this spec reads: its registry and every registered file it names that exists."""
+    dataset_dir = ctx.resolve(spec.data.dataset_dir)
+    registry = dataset_dir / DATASET_INFO
+    paths = [registry] if registry.exists() else []
+    for entry in spec.data.datasets:
+        if entry.file_name and (dataset_dir / entry.file_name).exists():
+            paths.append(dataset_dir / entry.file_name)
+    return paths
+
+
+def git_commit(path: Path) -> str | None:
+    """The commit (with -dirty) of the project the run was made in, when it is a git checkout."""
+    try:
+        out = process.capture(Command(["git", "-C", str(path), "describe", "--always", "--dirty", "--abbrev=40"]),
+                              timeout=10)
+    except (OSError, UserError, process.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def write_manifest(run_dir: Path, spec: JobSpec, spec_text: str, spec_source: str, ctx: RenderContext,
+                   files: dict[str, str], command: Command, extra: dict | None = None) -> dict:
+    """Record what this run was, before it is launched: spec, files, data hashes, versions, command (and `extra`,
+    e.g. the run a chained run starts from)."""
+    manifest = {
+        "run_dir": str(run_dir),
+        "spec_source": spec_source,
+        "spec": spec.model_dump(mode="json"),
+        "rendered": {name: hashlib.sha256(text.encode()).hexdigest() for name, text in files.items()},
+        "data": {str(p): sha256_file(p) for p in data_files(spec, ctx)},
+        "versions": package_versions(),
+        "git_commit": git_commit(ctx.base_dir),
+        "command": {"argv": command.argv, "env": redact(command.env), "cwd": command.cwd},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **(extra or {}),
+    }
+    atomic_write(run_dir / layout.SPEC_COPY, spec_text)
+    atomic_write(run_dir / layout.SPEC_RESOLVED, to_yaml(spec))
+    write_json(run_dir / MANIFEST, manifest)
+    return manifest
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,10 @@ from zhouyi.files import atomic_write, write_json
 from zhouyi.load import from_data
 from zhouyi.packages import dist_version, package_versions
 from zhouyi.render import render
-from zhouyi.runs import render_context, runs_dir, write_files
+from zhouyi.runs import render_context, runs_dir
 from zhouyi.spec import JobSpec
 from zhouyi.tokcache import TOKENIZER_FILES
+from zhouyi.train import write_files
 
 MEASURED = layout.BENCH_MEASURED
 INTERRUPTED = (128 + 2, 128 + 15)  # exit codes of a run ended by SIGINT / SIGTERM
