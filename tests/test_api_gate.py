@@ -63,7 +63,7 @@ def test_the_gate_lets_a_well_formed_request_through():
 def gate():
     """The gate alone, in front of a model server that is not there, with 1-second client deadlines."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "zhouyi.serve.gate", "--upstream", f"http://127.0.0.1:{free_port()}",
+    proc = subprocess.Popen([sys.executable, "-m", "zhouyi.serve.api_gate", "--upstream", f"http://127.0.0.1:{free_port()}",
                              "--host", "127.0.0.1", "--port", str(port), "--max-prompt-chars", "100",
                              "--max-new-tokens", "32", "--header-seconds", "1", "--body-seconds", "1"],
                             env={**os.environ, "ZHOUYI_UPSTREAM_KEY": "k"}, stdout=subprocess.PIPE,
@@ -130,7 +130,7 @@ def test_a_client_that_leaves_mid_answer_stops_the_generation(trained_run, tmp_p
     engine = subprocess.Popen([sys.executable, "-m", "zhouyi.serve.engine", "api", str(tmp_path / "infer.yaml")],
                               env={**os.environ, "API_PORT": str(model_port), "API_HOST": "127.0.0.1",
                                    "CUDA_VISIBLE_DEVICES": ""}, stdout=log, stderr=subprocess.STDOUT)
-    gate = subprocess.Popen([sys.executable, "-m", "zhouyi.serve.gate", "--upstream", f"http://127.0.0.1:{model_port}",
+    gate = subprocess.Popen([sys.executable, "-m", "zhouyi.serve.api_gate", "--upstream", f"http://127.0.0.1:{model_port}",
                              "--host", "127.0.0.1", "--port", str(gate_port), "--max-prompt-chars", "100",
                              "--max-new-tokens", "32"], env={**os.environ, "ZHOUYI_UPSTREAM_KEY": "none"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from tests.conftest import zhouyi
-from zhouyi.bench.flops import mfu, peak_tflops, train_flops
-from zhouyi.bench.runner import summarize
 from zhouyi.child.bench_probe import sequence_lengths
+from zhouyi.speed.flops import mfu, peak_tflops, train_flops
+from zhouyi.speed.runner import summarize
 
 QWEN25_1_5B = 1_543_714_304  # parameters, tied embeddings counted once
 
@@ -73,7 +73,7 @@ def test_bench_measures_a_random_init_run(tiny_project):
 
 @pytest.mark.slow
 def test_profile_says_where_a_steps_time_goes_and_adds_up(tiny_project):
-    from zhouyi.bench.profile import OUTSIDE, breakdown
+    from zhouyi.speed.profile import OUTSIDE, breakdown
 
     out = tiny_project / "profiled"
     result = zhouyi("bench", "tiny-cpu", "--random-init", "--steps", "5", "--warmup", "1", "--profile", "3",
@@ -93,7 +93,7 @@ def test_profile_says_where_a_steps_time_goes_and_adds_up(tiny_project):
 
 
 def test_profile_breakdown_by_hand():
-    from zhouyi.bench.profile import OTHER, OUTSIDE, breakdown
+    from zhouyi.speed.profile import OTHER, OUTSIDE, breakdown
 
     profile = {"steps": 2, "wall_ms": 100.0, "top_level": [
         {"name": "enumerate(DataLoader)#_SingleProcessDataLoaderIter.__next__", "ms": 10.0},

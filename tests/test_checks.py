@@ -4,7 +4,7 @@ summarised — or this test names the reader that missed it."""
 
 import pytest
 
-from zhouyi import pairs
+from zhouyi.data import pairs
 from zhouyi.evaluation import answers, judge, reports, stats, trace
 from zhouyi.evaluation.checks import BY_NAME, CHECKS, HIGHER_IS_BETTER, NAMES, problems
 from zhouyi.export import gate

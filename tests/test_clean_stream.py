@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from zhouyi.data import templates as learnt
+from zhouyi.data import boilerplate as learnt
 from zhouyi.data.clean import CleanOptions, clean, keyword
 from zhouyi.data.neardup import clusters
 from zhouyi.data.readers import BLOCK, Record, read_rows

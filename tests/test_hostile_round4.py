@@ -271,7 +271,7 @@ def test_an_empty_eval_split_is_not_reported_as_a_file(project):
 def test_the_api_gate_refuses_what_would_break_the_model_server():
     from starlette.testclient import TestClient
 
-    from zhouyi.serve.gate import app
+    from zhouyi.serve.api_gate import app
     from zhouyi.serve.requests import Limits
 
     gate = TestClient(app("http://127.0.0.1:9", "k", None, Limits(max_prompt_chars=200, max_new_tokens=32)))

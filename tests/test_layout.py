@@ -153,7 +153,7 @@ ELSEWHERE = {
     "zhouyi.reference": "docs/reference's pages",
     "zhouyi.spec": "the cleaned dataset's default name, in the user's data folder",
     "zhouyi.data.pipeline": "a name to suggest for the cleaned dataset",
-    "zhouyi.pairs": "the default pairs file, beside the training data",
+    "zhouyi.data.pairs": "the default pairs file, beside the training data",
     "zhouyi.cli.model": "the demo dataset the tiny model's tokenizer learns from",
     "zhouyi.child.gguf_write": "the converter's intermediate f16 file, in its own temporary folder",
 }
@@ -224,7 +224,7 @@ def test_the_names_an_export_may_not_take_are_every_name_of_the_run():
 
 
 def test_every_child_that_answers_zhouyi_speaks_the_one_contract():
-    """A child with a job model serves it through zhouyi.child.serve; nobody reads a child's stdout by hand."""
+    """A child with a job model serves it through zhouyi.child.contract; nobody reads a child's stdout by hand."""
     from zhouyi.child.jobs import ANSWERS
 
     for job in ANSWERS:

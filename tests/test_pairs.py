@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from zhouyi.data.pairs import Question, build_pairs
 from zhouyi.load import load
-from zhouyi.pairs import Question, build_pairs
 
 SPEC = load("tiny-cpu").spec
 REFERENCE = "蛇盘于梦中，主财气将至，宜守不宜攻。"

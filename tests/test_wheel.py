@@ -34,7 +34,7 @@ def test_wheel_carries_templates_and_presets(tmp_path: Path):
     presets = subprocess.run([str(venv / "bin" / "zhouyi"), "presets"], cwd=elsewhere, capture_output=True, text=True)
     assert "tiny-cpu" in presets.stdout
     # every subpackage ships, with its data files
-    check = ("from zhouyi.archs import arch_config; import zhouyi.bench.runner, zhouyi.child.smoke, zhouyi.cli, "
+    check = ("from zhouyi.archs import arch_config; import zhouyi.speed.runner, zhouyi.child.smoke, zhouyi.cli, "
              "zhouyi.data.pipeline, zhouyi.preflight.estimate, zhouyi.serve.webui; "
              "print(arch_config('Qwen/Qwen2.5-1.5B-Instruct')['num_hidden_layers'])")
     shipped = subprocess.run([str(venv / "bin" / "python"), "-c", check], cwd=elsewhere, capture_output=True, text=True)

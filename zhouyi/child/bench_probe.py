@@ -7,7 +7,7 @@ one callback and writes what it measured as JSON.
 
     python -m zhouyi.child.bench_probe train.yaml measured.json [--profile STEPS --after WARMUP]
 
-With --profile, torch.profiler records STEPS steps after the first WARMUP (zhouyi.bench.profile sums them up).
+With --profile, torch.profiler records STEPS steps after the first WARMUP (zhouyi.speed.profile sums them up).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def make_callback(out_path: str, profile_steps: int = 0, after: int = 1):
                 self.profiler.__enter__()
             elif self.profiler is not None and len(self.steps) == after + profile_steps:
                 self.profiler.__exit__(None, None, None)
-                from zhouyi.bench.profile import summarize_events
+                from zhouyi.speed.profile import summarize_events
 
                 wall_ms = (self.steps[-1]["t"] - self.steps[after - 1]["t"]) * 1000
                 self.profile = summarize_events(self.profiler.events(), wall_ms, profile_steps,

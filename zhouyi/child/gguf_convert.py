@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 
 from zhouyi import layout
+from zhouyi.child.contract import ChildError, serve
 from zhouyi.child.jobs import GgufConvert
-from zhouyi.child.serve import ChildError, serve
 
 NORMAL, CONTROL, USER_DEFINED = 1, 3, 4  # GGUF token types (SentencePiece's numbering)
 SOURCE_RECORD = layout.CONVERTED_SOURCE  # marks a folder this converter wrote (and may replace)

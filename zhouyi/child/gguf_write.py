@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 from zhouyi import layout
+from zhouyi.child.contract import ChildError, serve
 from zhouyi.child.gguf_convert import assemble_shipped
 from zhouyi.child.jobs import CONVERTER_TYPES, GgufWrite
-from zhouyi.child.serve import ChildError, serve
 
 # what a tokenizer.json's pre-tokenizer is, in llama.cpp's names, when the converter's hash table does not know it
 BYTE_LEVEL_GPT2 = {"type": "ByteLevel", "use_regex": True}

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import sys
 
+from zhouyi.child.contract import serve
 from zhouyi.child.jobs import GreedyAnswers
-from zhouyi.child.serve import serve
 
 N_CTX = 2048  # llama.cpp's context: a question and its answer, never the model's whole window
 

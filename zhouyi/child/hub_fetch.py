@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
+from zhouyi.child.contract import serve
 from zhouyi.child.jobs import HubFetch
-from zhouyi.child.serve import serve
 
 
 def fetch(job: HubFetch) -> dict:

@@ -1,6 +1,6 @@
 """The contract between zhouyi and its children, declared once for both sides: each child's job and answer as
 Pydantic models. zhouyi sends a job as one JSON object on the child's stdin (zhouyi.process.call_child); the child
-validates it, works, and prints one JSON line, its answer or an error (zhouyi.child.serve); zhouyi validates the
+validates it, works, and prints one JSON line, its answer or an error (zhouyi.child.contract); zhouyi validates the
 answer and turns an error into one UserError. Like pypa/pyproject_hooks' `_call_hook`: one way in, one way out.
 
 Light on purpose (pydantic only): the parent imports it. The children that speak to the user instead (smoke,

@@ -12,8 +12,8 @@ import multiprocessing
 import os
 import sys
 
+from zhouyi.child.contract import serve
 from zhouyi.child.jobs import LfCheck
-from zhouyi.child.serve import serve
 
 # Checked by zhouyi itself, against the spec's hardware: these need a GPU or a distributed launch.
 HARDWARE_KEYS = ("bf16", "fp16", "pure_bf16", "deepspeed")

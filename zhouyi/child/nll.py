@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
+from zhouyi.child.contract import serve
 from zhouyi.child.jobs import Nll
-from zhouyi.child.serve import serve
 
 
 def nll(job: Nll) -> dict:

@@ -1,4 +1,4 @@
-"""`zhouyi bench`: measure a spec's training speed with short real trainings (zhouyi.bench)."""
+"""`zhouyi bench`: measure a spec's training speed with short real trainings (zhouyi.speed)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def add_verbs(sub) -> None:
 
 def cmd_bench(args) -> int:
     from zhouyi import layout, train
-    from zhouyi.bench import runner
     from zhouyi.runs import runs_dir
+    from zhouyi.speed import runner
 
     spec = load_spec(args).spec
     if args.warmup < 1 or args.steps <= args.warmup:

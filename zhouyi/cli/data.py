@@ -108,7 +108,8 @@ def cmd_data_clean(args) -> int:
 
 
 def cmd_data_pairs(args) -> int:
-    from zhouyi import layout, pairs
+    from zhouyi import layout
+    from zhouyi.data import pairs
 
     models = ("base", "tuned") if args.model == "both" else (args.model,)
     output, report = pairs.make_pairs(Path(args.run), Path.cwd(), Path(args.output) if args.output else None, models,

@@ -93,7 +93,7 @@ def cmd_chat(args) -> int:
 
 def cmd_api(args) -> int:
     from zhouyi import process
-    from zhouyi.serve.server import LOOPBACK, Endpoint, api_command, died, free_port, gate_command, pick_port
+    from zhouyi.serve.server import LOOPBACK, ModelServer, api_command, died, free_port, gate_command, pick_port
 
     spec, run_dir = run_for(args)
     port = pick_port(args.host, args.port, 8000)
@@ -104,7 +104,7 @@ def cmd_api(args) -> int:
     if args.dry_run:  # the model server on a free loopback port with a fresh key, the gate on --host/--port
         inner = free_port()
         process.run(api_command(spec, run_dir, LOOPBACK, inner, "KEY"), dry_run=True)
-        upstream = Endpoint(f"http://{LOOPBACK}:{inner}/v1", "KEY", spec.run_name)
+        upstream = ModelServer(f"http://{LOOPBACK}:{inner}/v1", "KEY", spec.run_name)
         return process.run(gate_command(spec, upstream, args.host, port), dry_run=True)
     with _engine(spec, run_dir) as upstream:
         print(f"OpenAI-compatible API for {run_dir.name} at http://{args.host}:{port}/v1 (model '{spec.run_name}', "

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-from zhouyi.data import templates as learnt
+from zhouyi.data import boilerplate as learnt
 from zhouyi.data.audit import AuditSample
 from zhouyi.data.identity import identity_count, identity_rows
 from zhouyi.data.markup import plain

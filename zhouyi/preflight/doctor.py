@@ -23,7 +23,7 @@ def detect_hardware() -> tuple[Hardware, list[dict]]:
     """This machine's GPUs as a hardware profile (the first card's kind), and each GPU's facts."""
     import torch
 
-    from zhouyi.bench.flops import peak_tflops
+    from zhouyi.speed.flops import peak_tflops
 
     if not torch.cuda.is_available():
         return Hardware(0, None), []

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 from zhouyi.errors import UserError
 from zhouyi.serve.requests import over_prompt_limit
-from zhouyi.serve.server import Endpoint, auth
+from zhouyi.serve.server import ModelServer, auth
 
 HELP = "a blank line is skipped; /clear forgets the conversation; /exit or Ctrl-D leaves"
 
@@ -24,7 +24,7 @@ def check_prompt(text: str, max_chars: int) -> str:
     return text
 
 
-def stream_answer(endpoint: Endpoint, messages: list[dict[str, str]], timeout: float = 600) -> Iterator[str]:
+def stream_answer(endpoint: ModelServer, messages: list[dict[str, str]], timeout: float = 600) -> Iterator[str]:
     """The assistant's answer to `messages`, piece by piece as the server streams it."""
     import httpx
 
@@ -46,11 +46,11 @@ def stream_answer(endpoint: Endpoint, messages: list[dict[str, str]], timeout: f
         raise UserError(f"the LLaMA-Factory server stopped answering ({type(exc).__name__}: {exc})") from None
 
 
-def ask(endpoint: Endpoint, question: str, out: Callable[[str], None]) -> str:
+def ask(endpoint: ModelServer, question: str, out: Callable[[str], None]) -> str:
     return "".join(_echo(stream_answer(endpoint, [{"role": "user", "content": question}]), out))
 
 
-def chat_loop(endpoint: Endpoint, max_chars: int, read: Callable[[str], str], out: Callable[[str], None]) -> None:
+def chat_loop(endpoint: ModelServer, max_chars: int, read: Callable[[str], str], out: Callable[[str], None]) -> None:
     """Turns until /exit or end of input; a bad question is reported and the conversation goes on."""
     messages: list[dict[str, str]] = []
     out(f"{HELP}\n")

@@ -1,6 +1,6 @@
 """LLaMA-Factory's OpenAI-compatible server as zhouyi's inference engine, always private: on a free loopback port
 with a fresh key, behind `ask` and `chat` (started, waited for, asked, stopped), and behind the gate that `api`
-puts on the network (zhouyi.serve.gate)."""
+puts on the network (zhouyi.serve.api_gate)."""
 
 from __future__ import annotations
 
@@ -72,19 +72,19 @@ def api_command(spec: JobSpec, run_dir: Path, host: str, port: int, key: str | N
     return launch.python_module("zhouyi.serve.engine", *cli.argv[1:], env=cli.env, cwd=cli.cwd)
 
 
-def gate_command(spec: JobSpec, upstream: Endpoint, host: str, port: int) -> launch.Command:
-    """zhouyi.serve.gate on host:port in front of `upstream`, with the spec's limits; the upstream key goes in its
+def gate_command(spec: JobSpec, upstream: ModelServer, host: str, port: int) -> launch.Command:
+    """zhouyi.serve.api_gate on host:port in front of `upstream`, with the spec's limits; the upstream key goes in its
     environment (masked when printed), the client's API_KEY with zhouyi's own."""
-    from zhouyi.serve.gate import UPSTREAM_KEY_ENV
+    from zhouyi.serve.api_gate import UPSTREAM_KEY_ENV
 
-    return launch.python_module("zhouyi.serve.gate", "--upstream", upstream.url.removesuffix("/v1"), "--host", host,
+    return launch.python_module("zhouyi.serve.api_gate", "--upstream", upstream.url.removesuffix("/v1"), "--host", host,
                                 "--port", str(port), "--max-prompt-chars", str(spec.infer.max_prompt_chars),
                                 "--max-new-tokens", str(spec.infer.max_new_tokens),
                                 env={UPSTREAM_KEY_ENV: upstream.key}, cwd=Path.cwd())
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class ModelServer:
     url: str  # http://host:port/v1
     key: str
     model: str
@@ -92,7 +92,7 @@ class Endpoint:
     log: Path | None = None  # its output
 
 
-def died(endpoint: Endpoint) -> str | None:
+def died(endpoint: ModelServer) -> str | None:
     """Why the model server behind `endpoint` is gone (its exit and its log's end), or None while it runs."""
     if endpoint.poll is None or (code := endpoint.poll()) is None:
         return None
@@ -101,12 +101,12 @@ def died(endpoint: Endpoint) -> str | None:
 
 
 @contextmanager
-def private_server(spec: JobSpec, run_dir: Path, log: Path, ready_timeout: float = 600.0) -> Iterator[Endpoint]:
+def private_server(spec: JobSpec, run_dir: Path, log: Path, ready_timeout: float = 600.0) -> Iterator[ModelServer]:
     """A server only this process can use (loopback, a fresh random key), stopped on the way out."""
     port, key = free_port(), secrets.token_urlsafe(24)
     to_stderr = functools.partial(print, file=sys.stderr)  # stdout is the answer's alone
     proc = process.start(api_command(spec, run_dir, LOOPBACK, port, key), log, echo=to_stderr)
-    endpoint = Endpoint(f"http://{LOOPBACK}:{port}/v1", key, spec.run_name, proc.poll, log)
+    endpoint = ModelServer(f"http://{LOOPBACK}:{port}/v1", key, spec.run_name, proc.poll, log)
     try:
         wait_ready(endpoint, proc, log, ready_timeout)
         yield endpoint
@@ -114,7 +114,7 @@ def private_server(spec: JobSpec, run_dir: Path, log: Path, ready_timeout: float
         process.stop(proc)
 
 
-def wait_ready(endpoint: Endpoint, proc, log: Path, timeout: float) -> None:
+def wait_ready(endpoint: ModelServer, proc, log: Path, timeout: float) -> None:
     """Poll /v1/models until the model is loaded; a server that exits or never answers is an error with its log."""
     import httpx
 
@@ -133,5 +133,5 @@ def wait_ready(endpoint: Endpoint, proc, log: Path, timeout: float) -> None:
                     f"{process.log_tail(log)}")
 
 
-def auth(endpoint: Endpoint) -> dict[str, str]:
+def auth(endpoint: ModelServer) -> dict[str, str]:
     return {"Authorization": f"Bearer {endpoint.key}"}

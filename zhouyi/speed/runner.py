@@ -19,9 +19,6 @@ from typing import Any
 
 from zhouyi import launch, layout, process
 from zhouyi.archs import arch_config
-from zhouyi.bench.flops import mfu, peak_tflops, train_flops
-from zhouyi.bench.ladder import FULL, LADDER, Rung
-from zhouyi.bench.profile import markdown
 from zhouyi.errors import UserError
 from zhouyi.files import atomic_write, write_json
 from zhouyi.load import from_data
@@ -29,6 +26,9 @@ from zhouyi.packages import dist_version, package_versions
 from zhouyi.render import render
 from zhouyi.runs import render_context, runs_dir
 from zhouyi.spec import JobSpec
+from zhouyi.speed.flops import mfu, peak_tflops, train_flops
+from zhouyi.speed.ladder import FULL, LADDER, Rung
+from zhouyi.speed.profile import markdown
 from zhouyi.tokcache import TOKENIZER_FILES
 from zhouyi.train import write_files
 
@@ -45,7 +45,7 @@ class BenchOptions:
     tokenizer: Path | None = None  # tokenizer for a random-init model whose spec names a hub model
     max_samples: int | None = None
     cpu: bool = False  # measure on the CPU (fp32) whatever the spec's device
-    profile: int = 0  # steps to profile after the warm-up (zhouyi.bench.profile); 0: none
+    profile: int = 0  # steps to profile after the warm-up (zhouyi.speed.profile); 0: none
 
 
 @dataclass
@@ -65,7 +65,7 @@ class Result:
     n_trainable: int | None = None
     settings: dict | None = None
     note: str = ""
-    profile: dict | None = None  # zhouyi.bench.profile's summary, with --profile
+    profile: dict | None = None  # zhouyi.speed.profile's summary, with --profile
 
 
 def bench_data(spec: JobSpec, opts: BenchOptions, base_dir: Path, work_dir: Path) -> dict[str, Any]:

@@ -4,7 +4,7 @@ client's key, lets through only GET /v1/models and chat requests that pass zhouy
 naming the field otherwise), and holds slow clients to time limits: the request line and headers within
 HEADER_SECONDS, the body within BODY_SECONDS, at most MAX_CONNECTIONS at once. A client that leaves mid-answer
 closes the stream to the model server, which stops generating (zhouyi.serve.engine). Run by `zhouyi api` as
-`python -m zhouyi.serve.gate` (a child it can signal)."""
+`python -m zhouyi.serve.api_gate` (a child it can signal)."""
 
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ def guarded_protocol(header_seconds: float = HEADER_SECONDS):
 def main() -> None:
     import uvicorn
 
-    p = argparse.ArgumentParser(prog="python -m zhouyi.serve.gate")
+    p = argparse.ArgumentParser(prog="python -m zhouyi.serve.api_gate")
     p.add_argument("--upstream", required=True, help="the model server, e.g. http://127.0.0.1:41234")
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, required=True)
