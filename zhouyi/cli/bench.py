@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from zhouyi.cli.common import load_spec, spec_args, verb
-from zhouyi.errors import UserError
 
 
 def add_verbs(sub) -> None:
@@ -28,46 +27,12 @@ def add_verbs(sub) -> None:
 
 
 def cmd_bench(args) -> int:
-    from zhouyi import layout, train
-    from zhouyi.runs import runs_dir
     from zhouyi.speed import runner
 
     spec = load_spec(args).spec
-    if args.warmup < 1 or args.steps <= args.warmup:
-        raise UserError(f"--steps {args.steps} --warmup {args.warmup}: need warmup >= 1 and steps > warmup")
-    if args.write_profile and not args.ladder:
-        raise UserError("--write-profile FILE writes the ladder's fastest rung: add --ladder")
-    if args.write_profile:
-        from zhouyi.files import refuse_foreign
-
-        # before minutes of runs
-        refuse_foreign([Path(args.write_profile)], False, what="--write-profile", force_flag=None)
-    if args.profile < 0 or args.warmup + args.profile > args.steps:
-        raise UserError(f"--profile {args.profile}: profile at most --steps minus --warmup "
-                        f"({args.steps - args.warmup}) steps")
     opts = runner.BenchOptions(steps=args.steps, warmup=args.warmup, random_init=args.random_init,
                                cutoff_len=args.cutoff, max_samples=args.max_samples, cpu=args.cpu,
                                profile=args.profile,
                                tokenizer=Path(args.tokenizer).resolve() if args.tokenizer else None)
-    base = Path.cwd()
-    train.register_for_training(spec, base)
-    work = (Path(args.output) if args.output else layout.bench_dir(runs_dir(spec, base), spec.run_name)).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    if args.ladder:
-        results = runner.ladder(spec, opts, base, work,
-                                on_result=lambda so_far: runner.write_report(work, spec, opts, so_far))
-    else:
-        results = [runner.measure(spec.name, "the spec as written", runner.bench_data(spec, opts, base, work),
-                                  opts, base, work)]
-    json_path, _ = runner.write_report(work, spec, opts, results)
-    print(runner.format_table(results))
-    print(f"bench report: {json_path}")
-    if args.write_profile:
-        from zhouyi.files import commit
-
-        fragment = runner.speed_profile(args.spec, results, Path(args.write_profile))
-        if fragment is None:
-            raise UserError("no LoRA rung ran, so there is no speed profile to write; see the report")
-        commit({Path(args.write_profile): fragment})
-        print(f"speed profile: {args.write_profile} (zhouyi show {args.write_profile})")
-    return 0 if any(r.status == "ok" for r in results) else 1
+    return runner.bench(spec, args.spec, opts, Path.cwd(), Path(args.output) if args.output else None, args.ladder,
+                        Path(args.write_profile) if args.write_profile else None)

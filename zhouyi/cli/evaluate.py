@@ -49,12 +49,13 @@ def cmd_eval(args) -> int:
         run_dirs = [latest_trained_run(spec, Path.cwd())]
     else:
         raise UserError("say which model: SPEC (its latest finished run) or --run DIR")
-    judging = _judging(args, spec, run_dirs[0]) if args.judge or args.judge_with else None
+    judging = judge.judging_for(Path(args.judge_with) if args.judge_with else None, spec, args.spec, run_dirs[0],
+                                Path.cwd()) if args.judge or args.judge_with else None
     if args.dry_run and judging is None:
         raise UserError("--dry-run plans the judge's requests: give --judge (or --judge-with FILE)")
     with sole_writers(run_dirs, "eval"):
         if args.dry_run:
-            reports = [(run / layout.EVAL_DIR / layout.REPORT_MD, _latest_report(run)) for run in run_dirs]
+            reports = [(run / layout.EVAL_DIR / layout.REPORT_MD, judge.evaluated(run)) for run in run_dirs]
             comparison = None
         else:
             reports, comparison = evaluate.evaluate_runs(run_dirs, Path.cwd(), args.max_samples,
@@ -71,34 +72,6 @@ def cmd_eval(args) -> int:
             for path, summary in judged:
                 print(_judge_line(summary) + (f"; report: {path}" if path else ""))
     return 0
-
-
-def _judging(args, spec, first_run: Path):
-    """The judge, checked whole before any model is asked: from --judge-with FILE, SPEC as it is now, or the first
-    run's recorded spec."""
-    from zhouyi import endpoint, layout
-    from zhouyi.data.clean import PERSONA
-    from zhouyi.evaluation import judge
-    from zhouyi.runs import recorded_spec
-    from zhouyi.spec import JudgeSpec
-
-    recorded = recorded_spec(first_run)
-    persona = recorded.model.default_system or PERSONA  # the tutorial's persona rides in the instruction column
-    if args.judge_with:
-        found = endpoint.load_file(Path(args.judge_with), JudgeSpec, "--judge-with")
-        return judge.resolve(found, args.judge_with, Path.cwd(), persona)
-    source, where = (spec, args.spec) if spec else (recorded, str(first_run / layout.SPEC_COPY))
-    return judge.resolve(source.eval.judge, where, Path.cwd(), persona)
-
-
-def _latest_report(run: Path) -> dict:
-    from zhouyi.evaluation.evaluate import latest_report
-
-    _, report, _ = latest_report(run)
-    if report is None:
-        raise UserError(f"--dry-run plans the judge over answers already made, and {run} has no evaluation yet: run "
-                        f"zhouyi eval --run {run} first (then --reuse takes its answers)")
-    return report
 
 
 def _judge_line(summary: dict) -> str:

@@ -19,7 +19,7 @@ from zhouyi.errors import UserError
 from zhouyi.evaluation import stats
 from zhouyi.evaluation.checks import NAMES, problems
 from zhouyi.files import atomic_write, write_json
-from zhouyi.spec import JudgeSpec
+from zhouyi.spec import JobSpec, JudgeSpec
 
 VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
 PLACEHOLDERS = ("question", "answer_a", "answer_b")
@@ -259,3 +259,30 @@ def judge_runs(judging: Judging, runs: list[tuple[Path, dict]], compare_dir: Pat
             atomic_write(out / as_md, markdown(summary))
         written.append((out / as_md if out else None, summary))
     return written
+
+
+def judging_for(judge_with: Path | None, spec: JobSpec | None, spec_ref: str | None, first_run: Path,
+                base_dir: Path) -> Judging:
+    """The judge, checked whole before any model is asked: from --judge-with FILE, SPEC as it is now, or the first
+    run's recorded spec (the persona is the first run's)."""
+    from zhouyi.data.clean import PERSONA
+    from zhouyi.runs import recorded_spec
+
+    recorded = recorded_spec(first_run)
+    persona = recorded.model.default_system or PERSONA  # the tutorial's persona rides in the instruction column
+    if judge_with is not None:
+        found = endpoint.load_file(judge_with, JudgeSpec, "--judge-with")
+        return resolve(found, str(judge_with), base_dir, persona)
+    source, where = (spec, spec_ref) if spec else (recorded, str(first_run / layout.SPEC_COPY))
+    return resolve(source.eval.judge, where, base_dir, persona)
+
+
+def evaluated(run: Path) -> dict:
+    """The run's latest evaluation, which the judge's dry run plans over; a UserError when there is none yet."""
+    from zhouyi.evaluation.evaluate import latest_report
+
+    _, report, _ = latest_report(run)
+    if report is None:
+        raise UserError(f"--dry-run plans the judge over answers already made, and {run} has no evaluation yet: run "
+                        f"zhouyi eval --run {run} first (then --reuse takes its answers)")
+    return report

@@ -20,7 +20,8 @@ from typing import Any
 from zhouyi import launch, layout, process
 from zhouyi.archs import arch_config
 from zhouyi.errors import UserError
-from zhouyi.files import atomic_write, write_json
+from zhouyi.files import atomic_write, commit, refuse_foreign, write_json
+from zhouyi.layout import TOKENIZER_FILES
 from zhouyi.load import from_data
 from zhouyi.packages import dist_version, package_versions
 from zhouyi.render import render
@@ -29,8 +30,7 @@ from zhouyi.spec import JobSpec
 from zhouyi.speed.flops import mfu, peak_tflops, train_flops
 from zhouyi.speed.ladder import FULL, LADDER, Rung
 from zhouyi.speed.profile import markdown
-from zhouyi.tokcache import TOKENIZER_FILES
-from zhouyi.train import write_files
+from zhouyi.train import register_for_training, write_files
 
 MEASURED = layout.BENCH_MEASURED
 INTERRUPTED = (128 + 2, 128 + 15)  # exit codes of a run ended by SIGINT / SIGTERM
@@ -189,7 +189,7 @@ def unavailable(rung: Rung, device: str) -> str | None:
     return None
 
 
-def ladder(spec: JobSpec, opts: BenchOptions, base_dir: Path, work_dir: Path, echo=print,
+def ladder_run(spec: JobSpec, opts: BenchOptions, base_dir: Path, work_dir: Path, echo=print,
            on_result=lambda results: None) -> list[Result]:
     """Baseline, then each rung on top of the last that ran, then full fine-tuning at the fastest settings.
 
@@ -293,3 +293,41 @@ def format_table(results: list[Result]) -> str:
 def _fmt(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
+
+
+def check_request(opts: BenchOptions, ladder: bool, write_profile: Path | None) -> None:
+    """Every flag of `zhouyi bench` checked before minutes of runs."""
+    if opts.warmup < 1 or opts.steps <= opts.warmup:
+        raise UserError(f"--steps {opts.steps} --warmup {opts.warmup}: need warmup >= 1 and steps > warmup")
+    if write_profile and not ladder:
+        raise UserError("--write-profile FILE writes the ladder's fastest rung: add --ladder")
+    if write_profile:
+        refuse_foreign([write_profile], False, what="--write-profile", force_flag=None)
+    if opts.profile < 0 or opts.warmup + opts.profile > opts.steps:
+        raise UserError(f"--profile {opts.profile}: profile at most --steps minus --warmup "
+                        f"({opts.steps - opts.warmup}) steps")
+
+
+def bench(spec: JobSpec, spec_ref: str, opts: BenchOptions, base: Path, output: Path | None, ladder: bool,
+          write_profile: Path | None, echo=print) -> int:
+    """`zhouyi bench`, whole: the spec as written (or the ladder) measured into `output` (or a stamped folder beside
+    the runs), the report written after every rung, the fastest LoRA rung saved as a speed profile when asked.
+    0 when any rung ran, else 1."""
+    check_request(opts, ladder, write_profile)
+    register_for_training(spec, base)
+    work = (output or layout.bench_dir(runs_dir(spec, base), spec.run_name)).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if ladder:
+        results = ladder_run(spec, opts, base, work, on_result=lambda so_far: write_report(work, spec, opts, so_far))
+    else:
+        results = [measure(spec.name, "the spec as written", bench_data(spec, opts, base, work), opts, base, work)]
+    json_path, _ = write_report(work, spec, opts, results)
+    echo(format_table(results))
+    echo(f"bench report: {json_path}")
+    if write_profile:
+        fragment = speed_profile(spec_ref, results, write_profile)
+        if fragment is None:
+            raise UserError("no LoRA rung ran, so there is no speed profile to write; see the report")
+        commit({write_profile: fragment})
+        echo(f"speed profile: {write_profile} (zhouyi show {write_profile})")
+    return 0 if any(r.status == "ok" for r in results) else 1
