@@ -1,10 +1,10 @@
 """`zhouyi data clean` at scale: wall time and peak memory (the child's max RSS) for 10k, 100k and 1M pages.
 
-Pages are made from the shared scraped records, copied as often as needed; every copy is distinct where the cleaning
-looks: a two-character tag unique to the copy follows its title's dream and starts every sentence of its text, so no
-two pages share a keyword, a masked sentence (templates) or an exact text. Near-duplicate search sees each record's
-copies as near duplicates (3-gram Jaccard 0.84 on average): at 1M pages, clusters of about 94 copies, each kept
-(its dream differs), which costs more than a real scrape's few copies of a page.
+Pages are made from the shared scraped records the way a large scrape looks: each page its own dream (a title of
+the shared data with a tag unique to the page) and its own text, four to eight sentences drawn from the whole
+scrape's sentences, in paragraphs; one page in fifty is a near copy of the page before it (one sentence changed),
+as scrapes carry near duplicates (1.5% in the shared data). So templates, exact and near duplicates see what they
+would on a real site of that size, and nothing can be learnt or deduplicated away.
 
     python bench/bench_scale.py [--pages 10000,100000,1000000] [--html]
 
@@ -32,20 +32,34 @@ from sites import page
 TAGS = "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未申酉戌亥金木水火土东南西北春夏秋冬梅兰竹菊琴棋书画山川"
 
 
-def tag(copy: int) -> str:
-    """A tag unique to each copy (two characters for up to 2,500 copies)."""
-    return TAGS[copy // len(TAGS) % len(TAGS)] + TAGS[copy % len(TAGS)]
+def tag(n: int) -> str:
+    """A tag unique to each `n` (up to 3,375,000 of them), two to four characters."""
+    digits = []
+    while True:
+        n, d = divmod(n, len(TAGS))
+        digits.append(TAGS[d])
+        if not n:
+            return "".join(reversed(digits)).rjust(2, TAGS[0])
 
 
 def pages(count: int) -> list[tuple[str, str]]:
-    """(title, text) of `count` distinct pages."""
+    """(title, text) of `count` pages (see the module's docstring)."""
     source = [json.loads(line) for line in SCRAPED.read_text(encoding="utf-8").splitlines() if line.strip()]
-    source = [r for r in source if isinstance(r.get("text"), str) and r["text"].strip()]
-    out = []
+    titles = [r["title"] for r in source if isinstance(r.get("title"), str) and r["title"].strip()]
+    sentences = [s for r in source if isinstance(r.get("text"), str)
+                 for s in re.findall(r"[^。！？\n]{6,80}[。！？]", r["text"])]
+    rng = random.Random(0)
+    out: list[tuple[str, str]] = []
+    text = ""
     for n in range(count):
-        row, t = source[n % len(source)], tag(n // len(source))
-        text = re.sub(r"(^|[。！？\n])(?=[\u4e00-\u9fff])", rf"\g<1>{t}", row["text"])
-        out.append((f"{row['title']}{t}", text))
+        title = f"{titles[n % len(titles)]}{tag(n // len(titles))}"
+        if n % 50 == 49:  # a near copy of the page before, one sentence changed
+            text = text.replace(rng.choice(re.findall(r"[^。！？\n]+[。！？]", text)), rng.choice(sentences), 1)
+        else:
+            picked = rng.sample(sentences, rng.randint(4, 8))
+            cut = sorted(rng.sample(range(1, len(picked)), min(2, len(picked) - 1)))
+            text = "\n".join("".join(picked[a:b]) for a, b in zip([0, *cut], [*cut, len(picked)], strict=True))
+        out.append((title, f"梦见{title}，{text}"))
     return out
 
 

@@ -14,7 +14,6 @@ from typing import get_args
 
 from zhouyi.data.rule_check import RuleAction, user_rule_problem
 
-Action = RuleAction
 HAN = r"\u4e00-\u9fff"
 
 
@@ -23,7 +22,7 @@ class Rule:
     name: str
     description: str
     pattern: str
-    action: Action
+    action: RuleAction
     replacement: str = ""
     filler: bool = False  # it removes filler shaped like an interpretation, so the content guard does not apply
     user: bool = False  # a user's rule: run by the `regex` engine with a time limit on each text
