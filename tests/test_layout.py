@@ -130,7 +130,7 @@ def layout_names_outside_runs() -> set[str]:
             layout.NODE_SCRIPT, layout.SBATCH_SCRIPT, layout.CARD, layout.PROVENANCE, layout.PROJECT_DIR,
             layout.CONVERTED_SOURCE, layout.MODEL_CONFIG, layout.TOKENIZER_JSON, *layout.TOKENIZER_FILES,
             *layout.WEIGHTS, *layout.WEIGHT_INDEXES, layout.PREDICTIONS, layout.PREDICT_RESULTS, layout.TRAINER_STATE,
-            layout.ADAPTER_CONFIG, layout.ADAPTER_WEIGHTS, layout.CHECKPOINT, layout.GENERAL_FILE}
+            layout.ADAPTER_CONFIG, layout.ADAPTER_WEIGHTS, layout.CHECKPOINT, layout.GENERAL_FILE, layout.EVAL_RESULTS}
 
 
 def owned_names() -> set[str]:

@@ -31,3 +31,21 @@ def test_early_stopping_keeps_the_best_checkpoint_and_tensorboard_gets_events(ti
     assert logged.keys() == expected.keys() and all(abs(logged[k] - expected[k]) < 1e-4 for k in expected), \
         "TensorBoard got the training loss LLaMA-Factory logged, step by step"
 
+
+
+@pytest.mark.slow
+def test_a_run_that_evaluates_only_at_its_end_computes_the_held_out_loss_once(tiny_project):
+    """transformers evaluates at the last step of a step strategy and LLaMA-Factory evaluates again after training;
+    with no evaluation before the end, zhouyi renders eval_strategy "no" with do_eval, so the held-out loss (minutes
+    on a real model) is computed once."""
+    result = zhouyi("train", "tiny-cpu", "--set", "train.max_steps=4", "--set", "train.logging_steps=1",
+                    cwd=tiny_project)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run,) = (tiny_project / "runs").iterdir()
+    state = json.loads((run / "train" / "trainer_state.json").read_text())
+    assert not [entry for entry in state["log_history"] if "eval_loss" in entry], "no evaluation during training"
+    final = json.loads((run / "train" / "eval_results.json").read_text())
+    assert final["eval_loss"] > 0, "one evaluation, after training (LLaMA-Factory's do_eval)"
+    from zhouyi.evaluation.evaluate import plot_loss
+
+    assert plot_loss(run, tiny_project / "loss.png"), "the plot still shows the held-out loss, at the last step"

@@ -63,6 +63,7 @@ LEDGER = ".zhouyi-written.json"  # in a folder zhouyi writes into: file name -> 
 PREDICTIONS = "generated_predictions.jsonl"  # in a folder of answers: one row per question asked
 PREDICT_RESULTS = "predict_results.json"  # beside it: LLaMA-Factory's scores of those answers
 TRAINER_STATE = "trainer_state.json"  # in train/ and in each checkpoint
+EVAL_RESULTS = "eval_results.json"  # in train/: the held-out loss of the evaluation after training
 ADAPTER_CONFIG = "adapter_config.json"  # in train/ when the run trained an adapter
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 CHECKPOINT = "checkpoint-"  # train/checkpoint-<step>/

@@ -204,6 +204,9 @@ def plot_loss(run_dir: Path, png: Path) -> bool:
                 points[entry["current_steps"]] = entry[key]  # a resumed run logs some steps twice
     if not curves["loss"]:
         return False
+    final = read_mapping(run_dir / layout.TRAIN_DIR / layout.EVAL_RESULTS, "train again to rewrite it")
+    if not curves["eval_loss"] and isinstance(final.get("eval_loss"), float):  # evaluated once, after training
+        curves["eval_loss"][max(curves["loss"])] = final["eval_loss"]
     import matplotlib
 
     matplotlib.use("Agg")
