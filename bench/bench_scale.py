@@ -102,6 +102,7 @@ def main() -> int:
     parser.add_argument("--html", action="store_true", help="whole saved HTML pages through the extractor")
     parser.add_argument("--tmp", default=None, help="folder for the generated pages (default: the system's)")
     parser.add_argument("--name", default="", help="a suffix for the results' file names (e.g. before)")
+    parser.add_argument("--note", default="", help="a note for the report (what else ran, which commit)")
     args = parser.parse_args()
     require_scraped()
     counts = [int(c) for c in args.pages.split(",")]
@@ -120,12 +121,14 @@ def main() -> int:
     shape = "whole saved HTML pages (blog style, one file each), read by trafilatura" if args.html else \
         "JSON Lines rows"
     lines = [f"# `zhouyi data clean` at scale ({date})", "",
-             f"{shape}; distinct copies of the shared scraped records (bench/bench_scale.py); {os.cpu_count()} "
-             "cores; peak = the cleaning process's max RSS.", "",
+             f"{shape}; pages made of the shared scrape's sentences, each its own dream, one in fifty a near copy "
+             f"(bench/bench_scale.py); {os.cpu_count()} cores; peak = the cleaning process's max RSS"
+             + (f"; {args.note}" if args.note else "") + ".", "",
              "| pages | seconds | seconds per 1,000 | peak memory | rows out |", "|---:|---:|---:|---:|---|"]
     lines += [f"| {r['pages']:,} | {r['seconds']} | {1000 * r['seconds'] / r['pages']:.2f} | "
               f"{r['peak_bytes'] / 2**30:.2f} GiB | {r['summary'].split(':')[0]} |" for r in rows]
-    (RESULTS / f"{stem}.json").write_text(json.dumps({"date": date, "html": args.html, "rows": rows}, indent=1) + "\n")
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"date": date, "html": args.html, "note": args.note, "rows": rows},
+                                                     indent=1) + "\n")
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
