@@ -93,6 +93,7 @@ def test_a_quantized_gguf_is_reported_against_its_own_threshold(gguf_run):
 
     f16 = zhouyi("export", "--run", str(run), "--gguf", "f16", cwd=project)
     assert f16.returncode == 0, f16.stdout[-3000:] + f16.stderr[-3000:]
+    assert "answers of the last check reused" in f16.stdout, "the adapter and the merge are asked once"
     sizes = {t: json.loads((run / f"merged-gguf-{t}" / "gguf.json").read_text())["bytes"] for t in ("f16", "q4_k_m")}
     assert sizes["q4_k_m"] < sizes["f16"] and (run / "merged-gguf-q4_k_m" / "tiny-cpu-q4_k_m.gguf").is_file()
     f16_result = json.loads((run / "parity" / "report.json").read_text())["results"][1]

@@ -53,6 +53,7 @@ LOSS_PNG = "loss.png"  # in eval/
 JUDGE = "judge"  # in eval/: judge.json and judge.md, the judge's tuned-against-base report
 JUDGE_CACHE = "judge-cache.jsonl"  # in eval/: the judge's answers as they arrived (zhouyi.endpoint)
 GENERAL_DATA = "general_prompts"  # in eval/: the forgetting check's prompts as a dataset LLaMA-Factory reads
+PARITY_ANSWERS = "answers.json"  # in parity/: the adapter's and the merge's answers, reused while neither changes
 GGUF_RECORD = "gguf.json"  # in each GGUF export: what was written, from what, how big, how long
 MADE_BY_ZHOUYI = ".zhouyi-made"  # in every folder zhouyi makes to write a model into: --force may replace those only
 # outside runs

@@ -10,6 +10,7 @@ never ends an answer while the merge ends some; then exit 2 with the first diffe
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,25 @@ def adapter_answers(spec: JobSpec, run_dir: Path, out: Path) -> list[str]:
     args = [f"max_samples={gg.parity_questions}", "per_device_eval_batch_size=1",
             f"max_new_tokens={gg.parity_max_new_tokens}"]
     return [row["predict"] for row in answers.predict(spec, run_dir, "tuned", out, args)]
+
+
+def _stamps(run_dir: Path, merged: Path) -> list:
+    """What says the adapter and the merge are still the ones answered: each weights file's name, size and time."""
+    files = [*layout.weights_files(run_dir), *(run_dir / layout.TRAIN_DIR).glob("*.safetensors"),
+             *merged.glob("*.safetensors"), merged / layout.MODEL_CONFIG]
+    return sorted([str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files if p.is_file())
+
+
+def _reused(path: Path, key: dict) -> tuple[list[str], dict] | None:
+    """The adapter's and the merge's answers of an earlier check that asked the same of the same weights: they are
+    greedy, so asking again would give them again (minutes on a real model, once per export otherwise)."""
+    try:
+        found = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict) or found.get("key") != json.loads(json.dumps(key)):
+        return None
+    return found["adapter"], found["merged"]
 
 
 def child_answers(spec: JobSpec, runtime: str, model: Path, asked: list, timeout: float) -> dict:
@@ -109,13 +129,19 @@ def check(spec: JobSpec, run_dir: Path, ctx: RenderContext, ggufs: list[Path] | 
     asked = questions(spec, ctx)
     out = run_dir / layout.PARITY_DIR
     out.mkdir(exist_ok=True)
-    reference = adapter_answers(spec, run_dir, out / "adapter")
+    gg = spec.export.gguf
+    persona = spec.model.default_system
+    key = {"questions": asked, "template": spec.model.template, "persona": persona, "settings": [
+        gg.parity_questions, gg.parity_max_new_tokens], "weights": _stamps(run_dir, merged)}
+    reused = _reused(out / layout.PARITY_ANSWERS, key)
+    if reused:
+        print("parity: the adapter's and the merge's answers of the last check reused (same weights, same questions)")
+    reference, plain = reused or (adapter_answers(spec, run_dir, out / "adapter"),
+                                  child_answers(spec, "transformers", merged, asked, timeout))
     if len(reference) != len(asked):
         raise UserError(f"LLaMA-Factory answered {len(reference)} questions, zhouyi asked {len(asked)}; the eval "
                         "split's files changed since the run was made?")
-    gg = spec.export.gguf
-    persona = spec.model.default_system
-    plain = child_answers(spec, "transformers", merged, asked, timeout)
+    write_json(out / layout.PARITY_ANSWERS, {"key": key, "adapter": reference, "merged": plain})
     merged_answers = plain["answers"]
     trained_prompts = [a["prompt_ids"] for a in merged_answers]  # LLaMA-Factory's template code made them
     runtimes = [Runtime("merged (transformers)", gg.merged_min_exact_match, merged_answers,
