@@ -218,7 +218,7 @@ def test_the_names_an_export_may_not_take_are_every_name_of_the_run():
 
     not_a_runs_own = {layout.MADE_BY_ZHOUYI, layout.TRAINER_LOG, layout.REPORT_JSON, layout.REPORT_MD,
                       layout.LOSS_PNG, layout.GGUF_RECORD, layout.JUDGE_CACHE, layout.REPORT_HTML,
-                      layout.LENGTHS_PNG}
+                      layout.LENGTHS_PNG, layout.PARITY_ANSWERS}
     assert run_names() - not_a_runs_own <= layout.RUN_OWN_NAMES
     assert set(RUN_FOLDERS) <= layout.RUN_OWN_NAMES
 
