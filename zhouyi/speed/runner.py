@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -19,7 +20,7 @@ from typing import Any
 
 from zhouyi import launch, layout, process
 from zhouyi.archs import arch_config
-from zhouyi.errors import UserError
+from zhouyi.errors import Stopped, UserError
 from zhouyi.files import atomic_write, commit, refuse_foreign, write_json
 from zhouyi.layout import TOKENIZER_FILES
 from zhouyi.load import from_data
@@ -134,8 +135,10 @@ def measure(name: str, what: str, data: dict[str, Any], opts: BenchOptions, base
     cmd = launch.child("bench_probe", str(out / layout.TRAIN_YAML), str(out / MEASURED), *profiling,
                        env=launch.launch_env(spec), cwd=out)
     code = process.run(cmd, echo=echo, log=out / "train.log")
+    if code == 128 + signal.SIGINT:
+        raise KeyboardInterrupt  # Ctrl-C (forwarded to the run) ends the whole bench: exit 130
     if code in INTERRUPTED:
-        raise KeyboardInterrupt  # Ctrl-C or SIGTERM (forwarded to the run) ends the whole bench
+        raise Stopped(code - 128)  # so does SIGTERM, and zhouyi exits as it: 143
     settings = {k: data["train"][k] for k in BASE_SETTINGS} | {
         "finetuning_type": spec.method.finetuning_type, "torch_compile": bool(spec.overrides.get("torch_compile"))}
     measured_file = out / MEASURED
