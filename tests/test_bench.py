@@ -84,8 +84,8 @@ def test_profile_says_where_a_steps_time_goes_and_adds_up(tiny_project):
     rows = dict(breakdown(profile))
     spans = sum(v for k, v in rows.items() if k != OUTSIDE)
     assert 0 < spans <= profile["wall_ms"] / 3 * 1.001, "what the profiler's spans cover fits in the wall time"
-    measured_step_ms = 1000 * row["tokens_measured"] / row["tokens_per_s"] / 4  # the bench's own clock, 4 steps
-    assert 0.5 < (profile["wall_ms"] / 3) / measured_step_ms < 2, "the profiled step is as long as a measured one"
+    measured_ms = 1000 * row["tokens_measured"] / row["tokens_per_s"]  # the bench's own clock: steps 2-5
+    assert profile["wall_ms"] < measured_ms, "the 3 profiled steps (2-4) lie inside the bench's measured steps"
     assert rows["backward (autograd nodes; with checkpointing, the forward's recomputation too)"] > 0
     assert rows["optimizer step and zeroing"] > 0 and rows["data loading and collation (DataLoader)"] > 0
     assert 0 <= rows[OUTSIDE] < profile["wall_ms"] / 3, "the Python between spans is what no span covers"

@@ -47,6 +47,7 @@ def make_callback(out_path: str, profile_steps: int = 0, after: int = 1):
             self.model_info: dict = {}
             self.profiler = None
             self.profile: dict | None = None
+            self.paused = 0.0  # seconds spent starting and reading the profiler: not the training's
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             config = model.config
@@ -76,8 +77,9 @@ def make_callback(out_path: str, profile_steps: int = 0, after: int = 1):
         def on_step_end(self, args, state, control, **kwargs):
             if cuda:
                 torch.cuda.synchronize()
-            self.steps.append({"t": time.perf_counter() - START, "tokens": self.tokens.item(),
+            self.steps.append({"t": time.perf_counter() - START - self.paused, "tokens": self.tokens.item(),
                                "sum_sq": self.sum_sq.item()})
+            started = time.perf_counter()
             if profile_steps and len(self.steps) == after:
                 activities = [torch.profiler.ProfilerActivity.CPU] + (
                     [torch.profiler.ProfilerActivity.CUDA] if cuda else [])
@@ -91,6 +93,7 @@ def make_callback(out_path: str, profile_steps: int = 0, after: int = 1):
                 self.profile = summarize_events(self.profiler.events(), wall_ms, profile_steps,
                                                 torch.cuda.get_device_name() if cuda else "cpu")
                 self.profiler = None
+            self.paused += time.perf_counter() - started
 
         def on_train_end(self, args, state, control, **kwargs):
             self.write()
