@@ -99,6 +99,26 @@ def trained_run(tmp_path_factory, tiny_model) -> tuple[Path, Path, subprocess.Co
     return project, run, result
 
 
+@pytest.fixture(scope="session")
+def evaluated_run(trained_run) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """trained_run evaluated once on 4 held-out questions: (project, run dir, the eval result). A test that
+    evaluates it again asks the same 4, so the report others read keeps its numbers."""
+    project, run, _ = trained_run
+    result = zhouyi("eval", "--run", str(run), "--max-samples", "4", cwd=project, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return project, run, result
+
+
+@pytest.fixture(scope="session")
+def exported_run(evaluated_run) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """evaluated_run exported once through its gate (merged/, its card and Modelfile): (project, run dir, the
+    export result)."""
+    project, run, _ = evaluated_run
+    result = zhouyi("export", "tiny-cpu", "--run", str(run), cwd=project)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return project, run, result
+
+
 def write_json(path: Path, data) -> Path:
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return path
@@ -202,3 +222,31 @@ def default_signals() -> None:
 
     for signum in (signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
+
+
+def gguf_prompts_and_llamafactorys(gguf: Path, merged: Path, template: str, persona: str | None,
+                                   questions: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+    """Each question asked with no system prompt, two ways that share no zhouyi code: the prompt llama-cpp-python's
+    own chat path makes from the GGUF's template (its Jinja2ChatFormatter, tokenised by llama.cpp as its chat
+    completion does), and the one LLaMA-Factory's template code encodes, as training saw it. (gguf's, LF's)"""
+    import llama_cpp
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    from llamafactory.data.template import get_template_and_fix_tokenizer
+    from llamafactory.hparams import DataArguments
+    from transformers import AutoTokenizer
+
+    llm = llama_cpp.Llama(str(gguf), vocab_only=True, verbose=False)
+
+    def text(token: int) -> str:
+        return llm.detokenize([token], special=True).decode() if token >= 0 else ""
+
+    chat = Jinja2ChatFormatter(llm.metadata["tokenizer.chat_template"], eos_token=text(llm.token_eos()),
+                               bos_token=text(llm.token_bos()))
+    ours = [llm.tokenize(chat(messages=[{"role": "user", "content": q}]).prompt.encode(), add_bos=False, special=True)
+            for q in questions]
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    lf = get_template_and_fix_tokenizer(tokenizer, DataArguments(template=template, default_system=persona))
+    theirs = [lf.encode_oneturn(tokenizer, [{"role": "user", "content": q}, {"role": "assistant", "content": ""}])[0]
+              for q in questions]
+    llm.close()
+    return ours, theirs

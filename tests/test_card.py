@@ -6,17 +6,13 @@ import warnings
 
 import pytest
 
-from tests.conftest import cli, lay_out_project, zhouyi
+from tests.conftest import cli
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_model):
-    project = lay_out_project(tmp_path_factory.mktemp("card"), tiny_model)
-    for args in (("train", "tiny-cpu", "--set", "train.num_train_epochs=2"), ("eval", "tiny-cpu", "--max-samples", "6"),
-                 ("export", "tiny-cpu")):
-        result = zhouyi(*args, cwd=project)
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    (run,) = (project / "runs").iterdir()
+@pytest.fixture
+def exported(exported_run):
+    """The session's run, evaluated on 4 questions and exported through its gate: (project, run, merged)."""
+    project, run, _ = exported_run
     return project, run, run / "merged"
 
 

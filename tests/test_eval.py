@@ -2,6 +2,7 @@
 prediction, and the comparison report; plus the report's checks on answers written by hand."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -17,11 +18,31 @@ from zhouyi.evaluation.evaluate import (
 from zhouyi.load import load
 
 
+def nll_outside_zhouyi(base: Path, adapter: Path, rows: list[dict]) -> list[float]:
+    """Each row's base answer's mean loss per token under base + adapter, as transformers computes a causal LM's loss
+    (labels, the prompt masked), with the prompt LLaMA-Factory's qwen template encodes: no zhouyi code."""
+    import torch
+    from llamafactory.data.template import get_template_and_fix_tokenizer
+    from llamafactory.hparams import DataArguments
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    template = get_template_and_fix_tokenizer(tokenizer, DataArguments(template="qwen"))
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), adapter).eval()
+    losses = []
+    for row in rows:
+        prompt, answer = template.encode_oneturn(tokenizer, [{"role": "user", "content": row["prompt"]},
+                                                             {"role": "assistant", "content": row["base"]}])
+        with torch.no_grad():
+            losses.append(model(input_ids=torch.tensor([prompt + answer]),
+                                labels=torch.tensor([[-100] * len(prompt) + answer])).loss.item())
+    return losses
+
+
 @pytest.mark.slow
-def test_eval_compares_base_and_tuned_on_the_held_out_split(trained_run):
-    project, run, _ = trained_run
-    result = zhouyi("eval", "--run", str(run), "--max-samples", "4", cwd=project, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def test_eval_compares_base_and_tuned_on_the_held_out_split(evaluated_run):
+    project, run, result = evaluated_run  # `zhouyi eval --run RUN --max-samples 4`
     report = json.loads((run / "eval" / "report.json").read_text())
     assert report["rows"] == 4
     for model in ("base", "tuned"):
@@ -58,12 +79,44 @@ def test_eval_compares_base_and_tuned_on_the_held_out_split(trained_run):
     assert forgot["drift"]["mean"] == pytest.approx(forgot["nll"]["tuned"] - forgot["nll"]["base"], abs=1e-3)
     assert forgot["drift"]["mean"] != 0, "the tuned model reads the base's answers differently"
     assert 0 <= forgot["bleed"]["b"]["share"] <= 1 and "## Forgetting" in markdown
+    recomputed = nll_outside_zhouyi(project / "models" / "tiny-qwen2", run / "train", forgot["per_prompt"][:3])
+    assert recomputed == pytest.approx([p["tuned_nll"] for p in forgot["per_prompt"][:3]], abs=1e-3), \
+        "the tuned model's likelihood of the base's answers is transformers' own loss with the adapter applied"
     assert len(list((project / ".zhouyi" / "general").glob("*.json"))) == 1
-    again = zhouyi("eval", "--run", str(run), "--max-samples", "2", cwd=project, timeout=600)
+    again = zhouyi("eval", "--run", str(run), "--max-samples", "4", cwd=project, timeout=600)
     assert again.returncode == 0 and "the base model answers" not in again.stdout, "cached"
     assert json.loads((run / "eval" / "report.json").read_text())["forgetting"]["nll"] == forgot["nll"]
-    reused = cli("eval", "--run", str(run), "--max-samples", "2", "--reuse", cwd=project)
+    reused = cli("eval", "--run", str(run), "--max-samples", "4", "--reuse", cwd=project)
     assert reused.returncode == 0 and "reused" in reused.stdout and "llamafactory-cli" not in reused.stdout
+
+
+@pytest.mark.slow
+def test_two_runs_are_compared_on_real_answers_with_the_base_asked_once(evaluated_run, tiny_project):
+    project, first, _ = evaluated_run
+    trained = zhouyi("train", "tiny-cpu", "--set", "train.max_steps=4", cwd=tiny_project)
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    (second,) = (tiny_project / "runs").iterdir()
+    result = zhouyi("eval", "--run", str(first), "--run", str(second), "--max-samples", "4", "--reuse",
+                    "--no-forgetting", cwd=tiny_project, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"{first.name}: its evaluation is newer than its weights and asked the same: reused" in result.stdout
+    assert (second / "eval" / "tuned" / "generated_predictions.jsonl").is_file(), "LLaMA-Factory answered for it"
+    assert not (second / "eval" / "base").exists(), "the base was asked once, by the first run"
+    reports = [json.loads((run / "eval" / "report.json").read_text()) for run in (first, second)]
+    assert reports[0]["metrics"]["tuned"] != reports[1]["metrics"]["tuned"], "85 steps and 4 answer differently"
+    (folder,) = (tiny_project / "runs").glob("compare-*")
+    table = json.loads((folder / "compare.json").read_text())
+    assert table["runs"] == [r["run"] for r in reports] and table["rows"] == 4
+    assert table["metrics"]["base"] == reports[0]["metrics"]["base"] == reports[1]["metrics"]["base"]
+    for run, report in zip((first, second), reports, strict=True):
+        assert table["metrics"][run.name] == report["metrics"]["tuned"], "each run's column is its own report's"
+    head = table["comparisons"][-1]
+    assert (head["a"], head["b"], head["questions"]) == (first.name, second.name, 4)
+    diffs = [b["scores"]["tuned"]["rouge-l"] - a["scores"]["tuned"]["rouge-l"]
+             for a, b in zip(reports[0]["questions"], reports[1]["questions"], strict=True)]
+    rouge = head["metrics"]["rouge-l"]
+    assert rouge["diff"] == pytest.approx(sum(diffs) / 4, abs=0.01) and rouge["low"] <= rouge["diff"] <= rouge["high"]
+    assert f"| ROUGE-L | {reports[0]['metrics']['base']['rouge-l']:.2f} |" in (folder / "compare.md").read_text()
 
 
 def test_eval_without_a_held_out_split_says_how_to_make_one(project):

