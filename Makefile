@@ -48,11 +48,16 @@ data: $(INSTALLED)
 	$(ZHOUYI) data clean --spec $(SPEC) $(SCRAPED)/jingle1267_zgjm.jsonl $(SCRAPED)/leochan2017_zgjm.json \
 	  $(SCRAPED)/maxsherry_jiemeng_classical.txt
 
+# a pytest worker per core (pytest-xdist); the tests that read one built-once fixture (the session's trained run, the
+# converted gemma) share a worker, so it is still built once (tests/conftest.py). TEST_WORKERS=0 runs them in order.
+TEST_WORKERS ?= auto
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
 test: $(INSTALLED)
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-fast: $(INSTALLED)
-	$(PY) -m pytest -q -m 'not slow'
+	$(PYTEST) -m 'not slow'
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check zhouyi tests bench

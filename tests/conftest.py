@@ -13,6 +13,13 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs a worker per core: each test's processes (LLaMA-Factory, torchrun's workers, llama.cpp) get one
+    # thread, as torchrun gives its own; two-thread torch pools on a core another worker uses spin against each other
+    # (a 16 s training took 164 s)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data" / "zgjm"
 
@@ -174,6 +181,32 @@ def pytest_runtest_setup(item):
         for name in marker.args:
             here, what = EXTRAS[name]
             need(here(), what)
+
+
+CHEAP_SHARED = {"tiny_model", "tmp_path_factory", "worker_id", "testrun_uid"}  # made in seconds: one per worker
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test` passes `-n 2 --dist loadgroup`), the tests that read a fixture made once (the
+    session's trained run, the converted gemma, a GGUF run) go to one worker, so it is still made once."""
+    for item in items:
+        defs = getattr(item, "_fixtureinfo", None)
+        if defs is None:
+            continue
+        roots = {_root(name, defs.name2fixturedefs) for name in item.fixturenames
+                 if _shared(name, defs.name2fixturedefs)}
+        if roots:
+            item.add_marker(pytest.mark.xdist_group("+".join(sorted(roots))))
+
+
+def _shared(name: str, defs: dict) -> bool:
+    return name in defs and name not in CHEAP_SHARED and defs[name][-1].scope in ("module", "session")
+
+
+def _root(name: str, defs: dict) -> str:
+    """The shared fixture at the bottom of `name`'s chain (exported_run -> evaluated_run -> trained_run)."""
+    below = [arg for arg in defs[name][-1].argnames if _shared(arg, defs)]
+    return _root(below[0], defs) if below else name
 
 
 def wait_for_http(url: str, proc: subprocess.Popen, headers: dict | None = None, timeout: float = 180) -> None:

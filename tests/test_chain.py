@@ -38,7 +38,7 @@ def first_log(train_dir) -> dict:
     return state["log_history"][0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chained(trained_run):
     """The session's trained tiny-cpu run as the SFT stage (read only: its pairs go to its own pairs/ folder), pairs
     registered in its project, and a DPO run chained to it."""

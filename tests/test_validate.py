@@ -26,7 +26,7 @@ def spec(folder: Path, name: str, template="qwen", dataset="zhougong_demo", file
     return path.name
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reports(tmp_path_factory):
     project = lay_out_project(tmp_path_factory.mktemp("validate"))
     write_json(project / "data" / "rows_missing_output.json", [{"instruction": "a", "input": ""}])
