@@ -165,3 +165,31 @@ def test_gguf_and_quantize_are_separate_steps(project):
     run = fake_trained_run(project, "tiny-cpu")
     result = cli("export", "--run", str(run), "--gguf", "--quantize", "4", cwd=project)
     assert result.returncode == 2 and "separate steps" in result.stderr
+
+
+def test_the_parity_verdict_names_each_way_an_export_can_fail():
+    """parity.compare on answers written by hand: a runtime that never ends an answer fails only when the merge
+    does end its answers (2 training steps teach no ending, and then nothing is to blame on the export)."""
+    from zhouyi.export.parity import Runtime, compare
+
+    def asked(texts, ended, prompts=((1, 2),) * 3):
+        return [{"text": t, "ended": e, "prompt_ids": list(p)} for t, e, p in zip(texts, ended, prompts, strict=True)]
+
+    reference = ["蛇主财。", "水主智。", "火主礼。"]
+    trained = [[1, 2]] * 3
+    same = compare(reference, trained, 3, Runtime("GGUF f16", 0.5, asked(reference, [True] * 3)))
+    assert same["passed"] and same["exact_match"] == 1.0 and same["ended"] == 3 and same["first_differing"] is None
+
+    endless = compare(reference, trained, 3, Runtime("GGUF f16", 0.5, asked(reference, [False] * 3)))
+    assert not endless["passed"] and endless["problems"] == ["it never ends an answer"]
+    merge_neither = compare(reference, trained, 0, Runtime("GGUF f16", 0.5, asked(reference, [False] * 3)))
+    assert merge_neither["passed"], "the merge never ends either: not the export's fault"
+
+    other = ["蛇主财。", "水主仁。", "土主信。"]
+    answers = asked(other, [True] * 3, [(1, 2), (1, 3), (1, 2)])
+    wrong = compare(reference, trained, 3, Runtime("GGUF q4_k_m", 0.9, answers, persona_ok=False))
+    assert wrong["exact_match"] == round(1 / 3, 3) and wrong["first_difference"] == [None, 2, 0]
+    assert wrong["same_prompt_tokens"] == 2 and wrong["first_differing"]["question"] == 1
+    assert wrong["problems"] == ["33% of answers match the adapter's, below 90%",
+                                 "1 prompt(s) are not the tokens LLaMA-Factory trained on (another chat template or "
+                                 "tokenizer)", "the persona is not in its prompt when no system prompt is sent"]
