@@ -50,8 +50,10 @@ data: $(INSTALLED)
 
 # a pytest worker per core (pytest-xdist); the tests that read one built-once fixture (the session's trained run, the
 # converted gemma) share a worker, so it is still built once (tests/conftest.py). TEST_WORKERS=0 runs them in order.
+# The longest groups start first (tests/conftest.py LONGEST_FIRST), so the scheduler must keep the order.
 TEST_WORKERS ?= auto
-PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+PYTEST_ARGS ?=
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 test: $(INSTALLED)
 	$(PYTEST)
