@@ -70,6 +70,8 @@ def test_the_gguf_carries_the_persona_and_answers_as_the_adapter(gguf_run):
     assert "| GGUF f32 (llama.cpp) | " in result.stdout, "the table is shown"
     ours, theirs = gguf_prompts_and_llamafactorys(gguf, run / "merged", "qwen", PERSONA, report["questions"])
     assert ours == theirs, "llama-cpp-python's chat path asks with the very tokens LLaMA-Factory trained on"
+    merged = json.loads((run / "parity" / "answers.json").read_text())["merged"]["answers"]
+    assert [a["prompt_ids"] for a in merged] == theirs, "the merge was asked with them too"
 
     modelfile = (folder / "Modelfile").read_text()
     assert "FROM ./tiny-cpu-f32.gguf" in modelfile and f'SYSTEM """{PERSONA}"""' in modelfile

@@ -138,6 +138,8 @@ def test_gemma_exports_to_a_gguf_that_llama_cpp_asks_as_the_adapter_answers(gemm
     ours, theirs = gguf_prompts_and_llamafactorys(gguf, run / "merged", "gemma", persona, report["questions"])
     assert ours == theirs and ours[0][:4] == [2, 105, 2364, 107], "llama-cpp-python's chat path asks with " \
         "<bos><start_of_turn>user\n and the persona, as LLaMA-Factory's gemma template trained"
+    merged = json.loads((run / "parity" / "answers.json").read_text())["merged"]["answers"]
+    assert [a["prompt_ids"] for a in merged] == theirs, "the merge was asked with them too"
 
 
 def fake_package(folder: Path, name: str, assemble_body: str) -> Path:
