@@ -276,7 +276,7 @@ def default_signals() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
-def gguf_prompts_and_llamafactorys(gguf: Path, merged: Path, template: str, persona: str | None,
+def prompts_from_gguf_and_llamafactory(gguf: Path, merged: Path, template: str, persona: str | None,
                                    questions: list[str]) -> tuple[list[list[int]], list[list[int]]]:
     """Each question asked with no system prompt, two ways that share no zhouyi code: the prompt llama-cpp-python's
     own chat path makes from the GGUF's template (its Jinja2ChatFormatter, tokenised by llama.cpp as its chat

