@@ -2,6 +2,7 @@
 prediction, and the comparison report; plus the report's checks on answers written by hand."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,44 @@ def test_two_runs_are_compared_on_real_answers_with_the_base_asked_once(evaluate
     rouge = head["metrics"]["rouge-l"]
     assert rouge["diff"] == pytest.approx(sum(diffs) / 4, abs=0.01) and rouge["low"] <= rouge["diff"] <= rouge["high"]
     assert f"| ROUGE-L | {reports[0]['metrics']['base']['rouge-l']:.2f} |" in (folder / "compare.md").read_text()
+
+
+@pytest.mark.slow
+def test_an_evaluations_askings_are_llamafactorys_own_cli_from_one_import(trained_run, tmp_path):
+    """predict_all runs each asking as `llamafactory-cli train` would, from one import: the same rows as the script
+    itself writes, no asking sees what the one before it set (LLaMA-Factory keeps the last default_system in its
+    template registry), and the first that fails names its model and log, the rest not asked."""
+    import subprocess
+
+    from zhouyi.errors import UserError
+    from zhouyi.evaluation.answers import Asking, predict_all
+    from zhouyi.process import resolve_executable
+    from zhouyi.runs import recorded_spec
+
+    project, run, _ = trained_run
+    spec = recorded_spec(run)
+    persona = spec.model.default_system
+    four = ("max_samples=4",)
+    rows = predict_all(spec, run, [Asking("tuned", tmp_path / "persona", four),
+                                   Asking("tuned", tmp_path / "bare", (*four, "default_system=null")),
+                                   Asking("tuned", tmp_path / "persona-again", four)])
+    assert all(persona in row["prompt"] for row in rows[0]) and len(rows[0]) == 4
+    assert not any(persona in row["prompt"].split("<|im_start|>user")[0] for row in rows[1]), "no system prompt"
+    assert rows[2] == rows[0], "the bare asking left nothing behind for the next"
+    script = subprocess.run([resolve_executable("llamafactory-cli"), "train", str(run / "predict.yaml"), *four,
+                             f"output_dir={tmp_path / 'script'}"], cwd=run, capture_output=True, text=True,
+                            env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert script.returncode == 0, script.stderr[-3000:]
+    assert (tmp_path / "script" / "generated_predictions.jsonl").read_bytes() == \
+        (tmp_path / "persona" / "generated_predictions.jsonl").read_bytes(), "what llamafactory-cli itself writes"
+
+    with pytest.raises(UserError) as failed:
+        predict_all(spec, run, [Asking("base", tmp_path / "broken", ("template=no_such_template",)),
+                                Asking("tuned", tmp_path / "after", four)])
+    message = str(failed.value)
+    assert message.startswith(f"base model: prediction failed (exit 1); {tmp_path / 'broken.log'} ends:")
+    assert "no_such_template" in message, "the log's tail says what LLaMA-Factory refused"
+    assert not (tmp_path / "after").exists() and not (tmp_path / "after.log").exists(), "not asked after a failure"
 
 
 def test_eval_without_a_held_out_split_says_how_to_make_one(project):

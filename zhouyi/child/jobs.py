@@ -131,5 +131,25 @@ class NllAnswer(Answer):
     tokens: list[int]
 
 
+class Asking(BaseModel):
+    """One `llamafactory-cli <args>` (a prediction), run in `cwd` with its output into `log`."""
+
+    args: list[str]
+    cwd: str
+    log: str
+
+
+class LfAskings(Job):
+    """`zhouyi eval` (and every prediction): LLaMA-Factory's CLI run once per asking, imported once for all."""
+
+    child: ClassVar[str] = "lf_askings"
+    askings: list[Asking]
+
+
+class AskingCodes(Answer):
+    codes: list[int]  # per asking that ran, its exit code as a shell reports it; they stop at the first non-zero
+
+
 ANSWERS: dict[type[Job], type[Answer]] = {HubFetch: PathAnswer, GgufConvert: PathAnswer, GgufWrite: GgufWritten,
-                                          GreedyAnswers: GreedyAnswered, LfCheck: LfChecked, Nll: NllAnswer}
+                                          GreedyAnswers: GreedyAnswered, LfCheck: LfChecked, Nll: NllAnswer,
+                                          LfAskings: AskingCodes}

@@ -39,18 +39,20 @@ def require_eval_split(spec: JobSpec, run_dir: Path) -> None:
         raise UserError(f"{run_dir} has no {', '.join(missing)}: it was trained by an older zhouyi; train again")
 
 
-def predict(spec: JobSpec, run_dir: Path, max_samples: int | None, without_system: bool = False,
-            with_base: bool = True) -> None:
-    """Answer the eval split with the base model, then the tuned one, and with `without_system` both again with no
+def askings(spec: JobSpec, run_dir: Path, max_samples: int | None, without_system: bool = False,
+            with_base: bool = True) -> list[answers.Asking]:
+    """The eval split asked of the base model, then the tuned one, and with `without_system` both again with no
     system prompt (the template's own default instead of the persona); `with_base=False` asks the tuned model
     only (another run already asked the base)."""
-    extra = [f"max_samples={max_samples}"] if max_samples else []  # llamafactory-cli's key=value overrides
+    extra = (f"max_samples={max_samples}",) if max_samples else ()  # llamafactory-cli's key=value overrides
+    result = []
     for which in MODELS + (WITHOUT_SYSTEM if without_system else ()):
         model = which.removesuffix("_no_system")
         if model == "base" and not with_base:
             continue
-        bare = ["default_system=null"] if which != model else []
-        answers.predict(spec, run_dir, model, layout.answers_dir(run_dir, which), [*extra, *bare])
+        bare = ("default_system=null",) if which != model else ()
+        result.append(answers.Asking(model, layout.answers_dir(run_dir, which), (*extra, *bare)))
+    return result
 
 
 def evaluate_runs(run_dirs: list[Path], base_dir: Path, max_samples: int | None, without_system: bool,
@@ -77,8 +79,10 @@ def evaluate_runs(run_dirs: list[Path], base_dir: Path, max_samples: int | None,
             echo(f"{run.name}: its evaluation is newer than its weights and asked the same: reused", flush=True)
             reports.append((run / layout.EVAL_DIR / layout.REPORT_MD, old))
             continue
-        predict(spec, run, max_samples, without_system, with_base=i == 0)
-        forgot = forgetting.check(spec, run, base_dir, echo) if asked else None
+        asking = askings(spec, run, max_samples, without_system, with_base=i == 0)
+        planned = forgetting.plan(spec, run, base_dir, echo) if asked else None
+        rows = answers.predict_all(spec, run, asking + (planned.askings if planned else []), echo)
+        forgot = forgetting.finish(spec, run, planned, rows[len(asking):]) if planned else None
         base_from = run_dirs[0] / layout.EVAL_DIR if i else None
         reports.append(write_report(spec, run, RenderContext(base_dir, run), max_samples, without_system, base_from,
                                     forgot))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from zhouyi import layout, process
@@ -68,15 +69,60 @@ def _write_dataset(folder: Path, prompts: list[str]) -> None:
     write_json(folder / DATASET_INFO, {DATASET: dataset_entry(entry)})
 
 
-def _answer(spec: JobSpec, run_dir: Path, which: str, prompts: list[str]) -> list[str]:
-    """`which` model's greedy answers to the prompts, asked with no system prompt, by LLaMA-Factory."""
+@dataclass
+class Plan:
+    """What the forgetting check asks LLaMA-Factory, planned so that an evaluation's predictions are asked together
+    (zhouyi.evaluation.answers.predict_all): the tuned model, and the base unless its answers are cached."""
+
+    prompts: list[str]
+    cache: Path
+    cached: dict | None  # the base's answers and likelihoods, from the cache
+    askings: list[answers.Asking]
+
+
+def plan(spec: JobSpec, run_dir: Path, base_dir: Path, echo=print) -> Plan:
+    """The prompts written as the run's general dataset, and who must answer them."""
+    prompts = load_prompts(spec, base_dir)
+    keys = answers.asked_model(run_dir, "base")
+    digest = hashlib.sha256(json.dumps([keys, prompts, spec.eval.max_new_tokens], ensure_ascii=False)
+                            .encode()).hexdigest()[:16]
+    cache = base_dir / layout.general_cache_file(digest)
+    cached = None
+    if cache.is_file():
+        try:
+            cached = json.loads(cache.read_text("utf-8"))
+        except ValueError:
+            pass  # a damaged cache is made again
     data = run_dir / layout.EVAL_DIR / layout.GENERAL_DATA
     _write_dataset(data, prompts)
-    args = [f"eval_dataset={DATASET}", f"dataset_dir={data}", "default_system=null", f"max_samples={len(prompts)}"]
-    rows = answers.predict(spec, run_dir, which, layout.answers_dir(run_dir, f"general_{which}"), args)
-    if len(rows) != len(prompts):
-        raise UserError(f"LLaMA-Factory answered {len(rows)} of {len(prompts)} general prompts; an empty prompt?")
-    return [r["predict"] for r in rows]
+    args = (f"eval_dataset={DATASET}", f"dataset_dir={data}", "default_system=null", f"max_samples={len(prompts)}")
+    who = ["tuned"] if cached is not None else ["base", "tuned"]
+    if cached is None:
+        echo(f"forgetting check: the base model answers {len(prompts)} general prompts (once; cached in {cache})",
+             flush=True)
+    echo(f"forgetting check: the tuned model answers {len(prompts)} general prompts", flush=True)
+    return Plan(prompts, cache, cached,
+                [answers.Asking(w, layout.answers_dir(run_dir, f"general_{w}"), args) for w in who])
+
+
+def finish(spec: JobSpec, run_dir: Path, planned: Plan, rows: list[list[dict]]) -> dict:
+    """Drift and domain bleed of the run's tuned model (see the module's docstring), per prompt and in all, from
+    the planned askings' rows (in the plan's order); the base's answers and likelihoods cached for the next run."""
+    replies = {}
+    for asking, asked in zip(planned.askings, rows, strict=True):
+        if len(asked) != len(planned.prompts):
+            raise UserError(f"LLaMA-Factory answered {len(asked)} of {len(planned.prompts)} general prompts; an "
+                            "empty prompt?")
+        replies[asking.which] = [r["predict"] for r in asked]
+    base = planned.cached
+    if base is None:
+        keys = answers.asked_model(run_dir, "base")
+        base = {"model": keys, "prompts": planned.prompts, "answers": replies["base"],
+                "nll": _nll(spec, keys, planned.prompts, replies["base"])}
+        write_json(planned.cache, base)
+    tuned_nll = _nll(spec, answers.asked_model(run_dir, "tuned"), planned.prompts, base["answers"])
+    return summarise(planned.prompts, base["answers"], replies["tuned"], base["nll"], tuned_nll,
+                     spec.eval.bleed_markers, spec.eval.seed)
 
 
 def _nll(spec: JobSpec, keys: dict, prompts: list[str], replies: list[str]) -> list[float]:
@@ -86,35 +132,6 @@ def _nll(spec: JobSpec, keys: dict, prompts: list[str], replies: list[str]) -> l
     job = Nll(**keys, pairs=list(zip(prompts, replies, strict=True)))
     return process.call_child(job, f"the forgetting check ({keys['model']})",
                               env=launch.single_process_env(spec)).nll
-
-
-def base_answers(spec: JobSpec, run_dir: Path, base_dir: Path, prompts: list[str], echo=print) -> dict:
-    """The base model's answers to the prompts and its likelihood of them: from the cache, else made and cached."""
-    keys = answers.asked_model(run_dir, "base")
-    digest = hashlib.sha256(json.dumps([keys, prompts, spec.eval.max_new_tokens], ensure_ascii=False)
-                            .encode()).hexdigest()[:16]
-    cached = base_dir / layout.general_cache_file(digest)
-    if cached.is_file():
-        try:
-            return json.loads(cached.read_text("utf-8"))
-        except ValueError:
-            pass  # a damaged cache is made again
-    echo(f"forgetting check: the base model answers {len(prompts)} general prompts (once; cached in {cached})",
-         flush=True)
-    replies = _answer(spec, run_dir, "base", prompts)
-    record = {"model": keys, "prompts": prompts, "answers": replies, "nll": _nll(spec, keys, prompts, replies)}
-    write_json(cached, record)
-    return record
-
-
-def check(spec: JobSpec, run_dir: Path, base_dir: Path, echo=print) -> dict:
-    """Drift and domain bleed of the run's tuned model (see the module's docstring), per prompt and in all."""
-    prompts = load_prompts(spec, base_dir)
-    base = base_answers(spec, run_dir, base_dir, prompts, echo)
-    echo(f"forgetting check: the tuned model answers {len(prompts)} general prompts", flush=True)
-    tuned = _answer(spec, run_dir, "tuned", prompts)
-    tuned_nll = _nll(spec, answers.asked_model(run_dir, "tuned"), prompts, base["answers"])
-    return summarise(prompts, base["answers"], tuned, base["nll"], tuned_nll, spec.eval.bleed_markers, spec.eval.seed)
 
 
 def summarise(prompts: list[str], base: list[str], tuned: list[str], base_nll: list[float], tuned_nll: list[float],
