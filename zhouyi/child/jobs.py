@@ -116,18 +116,23 @@ class LfChecked(Answer):
     errors: dict[str, list[str]]  # config id -> what the parser said
 
 
-class Nll(Job):
-    """`zhouyi eval`'s forgetting check: mean negative log-likelihood per answer token of (prompt, answer) pairs."""
-
-    child: ClassVar[str] = "nll"
+class NllModel(BaseModel):
     model: str
     adapter: str | None = None
     template: str
+
+
+class Nll(Job):
+    """`zhouyi eval`'s forgetting check: mean negative log-likelihood per answer token of (prompt, answer) pairs,
+    under each model (the base and the tuned one: one import for both)."""
+
+    child: ClassVar[str] = "nll"
+    models: list[NllModel]
     pairs: list[tuple[str, str]]
 
 
 class NllAnswer(Answer):
-    nll: list[float]  # per pair, nats per answer token
+    nll: list[list[float]]  # per model, per pair: nats per answer token
     tokens: list[int]
 
 

@@ -1,32 +1,40 @@
 """Child process of `zhouyi eval`'s forgetting check: a model's mean negative log-likelihood per answer token of
 given (prompt, answer) pairs, a forward pass only. Each pair is encoded by LLaMA-Factory's own template code, as
 training and prediction encode it, with no system prompt beyond the template's own; a LoRA adapter is applied with
-PEFT. Job and answer: zhouyi.child.jobs.Nll."""
+PEFT. The base and the tuned model are read in one child (one import). Job and answer: zhouyi.child.jobs.Nll."""
 
 from __future__ import annotations
 
 import sys
 
 from zhouyi.child.contract import serve
-from zhouyi.child.jobs import Nll
+from zhouyi.child.jobs import Nll, NllModel
 
 
 def nll(job: Nll) -> dict:
+    values, counts = [], []
+    for keys in job.models:
+        values_, counts = _nll(keys, job.pairs)
+        values.append(values_)
+    return {"nll": values, "tokens": counts}
+
+
+def _nll(keys: NllModel, pairs: list[tuple[str, str]]) -> tuple[list[float], list[int]]:
     import torch
     from llamafactory.data.template import get_template_and_fix_tokenizer
     from llamafactory.hparams import DataArguments
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(job.model)
-    template = get_template_and_fix_tokenizer(tokenizer, DataArguments(template=job.template))
-    model = AutoModelForCausalLM.from_pretrained(job.model, dtype=torch.float32)
-    if job.adapter:
+    tokenizer = AutoTokenizer.from_pretrained(keys.model)
+    template = get_template_and_fix_tokenizer(tokenizer, DataArguments(template=keys.template))
+    model = AutoModelForCausalLM.from_pretrained(keys.model, dtype=torch.float32)
+    if keys.adapter:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, job.adapter)
+        model = PeftModel.from_pretrained(model, keys.adapter)
     model.eval()
     values, counts = [], []
-    for prompt, answer in job.pairs:
+    for prompt, answer in pairs:
         prompt_ids, answer_ids = template.encode_oneturn(tokenizer, [{"role": "user", "content": prompt},
                                                                      {"role": "assistant", "content": answer}])
         ids = torch.tensor([prompt_ids + answer_ids])
@@ -35,7 +43,7 @@ def nll(job: Nll) -> dict:
         losses = torch.nn.functional.cross_entropy(logits.float(), ids[0, len(prompt_ids):], reduction="none")
         values.append(round(float(losses.mean()), 5))
         counts.append(len(answer_ids))
-    return {"nll": values, "tokens": counts}
+    return values, counts
 
 
 if __name__ == "__main__":

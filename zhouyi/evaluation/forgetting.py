@@ -115,22 +115,25 @@ def finish(spec: JobSpec, run_dir: Path, planned: Plan, rows: list[list[dict]]) 
                             "empty prompt?")
         replies[asking.which] = [r["predict"] for r in asked]
     base = planned.cached
-    if base is None:
+    if base is None:  # the base's likelihood of its own answers, read with the tuned model's in one child
         keys = answers.asked_model(run_dir, "base")
-        base = {"model": keys, "prompts": planned.prompts, "answers": replies["base"],
-                "nll": _nll(spec, keys, planned.prompts, replies["base"])}
+        base_nll, tuned_nll = _nll(spec, [keys, answers.asked_model(run_dir, "tuned")], planned.prompts,
+                                   replies["base"])
+        base = {"model": keys, "prompts": planned.prompts, "answers": replies["base"], "nll": base_nll}
         write_json(planned.cache, base)
-    tuned_nll = _nll(spec, answers.asked_model(run_dir, "tuned"), planned.prompts, base["answers"])
+    else:
+        (tuned_nll,) = _nll(spec, [answers.asked_model(run_dir, "tuned")], planned.prompts, base["answers"])
     return summarise(planned.prompts, base["answers"], replies["tuned"], base["nll"], tuned_nll,
                      spec.eval.bleed_markers, spec.eval.seed)
 
 
-def _nll(spec: JobSpec, keys: dict, prompts: list[str], replies: list[str]) -> list[float]:
+def _nll(spec: JobSpec, models: list[dict], prompts: list[str], replies: list[str]) -> list[list[float]]:
+    """Each model's negative log-likelihood per token of each reply (zhouyi.child.nll)."""
     from zhouyi import launch
     from zhouyi.child.jobs import Nll
 
-    job = Nll(**keys, pairs=list(zip(prompts, replies, strict=True)))
-    return process.call_child(job, f"the forgetting check ({keys['model']})",
+    job = Nll(models=models, pairs=list(zip(prompts, replies, strict=True)))
+    return process.call_child(job, f"the forgetting check ({', '.join(m['model'] for m in models)})",
                               env=launch.single_process_env(spec)).nll
 
 
