@@ -12,11 +12,11 @@ from zhouyi.child.jobs import Nll, NllModel
 
 
 def nll(job: Nll) -> dict:
-    values, counts = [], []
+    per_model, counts = [], []
     for keys in job.models:
-        values_, counts = _nll(keys, job.pairs)
-        values.append(values_)
-    return {"nll": values, "tokens": counts}
+        values, counts = _nll(keys, job.pairs)
+        per_model.append(values)
+    return {"nll": per_model, "tokens": counts}
 
 
 def _nll(keys: NllModel, pairs: list[tuple[str, str]]) -> tuple[list[float], list[int]]:
