@@ -71,22 +71,29 @@ def start_node(project: Path, spec: str, rank: int, prefix: list[str] = (), env:
 
 
 def wait_for_nodes(project: Path, nodes: list[subprocess.Popen], timeout: float) -> list[str] | None:
-    """Both nodes' logs once both have ended, or None when they had not ended in `timeout` seconds: then both are
-    stopped as a user would stop them (SIGTERM, which zhouyi passes to LLaMA-Factory's launcher and its workers)."""
+    """Both nodes' logs once both have ended or one has failed (the other, waiting for it, is then stopped), or
+    None when they had not ended in `timeout` seconds. A node is stopped as a user would stop it: SIGTERM, which
+    zhouyi passes to LLaMA-Factory's launcher and its workers, then SIGKILL."""
+    def running() -> bool:
+        return any(node.poll() is None for node in nodes)
+
+    def failed() -> bool:
+        return any(node.poll() not in (None, 0) for node in nodes)
+
     deadline = time.time() + timeout
-    try:
-        for node in nodes:
-            node.wait(timeout=max(1.0, deadline - time.time()))
-    except subprocess.TimeoutExpired:
-        for node in nodes:
+    while running() and not failed() and time.time() < deadline:
+        time.sleep(0.5)
+    hung = running() and not failed()
+    for node in nodes:
+        if node.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(node.pid, signal.SIGTERM)
-        for node in nodes:
             try:
                 node.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(node.pid, signal.SIGKILL)
                 node.wait()
+    if hung:
         return None
     return [(project / f"node-{rank}.log").read_text(errors="replace") for rank in range(len(nodes))]
 
@@ -96,7 +103,7 @@ def two_node_training(project: Path, two_nodes: list, attempts: int = 2, timeout
     """Train on both nodes at once: (the master's address, both exit codes, both logs). Two hosts in a sandbox's
     network namespaces once hung past 300 s in CI where this test passes in 30 s (its logs were lost in the pipe),
     so a run that does not end is stopped, its logs shown in a warning, and tried once more in a fresh run; a node
-    that fails (ends with an exit code) fails the test at once."""
+    that fails (a non-zero exit) stops the other and fails the test at once, with both logs."""
     for attempt in range(1, attempts + 1):
         master = two_nodes[0][0]
         spec = tiny_spec(project, "nodes", {"nnodes": 2, "nproc_per_node": 1, "master_addr": master,
