@@ -70,10 +70,9 @@ def start_node(project: Path, spec: str, rank: int, prefix: list[str] = (), env:
                                 env={**os.environ, **(env or {})})
 
 
-def wait_for_nodes(project: Path, nodes: list[subprocess.Popen], timeout: float) -> list[str] | None:
-    """Both nodes' logs once both have ended or one has failed (the other, waiting for it, is then stopped), or
-    None when they had not ended in `timeout` seconds. A node is stopped as a user would stop it: SIGTERM, which
-    zhouyi passes to LLaMA-Factory's launcher and its workers, then SIGKILL."""
+def wait_for_nodes(nodes: list[subprocess.Popen], timeout: float) -> bool:
+    """Wait until both nodes have ended or one has failed (the other then waits for it for ever); True when
+    neither happened in `timeout` seconds: a hang."""
     def running() -> bool:
         return any(node.poll() is None for node in nodes)
 
@@ -83,7 +82,11 @@ def wait_for_nodes(project: Path, nodes: list[subprocess.Popen], timeout: float)
     deadline = time.time() + timeout
     while running() and not failed() and time.time() < deadline:
         time.sleep(0.5)
-    hung = running() and not failed()
+    return running() and not failed()
+
+
+def stop_nodes(nodes: list[subprocess.Popen]) -> None:
+    """Stop what still runs as a user would: SIGTERM, which zhouyi passes to the launcher and workers, then SIGKILL."""
     for node in nodes:
         if node.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -93,28 +96,34 @@ def wait_for_nodes(project: Path, nodes: list[subprocess.Popen], timeout: float)
             except subprocess.TimeoutExpired:
                 os.killpg(node.pid, signal.SIGKILL)
                 node.wait()
-    if hung:
-        return None
-    return [(project / f"node-{rank}.log").read_text(errors="replace") for rank in range(len(nodes))]
+
+
+def sockets(prefix: list[str]) -> str:
+    """The TCP sockets a node sees (`ss -tanp`, in its namespace): where a hang waits."""
+    shown = subprocess.run([*prefix, "ss", "-tanp"], capture_output=True, text=True)
+    return (shown.stdout or shown.stderr)[-1500:]
 
 
 def two_node_training(project: Path, two_nodes: list, attempts: int = 2, timeout: float = 180
                       ) -> tuple[str, list[int], list[str]]:
     """Train on both nodes at once: (the master's address, both exit codes, both logs). Two hosts in a sandbox's
     network namespaces once hung past 300 s in CI where this test passes in 30 s (its logs were lost in the pipe),
-    so a run that does not end is stopped, its logs shown in a warning, and tried once more in a fresh run; a node
-    that fails (a non-zero exit) stops the other and fails the test at once, with both logs."""
+    so a run that does not end is stopped, its logs and sockets shown in a warning, and tried once more in a fresh
+    run; a node that fails (a non-zero exit) stops the other and fails the test at once, with both logs."""
     for attempt in range(1, attempts + 1):
         master = two_nodes[0][0]
         spec = tiny_spec(project, "nodes", {"nnodes": 2, "nproc_per_node": 1, "master_addr": master,
                                             "master_port": free_port()})
         nodes = [start_node(project, spec, rank, prefix, env) for rank, (_, prefix, env) in enumerate(two_nodes)]
-        logs = wait_for_nodes(project, nodes, timeout)
-        if logs is not None:
+        hung = wait_for_nodes(nodes, timeout)
+        seen = [sockets(prefix) for _, prefix, _ in two_nodes] if hung else []
+        stop_nodes(nodes)
+        logs = [(project / f"node-{rank}.log").read_text(errors="replace") for rank in range(len(nodes))]
+        if not hung:
             return master, [node.returncode for node in nodes], logs
-        stuck = [(project / f"node-{rank}.log").read_text(errors="replace")[-3000:] for rank in range(len(nodes))]
         message = f"two-node training did not end in {timeout:.0f} s (attempt {attempt} of {attempts}):\n" + \
-            "\n".join(f"--- node {rank} ---\n{log}" for rank, log in enumerate(stuck))
+            "\n".join(f"--- node {rank} ---\n{log[-3000:]}\n--- its sockets ---\n{seen[rank]}"
+                      for rank, log in enumerate(logs))
         if attempt == attempts:
             pytest.fail(message)
         warnings.warn(message, stacklevel=1)
