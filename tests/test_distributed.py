@@ -100,6 +100,8 @@ def stop_nodes(nodes: list[subprocess.Popen]) -> None:
 
 def sockets(prefix: list[str]) -> str:
     """The TCP sockets a node sees (`ss -tanp`, in its namespace): where a hang waits."""
+    if not shutil.which("ss"):
+        return "(ss is not installed)"
     shown = subprocess.run([*prefix, "ss", "-tanp"], capture_output=True, text=True)
     return (shown.stdout or shown.stderr)[-1500:]
 
