@@ -185,7 +185,7 @@ def pytest_runtest_setup(item):
 
 CHEAP_SHARED = {"tiny_model", "tmp_path_factory", "worker_id", "testrun_uid"}  # made in seconds: one per worker
 # the longest groups, started first (`make test` keeps this order: --no-loadscope-reorder) so that one worker takes
-# gemma (about 8½ minutes on 2 cores) while another takes the session's run, then they share the rest
+# gemma (about 7½ minutes on 2 cores) while another takes the session's run, then they share the rest
 LONGEST_FIRST = ("gemma_project", "trained_run")
 
 

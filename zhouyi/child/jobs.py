@@ -136,7 +136,7 @@ class NllAnswer(Answer):
     tokens: list[int]
 
 
-class Asking(BaseModel):
+class CliRun(BaseModel):
     """One `llamafactory-cli <args>` (a prediction), run in `cwd` with its output into `log`."""
 
     args: list[str]
@@ -148,7 +148,7 @@ class LfAskings(Job):
     """`zhouyi eval` (and every prediction): LLaMA-Factory's CLI run once per asking, imported once for all."""
 
     child: ClassVar[str] = "lf_askings"
-    askings: list[Asking]
+    askings: list[CliRun]
 
 
 class AskingCodes(Answer):

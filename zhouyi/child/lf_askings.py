@@ -15,12 +15,11 @@ import os
 import sys
 
 from zhouyi.child.contract import serve
-from zhouyi.child.jobs import Asking, LfAskings
+from zhouyi.child.jobs import CliRun, LfAskings
+from zhouyi.launch import CLI
 
-CLI = "llamafactory-cli"
 
-
-def _run(asking: Asking, forkable: bool) -> None:
+def _run(asking: CliRun, forkable: bool) -> None:
     """In the forked child: the asking's output into its log, then LLaMA-Factory's CLI; never returns."""
     code = 1
     try:

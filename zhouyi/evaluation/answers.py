@@ -106,8 +106,7 @@ def predict_all(spec: JobSpec, run_dir: Path, askings: list[Asking], echo=print)
     """Each asking's rows, in order, by LLaMA-Factory's own prediction: each is the `llamafactory-cli train` command
     printed, run from one import of LLaMA-Factory for all (zhouyi.child.lf_askings: 7-10 s saved an asking). The
     first that fails is a UserError ending with its log; the ones after it are not asked."""
-    from zhouyi.child.jobs import Asking as AskingJob
-    from zhouyi.child.jobs import LfAskings
+    from zhouyi.child.jobs import CliRun, LfAskings
 
     if not askings:
         return []
@@ -116,7 +115,7 @@ def predict_all(spec: JobSpec, run_dir: Path, askings: list[Asking], echo=print)
     for asking, cmd in zip(askings, commands, strict=True):
         asking.out.parent.mkdir(parents=True, exist_ok=True)
         echo(f"run: {cmd.shell()} > {asking.log} 2>&1", flush=True)
-    job = LfAskings(askings=[AskingJob(args=cmd.argv[1:], cwd=cmd.cwd, log=str(a.log))
+    job = LfAskings(askings=[CliRun(args=cmd.argv[1:], cwd=cmd.cwd, log=str(a.log))
                              for a, cmd in zip(askings, commands, strict=True)])
     codes = process.call_child(job, "LLaMA-Factory's prediction", env=commands[0].env).codes  # one env: predict's
     for asking, code in zip(askings, codes, strict=False):

@@ -79,10 +79,10 @@ def evaluate_runs(run_dirs: list[Path], base_dir: Path, max_samples: int | None,
             echo(f"{run.name}: its evaluation is newer than its weights and asked the same: reused", flush=True)
             reports.append((run / layout.EVAL_DIR / layout.REPORT_MD, old))
             continue
-        asking = askings(spec, run, max_samples, without_system, with_base=i == 0)
+        split = askings(spec, run, max_samples, without_system, with_base=i == 0)
         planned = forgetting.plan(spec, run, base_dir, echo) if asked else None
-        rows = answers.predict_all(spec, run, asking + (planned.askings if planned else []), echo)
-        forgot = forgetting.finish(spec, run, planned, rows[len(asking):]) if planned else None
+        rows = answers.predict_all(spec, run, split + (planned.askings if planned else []), echo)
+        forgot = forgetting.finish(spec, run, planned, rows[len(split):]) if planned else None
         base_from = run_dirs[0] / layout.EVAL_DIR if i else None
         reports.append(write_report(spec, run, RenderContext(base_dir, run), max_samples, without_system, base_from,
                                     forgot))
