@@ -55,10 +55,12 @@ def test_summarize_leaves_warmup_steps_out():
 
 
 @pytest.mark.slow
-def test_bench_measures_a_random_init_run(tiny_project):
-    out = tiny_project / "bench-out"
-    result = zhouyi("bench", "tiny-cpu", "--random-init", "--steps", "4", "--warmup", "1", "-o", str(out),
-                    cwd=tiny_project)
+def test_bench_measures_a_random_init_run_and_says_where_a_steps_time_goes(tiny_project):
+    from zhouyi.speed.profile import OUTSIDE, breakdown
+
+    out = tiny_project / "profiled"
+    result = zhouyi("bench", "tiny-cpu", "--random-init", "--steps", "5", "--warmup", "1", "--profile", "3",
+                    "-o", str(out), cwd=tiny_project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((out / "bench.json").read_text())
     (row,) = report["results"]
@@ -70,16 +72,7 @@ def test_bench_measures_a_random_init_run(tiny_project):
     assert "| tiny-cpu | ok |" in result.stdout
     assert report["versions"]["llamafactory"] == "0.9.5"
 
-
-@pytest.mark.slow
-def test_profile_says_where_a_steps_time_goes_and_adds_up(tiny_project):
-    from zhouyi.speed.profile import OUTSIDE, breakdown
-
-    out = tiny_project / "profiled"
-    result = zhouyi("bench", "tiny-cpu", "--random-init", "--steps", "5", "--warmup", "1", "--profile", "3",
-                    "-o", str(out), cwd=tiny_project)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (row,) = json.loads((out / "bench.json").read_text())["results"]
+    # the profile of steps 2-4
     profile = row["profile"]
     rows = dict(breakdown(profile))
     spans = sum(v for k, v in rows.items() if k != OUTSIDE)
@@ -120,6 +113,7 @@ def test_ladder_runs_every_rung_it_can_and_skips_liger_on_cpu(tiny_project):
     result = zhouyi("bench", "tiny-cpu", "--ladder", "--steps", "3", "--warmup", "1", "-o", str(out),
                     "--write-profile", "fast.yaml", cwd=tiny_project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("zhouyi.child.bench_probe --serve") == 1, "LLaMA-Factory imported once for the rungs"
     rows = {r["name"]: r for r in json.loads((out / "bench.json").read_text())["results"]}
     assert list(rows) == ["baseline", "packing", "no-checkpointing", "liger", "micro-batch-4", "micro-batch-8",
                           "micro-batch-16", "compile", "full"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -106,6 +107,54 @@ def call_child(job, what: str, env: dict[str, str] | None = None, timeout: float
     error = message.get("error") or f"it stopped with exit {proc.returncode} and no answer" + (
         f": {proc.stderr.strip()[-1000:]}" if proc.stderr and proc.stderr.strip() else "")
     raise UserError(f"{what}: {error[:2000]}")
+
+
+class Conversation:
+    """A child that makes several runs, one at a time: a JSON line on its stdin asks for one, a JSON line on its
+    stdout answers (zhouyi.child.bench_probe --serve). While zhouyi waits, the user's signals reach the child's group
+    as in run()."""
+
+    def __init__(self, proc: subprocess.Popen, forwarder: _Forwarder):
+        self.proc, self.forwarder = proc, forwarder
+
+    def ask(self, message: dict) -> dict | None:
+        """The child's answer; None when it ended without one. A signal the user sent meanwhile ends zhouyi as that
+        signal once the child has answered or ended."""
+        try:
+            self.proc.stdin.write(json.dumps(message, ensure_ascii=False) + "\n")
+            self.proc.stdin.flush()
+            line = self._answer()
+        except BrokenPipeError:
+            line = ""
+        self.forwarder.raise_received()
+        try:
+            return json.loads(line) if line.strip() else None
+        except ValueError:
+            return None
+
+    def _answer(self) -> str:
+        while not select.select([self.proc.stdout], [], [], 0.2)[0]:
+            self.forwarder.escalate()
+        return self.proc.stdout.readline()
+
+
+@contextlib.contextmanager
+def conversation(cmd: Command, echo=print) -> Iterator[Conversation]:
+    """Start `cmd` (a child that serves runs, see Conversation) for the block; its stderr is the user's terminal.
+    On the way out its stdin is closed and it ends; nothing of its group is left running."""
+    argv = [resolve_executable(cmd.argv[0]), *cmd.argv[1:]]
+    echo(f"run: {cmd.shell()}", flush=True)
+    proc = subprocess.Popen(argv, env=_child_env(cmd.env), cwd=cmd.cwd, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    with _forwarding(proc) as forwarder:
+        try:
+            yield Conversation(proc, forwarder)
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(ESCALATE_AFTER)
+            proc.stdout.close()
 
 
 def start(cmd: Command, log: Path, echo=print) -> subprocess.Popen:

@@ -8,6 +8,13 @@ one callback and writes what it measured as JSON.
     python -m zhouyi.child.bench_probe train.yaml measured.json [--profile STEPS --after WARMUP]
 
 With --profile, torch.profiler records STEPS steps after the first WARMUP (zhouyi.speed.profile sums them up).
+
+    python -m zhouyi.child.bench_probe --serve
+
+imports LLaMA-Factory once (7 to 10 seconds here, more beside CUDA's libraries) and then makes one measured run for
+each job line on stdin (`{"argv": [...], "log": ..., "cwd": ...}`, argv as above), each in a forked copy of itself
+(zhouyi.child.forked), answering `{"code": N}` on stdout: a ladder's rungs pay the import once. A run's clock still
+starts where a fresh process's would: at its start, less the import this process measured.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import resource
 import sys
 import time
 
-START = time.perf_counter()
+START = time.perf_counter()  # a forked run moves it back by the import it did not pay (serve)
 
 
 def sequence_lengths(input_ids, attention_mask):
@@ -128,5 +135,33 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def serve() -> int:
+    """`--serve`: one import, then a forked measured run per job line; see the module's docstring."""
+    import llamafactory.train.tuner  # noqa: F401 - the import each run would pay
+
+    from zhouyi.child import forked
+
+    import_s = time.perf_counter() - START
+    safe = forked.copy_is_safe()
+    answers = os.fdopen(os.dup(1), "w")  # the answers' own descriptor: a library that prints writes to stderr
+    os.dup2(2, 1)
+    try:
+        for line in sys.stdin:
+            job = json.loads(line)
+
+            def measured(argv=job["argv"]) -> None:
+                global START
+                START = time.perf_counter() - import_s
+                main(argv)
+
+            code = forked.run(measured, job["log"], job["cwd"],
+                              None if safe else ["-m", "zhouyi.child.bench_probe", *job["argv"]])
+            answers.write(json.dumps({"code": code}) + "\n")
+            answers.flush()
+    except KeyboardInterrupt:
+        return 130  # between runs: the parent sent the user's Ctrl-C on, and says so itself
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(serve() if sys.argv[1:] == ["--serve"] else main(sys.argv[1:]))

@@ -1,7 +1,8 @@
 """Short real trainings of a spec, measured: tokens/s, MFU, peak memory, time to the first step.
 
 Every measurement is a real LLaMA-Factory training (zhouyi.child.bench_probe) on one device, in its own
-process, with `max_steps` set and the first `warmup` steps left out of the rates. Results land in
+process (forked from one that imported LLaMA-Factory once for all of a bench's runs), with `max_steps` set and the
+first `warmup` steps left out of the rates. Results land in
 `<runs_dir>/bench-<name>-<time>/` as bench.json and bench.md, one folder per measured variant.
 """
 
@@ -124,17 +125,24 @@ def random_init_model(spec: JobSpec, base_dir: Path, work_dir: Path, tokenizer: 
 
 
 def measure(name: str, what: str, data: dict[str, Any], opts: BenchOptions, base_dir: Path, work_dir: Path,
-            echo=print) -> Result:
-    """One real training of `data` (a spec as data); never raises for a failed or out-of-memory run."""
+            probes: process.Conversation, echo=print) -> Result:
+    """One real training of `data` (a spec as data), run by `probes` (see probing); never raises for a failed or
+    out-of-memory run."""
     spec = from_data(data, f"bench:{name}")
     out = work_dir / name
     out.mkdir(parents=True, exist_ok=True)
     ctx = render_context(spec, out, base_dir)  # with the converted model of a `source: pypi` spec
     write_files(out, render(spec, ctx))
     profiling = ("--profile", str(opts.profile), "--after", str(opts.warmup)) if opts.profile else ()
-    cmd = launch.child("bench_probe", str(out / layout.TRAIN_YAML), str(out / MEASURED), *profiling,
-                       env=launch.launch_env(spec), cwd=out)
-    code = process.run(cmd, echo=echo, log=out / "train.log")
+    argv = [str(out / layout.TRAIN_YAML), str(out / MEASURED), *profiling]
+    log = out / "train.log"
+    # the command a fresh process would run; the probes' process runs it forked from its one import
+    shown = launch.child("bench_probe", *argv, env=launch.launch_env(spec), cwd=out)
+    echo(f"run: {shown.shell()} > {log} 2>&1", flush=True)
+    answer = probes.ask({"argv": argv, "log": str(log), "cwd": str(out)})
+    if answer is None:
+        raise UserError(f"the bench's measuring process ended before it measured {name}; what it said is above")
+    code = answer["code"]
     if code == 128 + signal.SIGINT:
         raise KeyboardInterrupt  # Ctrl-C (forwarded to the run) ends the whole bench: exit 130
     if code in INTERRUPTED:
@@ -184,6 +192,13 @@ def summarize(name: str, what: str, measured: dict[str, Any], warmup: int, setti
     )
 
 
+def probing(data: dict[str, Any], work_dir: Path, echo=print):
+    """The process that makes a bench's measured runs (zhouyi.child.bench_probe --serve): LLaMA-Factory imported
+    once, each run in a forked copy, on the bench's one device (every rung shares `data`'s launch section)."""
+    env = launch.launch_env(from_data(data, "bench"))
+    return process.conversation(launch.child("bench_probe", "--serve", env=env, cwd=work_dir), echo)
+
+
 def unavailable(rung: Rung, device: str) -> str | None:
     if rung.needs_gpu and device != "cuda":
         return "needs a GPU"
@@ -192,13 +207,14 @@ def unavailable(rung: Rung, device: str) -> str | None:
     return None
 
 
-def ladder_run(spec: JobSpec, opts: BenchOptions, base_dir: Path, work_dir: Path, echo=print,
-           on_result=lambda results: None) -> list[Result]:
-    """Baseline, then each rung on top of the last that ran, then full fine-tuning at the fastest settings.
+def ladder_run(data: dict[str, Any], opts: BenchOptions, base_dir: Path, work_dir: Path,
+               probes: process.Conversation, echo=print, on_result=lambda results: None) -> list[Result]:
+    """Baseline, then each rung on top of the last that ran, then full fine-tuning at the fastest settings, from
+    `data` (bench_data's).
 
     `on_result(results so far)` runs after every rung, so a report survives a run cut short.
     """
-    data = bench_data(spec, opts, base_dir, work_dir)
+    data = json.loads(json.dumps(data))
     data["method"] = {"finetuning_type": "lora", **{k: v for k, v in data["method"].items() if k != "finetuning_type"}}
     results, current, best, last_ok, micro_stopped = [], data, None, None, None
     for rung in (*LADDER, FULL):
@@ -209,7 +225,7 @@ def ladder_run(spec: JobSpec, opts: BenchOptions, base_dir: Path, work_dir: Path
             on_result(results)
             continue
         echo(f"bench rung {rung.name}: {rung.what}", flush=True)
-        result = measure(rung.name, rung.what, candidate, opts, base_dir, work_dir, echo)
+        result = measure(rung.name, rung.what, candidate, opts, base_dir, work_dir, probes, echo)
         results.append(result)
         on_result(results)
         if rung.micro_batch and (result.status != "ok" or last_ok and result.tokens_per_s <= last_ok.tokens_per_s):
@@ -320,10 +336,13 @@ def bench(spec: JobSpec, spec_ref: str, opts: BenchOptions, base: Path, output: 
     register_for_training(spec, base)
     work = (output or layout.bench_dir(runs_dir(spec, base), spec.run_name)).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    if ladder:
-        results = ladder_run(spec, opts, base, work, on_result=lambda so_far: write_report(work, spec, opts, so_far))
-    else:
-        results = [measure(spec.name, "the spec as written", bench_data(spec, opts, base, work), opts, base, work)]
+    data = bench_data(spec, opts, base, work)
+    with probing(data, work, echo) as probes:
+        if ladder:
+            results = ladder_run(data, opts, base, work, probes,
+                                 on_result=lambda so_far: write_report(work, spec, opts, so_far))
+        else:
+            results = [measure(spec.name, "the spec as written", data, opts, base, work, probes)]
     json_path, _ = write_report(work, spec, opts, results)
     echo(format_table(results))
     echo(f"bench report: {json_path}")
