@@ -137,9 +137,10 @@ def main(argv: list[str]) -> int:
 
 def serve() -> int:
     """`--serve`: one import, then a forked measured run per job line; see the module's docstring."""
-    import llamafactory.train.tuner  # noqa: F401 - the import each run would pay
-
     from zhouyi.child import forked
+
+    forked.before_imports()
+    import llamafactory.train.tuner  # noqa: F401 - the import each run would pay
 
     import_s = time.perf_counter() - START
     safe = forked.copy_is_safe()

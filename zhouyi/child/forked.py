@@ -10,12 +10,22 @@ import os
 import sys
 from collections.abc import Callable
 
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+def before_imports() -> None:
+    """Call before importing LLaMA-Factory: it asks torch at import whether a GPU is there, and torch's default check
+    (the CUDA runtime's device count) initialises the CUDA driver, after which a forked copy cannot use the GPU
+    ("CUDA initialization error"). With this torch asks NVML instead, as its documentation advises for forks."""
+    os.environ.setdefault(NVML_CHECK, "1")
+
 
 def copy_is_safe() -> bool:
-    """Whether a forked copy may use the GPU: CUDA must not be initialised before the fork."""
+    """Whether a forked copy may use the GPU: torch checked for one through NVML (before_imports; a user's own
+    setting of 0 is kept, and then each run execs instead), and CUDA is not initialised."""
     import torch
 
-    return not torch.cuda.is_initialized()
+    return os.environ.get(NVML_CHECK) == "1" and not torch.cuda.is_initialized()
 
 
 def run(target: Callable[[], object], log: str, cwd: str, fresh_argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ def _cli(asking: CliRun) -> None:
 
 
 def ask(job: LfAskings) -> dict:
+    forked.before_imports()
     import llamafactory.cli  # noqa: F401 - the import every asking would pay
     import llamafactory.train.tuner  # noqa: F401
 
