@@ -12,6 +12,7 @@ import torch
 
 from tests.conftest import zhouyi
 from zhouyi.child.bench_probe import sequence_lengths
+from zhouyi.layout import BENCH_MEASURED
 from zhouyi.speed.flops import mfu, peak_tflops, train_flops
 from zhouyi.speed.runner import summarize
 
@@ -114,6 +115,9 @@ def test_ladder_runs_every_rung_it_can_and_skips_liger_on_cpu(tiny_project):
                     "--write-profile", "fast.yaml", cwd=tiny_project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stdout.count("zhouyi.child.bench_probe --serve") == 1, "LLaMA-Factory imported once for the rungs"
+    for name in ("baseline", "full"):  # a forked rung's time to load counts the import it was spared, as a fresh one's
+        measured = json.loads((out / name / BENCH_MEASURED).read_text())
+        assert measured["t_train_begin"] > measured["import_s"] > 0, measured
     rows = {r["name"]: r for r in json.loads((out / "bench.json").read_text())["results"]}
     assert list(rows) == ["baseline", "packing", "no-checkpointing", "liger", "micro-batch-4", "micro-batch-8",
                           "micro-batch-16", "compile", "full"]

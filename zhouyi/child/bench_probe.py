@@ -26,6 +26,7 @@ import sys
 import time
 
 START = time.perf_counter()  # a forked run moves it back by the import it did not pay (serve)
+IMPORT_S: float | None = None  # in a forked run: the import that serve paid for it, counted in its times
 
 
 def sequence_lengths(input_ids, attention_mask):
@@ -60,6 +61,7 @@ def make_callback(out_path: str, profile_steps: int = 0, after: int = 1):
             config = model.config
             self.model_info = {
                 "t_train_begin": time.perf_counter() - START,  # imports, data and model loading took this long
+                "import_s": IMPORT_S,
                 "n_params": sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n),
                 "n_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
                 "n_layers": config.num_hidden_layers,
@@ -151,8 +153,8 @@ def serve() -> int:
             job = json.loads(line)
 
             def measured(argv=job["argv"]) -> None:
-                global START
-                START = time.perf_counter() - import_s
+                global START, IMPORT_S
+                START, IMPORT_S = time.perf_counter() - import_s, import_s
                 main(argv)
 
             code = forked.run(measured, job["log"], job["cwd"],

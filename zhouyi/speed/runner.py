@@ -2,8 +2,8 @@
 
 Every measurement is a real LLaMA-Factory training (zhouyi.child.bench_probe) on one device, in its own
 process (forked from one that imported LLaMA-Factory once for all of a bench's runs), with `max_steps` set and the
-first `warmup` steps left out of the rates. Results land in
-`<runs_dir>/bench-<name>-<time>/` as bench.json and bench.md, one folder per measured variant.
+first `warmup` steps left out of the rates. Results land in `<runs_dir>/bench-<name>-<time>/` as bench.json and
+bench.md, one folder per measured variant.
 """
 
 from __future__ import annotations
